@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs the real clients and tools that herald's integration tests drive:
+# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
+# smtp-sink (unpacked, never installed as the system MTA) and
+# systemd-socket-activate. Idempotent; needs root only when something is
+# missing. bsd-mailx depends on mail-transport-agent: a tiny local
+# placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have bsmtp   || need+=(bacula-common)
+have swaks   || need+=(swaks libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl)
+have bsd-mailx || need+=(bsd-mailx)
+have python3 || need+=(python3)
+have systemd-socket-activate || need+=(systemd)
+have openssl || need+=(openssl)
+sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
+[ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
+
+if [ ${#need[@]} -eq 0 ] && [ -z "${need_sink:-}" ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-deps: missing ${need[*]} ${need_sink:+postfix smtp-sink}; run as root: sudo $0" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+stamp=/var/lib/apt/periodic/herald-apt-updated
+if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
+  apt-get update -qq
+  mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+fi
+
+# Block service starts during installation (cron, postfix...) when no
+# policy-rc.d exists yet.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1
+fi
+trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
+
+if [[ " ${need[*]} " == *" bsd-mailx "* ]] && ! dpkg -s mail-transport-agent >/dev/null 2>&1 \
+   && ! dpkg-query -W -f '${Provides}\n' 2>/dev/null | grep -q mail-transport-agent; then
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/pkg/DEBIAN"
+  cat >"$tmp/pkg/DEBIAN/control" <<CTL
+Package: herald-test-mta-placeholder
+Version: 1.0
+Architecture: all
+Maintainer: herald developers <root@localhost>
+Provides: mail-transport-agent
+Description: placeholder so that mail clients install without a real MTA
+ Used by herald's tests only. Ships no files.
+CTL
+  dpkg-deb --build "$tmp/pkg" "$tmp/placeholder.deb" >/dev/null
+  dpkg -i "$tmp/placeholder.deb" >/dev/null
+  rm -rf "$tmp"
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ -n "${need_sink:-}" ]; then
+  tmp=$(mktemp -d); chmod 755 "$tmp"   # apt's _apt user downloads into it
+  (cd "$tmp" && apt-get download -qq postfix >/dev/null)
+  mkdir -p "$sink_dir"
+  dpkg -x "$tmp"/postfix_*.deb "$sink_dir"
+  rm -rf "$tmp"
+fi
+echo "install-test-deps: installed ${need[*]} ${need_sink:+postfix(smtp-sink, unpacked)}"
