@@ -132,6 +132,19 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
+// JSONLine returns the event as one line of JSON ending in a newline, with
+// <, > and & left as they are (json.Marshal would escape them as \u003c...).
+// Every writer of event JSON for people or files uses it.
+func JSONLine(ev *Event) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // UnmarshalJSON reads the SPEC §2 form. A missing severity means unknown,
 // a missing timestamp is left zero for the caller to fill in.
 func (e *Event) UnmarshalJSON(b []byte) error {
