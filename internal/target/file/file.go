@@ -1,0 +1,188 @@
+// Package file holds the `file` target: it appends each event as one line of
+// JSON (the SPEC §2 event form) to a file, such as STATE/events.jsonl of the
+// embedded default. Writers take flock(LOCK_EX) for each append, so several
+// herald processes, and anything else that honours flock, never interleave
+// lines; every append is fsynced before Deliver returns.
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"herald/internal/event"
+	"herald/internal/safeio"
+	"herald/internal/target"
+)
+
+// Target appends events to one JSON lines file.
+type Target struct {
+	path string
+}
+
+// New returns a target that appends to path. Nothing is opened until the
+// first delivery: the file and its directory are created then.
+func New(path string) *Target { return &Target{path: path} }
+
+// Path returns the file the target appends to.
+func (t *Target) Path() string { return t.path }
+
+// Deliver appends ev as one JSON line and fsyncs the file.
+func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return target.Permanent(fmt.Errorf("file: encode event: %w", err))
+	}
+	line = append(line, '\n')
+
+	f, created, err := openAppend(t.path)
+	if err != nil {
+		return target.Temporary(fmt.Errorf("file: %w", err), 0)
+	}
+	defer f.Close() // closing also drops the flock; a close error after fsync loses nothing
+	if err := lock(ctx, f, unix.LOCK_EX); err != nil {
+		return target.Temporary(fmt.Errorf("file: lock %s: %w", t.path, err), 0)
+	}
+	if err := appendLine(f, line); err != nil {
+		return target.Temporary(fmt.Errorf("file: append to %s: %w", t.path, err), 0)
+	}
+	if created {
+		// The new file's directory entry must be durable too.
+		if err := safeio.SyncDir(filepath.Dir(t.path)); err != nil {
+			return target.Temporary(fmt.Errorf("file: %w", err), 0)
+		}
+	}
+	return nil
+}
+
+// openAppend opens path for appending (read-write, so the last byte can be
+// checked), creating it (0640) and its directory
+// (0750) when missing. created reports whether the file is new, so the
+// caller can make its directory entry durable.
+func openAppend(path string) (f *os.File, created bool, err error) {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, false, err
+		}
+		if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
+			return nil, false, err
+		}
+	}
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return nil, false, err
+	}
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	return f, false, err
+}
+
+// appendLine writes line at the end of the locked file f. A previous writer
+// that died mid-line left no final '\n': one is written first so that the
+// torn line stays alone and the new one parses. If the write fails, the file
+// is cut back to where it was so no half line remains.
+func appendLine(f *os.File, line []byte) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	if size > 0 {
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], size-1); err != nil {
+			return fmt.Errorf("read last byte: %w", err)
+		}
+		if last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
+	}
+	if _, err := f.Write(line); err != nil {
+		if terr := f.Truncate(size); terr != nil {
+			return fmt.Errorf("%w (and truncating back failed: %v)", err, terr)
+		}
+		return err
+	}
+	return f.Sync()
+}
+
+// lock takes flock(how) on f, polling so that ctx can end the wait: a blocked
+// flock(2) cannot be interrupted.
+func lock(ctx context.Context, f *os.File, how int) error {
+	wait := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("still locked by another writer: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// Delivered reports whether the file holds a line for ev.ID. It streams the
+// whole file, so it is meant for crash recovery only.
+func (t *Target) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	f, err := os.Open(t.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("file: %w", err)
+	}
+	defer f.Close()
+	// A shared lock waits out a writer that is mid-append.
+	if err := lock(ctx, f, unix.LOCK_SH); err != nil {
+		return false, fmt.Errorf("file: lock %s: %w", t.path, err)
+	}
+	return containsID(f, ev.ID)
+}
+
+// containsID scans JSON lines for an object whose "id" is id. Lines that do
+// not mention the quoted id are skipped without parsing; a torn line does not
+// parse and so does not count.
+func containsID(r io.Reader, id string) (bool, error) {
+	quoted, err := json.Marshal(id)
+	if err != nil {
+		return false, err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 && bytes.Contains(line, quoted) {
+			complete := line[len(line)-1] == '\n'
+			var v struct {
+				ID string `json:"id"`
+			}
+			if complete && json.Unmarshal(line, &v) == nil && v.ID == id {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
