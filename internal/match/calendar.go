@@ -255,3 +255,6 @@ func (r CalendarRule) Window() (start, end time.Duration) {
 
 // String returns the rule as it was written.
 func (r CalendarRule) String() string { return r.text }
+
+// MarshalText renders the rule as written (for JSON output of configs).
+func (r CalendarRule) MarshalText() ([]byte, error) { return []byte(r.text), nil }

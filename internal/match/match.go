@@ -155,3 +155,9 @@ func (r FieldRule) Match(ev *event.Event) bool {
 
 // String returns the rule as it was written.
 func (r FieldRule) String() string { return r.text }
+
+// MarshalText renders the rule as written (for JSON output of configs).
+func (r SeverityRule) MarshalText() ([]byte, error) { return []byte(r.text), nil }
+
+// MarshalText renders the rule as written (for JSON output of configs).
+func (r FieldRule) MarshalText() ([]byte, error) { return []byte(r.text), nil }

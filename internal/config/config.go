@@ -1,0 +1,686 @@
+// Package config loads herald's configuration: notifications.cfg and its
+// private companion in Proxmox's section-config format (targets, matchers,
+// the legacy group/filter sections, herald's own target types), and
+// herald.cfg with the daemon's settings (see LoadDaemon).
+//
+// The section-config grammar is exactly that of Proxmox's Rust parser, so
+// files from Proxmox VE and Proxmox Backup Server load as they are, with
+// herald being stricter where Proxmox fails late or silently: every problem
+// is reported as FILE:LINE: message at load time, all of them at once.
+// herald's one grammar extension, '#' comment lines, loads with a warning
+// because Proxmox cannot read such a file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"herald/internal/event"
+	"herald/internal/match"
+)
+
+// Flavor selects the product whose built-in defaults herald mimics.
+type Flavor int
+
+// The two flavors. PVE's default matcher routes everything to mail-to-root;
+// PBS's routes everything but successful prune jobs.
+const (
+	FlavorPVE Flavor = iota
+	FlavorPBS
+)
+
+// String returns "pve" or "pbs".
+func (f Flavor) String() string {
+	if f == FlavorPBS {
+		return "pbs"
+	}
+	return "pve"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (f Flavor) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// ParseFlavor parses "pve" or "pbs".
+func ParseFlavor(s string) (Flavor, error) {
+	switch s {
+	case "pve":
+		return FlavorPVE, nil
+	case "pbs":
+		return FlavorPBS, nil
+	}
+	return FlavorPVE, fmt.Errorf("unknown flavor %q (want pve or pbs)", s)
+}
+
+// The products' default configs, verbatim from proxmox-notify's
+// context/pve.rs and context/pbs.rs (mixed tab/space indentation included).
+const (
+	pveDefaultConfig = "sendmail: mail-to-root\n" +
+		"\tcomment Send mails to root@pam's email address\n" +
+		"\tmailto-user root@pam\n" +
+		"\n\n" +
+		"matcher: default-matcher\n" +
+		"    mode all\n" +
+		"    target mail-to-root\n" +
+		"    comment Route all notifications to mail-to-root\n"
+	pbsDefaultConfig = "sendmail: mail-to-root\n" +
+		"    comment Send mails to root@pam's email address\n" +
+		"    mailto-user root@pam\n" +
+		"\n\n" +
+		"matcher: default-matcher\n" +
+		"    mode all\n" +
+		"    invert-match true\n" +
+		"    match-field exact:type=prune\n" +
+		"    match-severity info\n" +
+		"    target mail-to-root\n" +
+		"    comment Route everything but successful prune job notifications to mail-to-root\n"
+)
+
+// BuiltinFile is the File of sections injected from the built-in defaults.
+const BuiltinFile = "<builtin>"
+
+// BuiltinConfig returns the flavor's default config text: what an empty
+// notifications.cfg behaves like.
+func BuiltinConfig(f Flavor) string {
+	if f == FlavorPBS {
+		return pbsDefaultConfig
+	}
+	return pveDefaultConfig
+}
+
+// Config is a loaded and validated notifications configuration. It holds
+// no secret outside Sections' redacting accessors, so it is safe to print.
+type Config struct {
+	Targets  []*Section  `json:"targets"`  // target sections, file order, then injected built-ins
+	Matchers []*Matcher  `json:"matchers"` // file order, then injected built-ins
+	Groups   []*Group    `json:"groups,omitempty"`
+	Filters  []*Filter   `json:"filters,omitempty"`
+	Warnings Diagnostics `json:"warnings,omitempty"`
+	Flavor   Flavor      `json:"flavor"`
+	// PublicFile and PrivateFile are the file names the config came from.
+	PublicFile  string `json:"public-file"`
+	PrivateFile string `json:"private-file"`
+}
+
+// Target returns the target section of that name, or nil.
+func (c *Config) Target(name string) *Section {
+	for _, t := range c.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Matcher returns the matcher of that name, or nil.
+func (c *Config) Matcher(name string) *Matcher {
+	for _, m := range c.Matchers {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Group returns the legacy group of that name, or nil.
+func (c *Config) Group(name string) *Group {
+	for _, g := range c.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Filter returns the legacy filter of that name, or nil.
+func (c *Config) Filter(name string) *Filter {
+	for _, f := range c.Filters {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// LoadOptions adjusts Load and Parse.
+type LoadOptions struct {
+	// Flavor picks the built-in defaults (FlavorPVE unless set).
+	Flavor Flavor
+	// PublicPath and PrivatePath override the file locations, e.g.
+	// /etc/pve/notifications.cfg and /etc/pve/priv/notifications.cfg.
+	// Without PrivatePath, Load looks next to the public file for
+	// notifications-priv.cfg (PBS layout) then priv/notifications.cfg (PVE).
+	PublicPath, PrivatePath string
+	// ShimPaths are the paths of herald's own sendmail shim: a sendmail
+	// target's sendmail-path pointing at one of them would loop.
+	ShimPaths []string
+}
+
+// Load reads notifications.cfg and its private file from dir (or the
+// paths in opt) and validates them. A missing file counts as empty, so a
+// missing notifications.cfg yields the built-ins only. The private file must
+// not be accessible to group or others. On failure the error is a
+// Diagnostics listing every problem (warnings included); on success the
+// warnings are in Config.Warnings.
+func Load(dir string, opt LoadOptions) (*Config, error) {
+	var ds Diagnostics
+	pubPath := opt.PublicPath
+	if pubPath == "" {
+		pubPath = filepath.Join(dir, "notifications.cfg")
+	}
+	pub := readOptional(&ds, pubPath)
+
+	privPath := opt.PrivatePath
+	if privPath == "" {
+		base := filepath.Dir(pubPath)
+		candidates := []string{filepath.Join(base, "notifications-priv.cfg"), filepath.Join(base, "priv", "notifications.cfg")}
+		privPath = candidates[0]
+		var found []string
+		for _, c := range candidates {
+			if _, err := os.Lstat(c); err == nil {
+				found = append(found, c)
+			}
+		}
+		if len(found) > 0 {
+			privPath = found[0]
+		}
+		if len(found) > 1 {
+			ds = append(ds, Diagnostic{File: found[1], Msg: fmt.Sprintf("ignored because %s exists: keep the secrets in one private file", found[0])})
+		}
+	}
+	var priv []byte
+	if fi, err := os.Stat(privPath); err == nil {
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			ds = append(ds, Diagnostic{File: privPath, Msg: fmt.Sprintf("permissions %04o expose secrets: run chmod 600 %s", perm, privPath)})
+		}
+		priv = readOptional(&ds, privPath)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		ds = append(ds, Diagnostic{File: privPath, Msg: fmt.Sprintf("cannot read: %v", err)})
+	}
+
+	cfg, err := Parse(pubPath, pub, privPath, priv, opt)
+	if err != nil {
+		var pds Diagnostics
+		if !errors.As(err, &pds) {
+			return nil, err
+		}
+		ds = append(ds, pds...)
+	} else if len(ds) > 0 {
+		ds = append(ds, cfg.Warnings...)
+	}
+	if ds.HasErrors() {
+		ds.sort([]string{pubPath, privPath})
+		return nil, ds
+	}
+	return cfg, nil
+}
+
+// readOptional reads a file; a missing file is empty, other errors are
+// diagnostics.
+func readOptional(ds *Diagnostics, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			*ds = append(*ds, Diagnostic{File: path, Msg: fmt.Sprintf("cannot read: %v", err)})
+		}
+		return nil
+	}
+	return b
+}
+
+// parsedSection is a section after schema checks, before it becomes a
+// Section, Matcher, Group or Filter.
+type parsedSection struct {
+	typ   string
+	def   *typeDef
+	id    string
+	line  int
+	props []prop
+	file  string
+}
+
+func (p *parsedSection) values(key string) []prop {
+	var out []prop
+	for _, pr := range p.props {
+		if pr.key == key {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+func (p *parsedSection) get(key string) (string, bool) {
+	for _, pr := range p.props {
+		if pr.key == key {
+			return pr.value, true
+		}
+	}
+	return "", false
+}
+
+// sameAs reports whether two sections have the same type and properties
+// (Proxmox compares their JSON values to decide builtin vs. modified).
+func (p *parsedSection) sameAs(o *parsedSection) bool {
+	if p.typ != o.typ || len(p.props) != len(o.props) {
+		return false
+	}
+	key := func(ps []prop) []string {
+		out := make([]string, len(ps))
+		for i, pr := range ps {
+			out[i] = pr.key + "\x00" + pr.value
+		}
+		// Scalars are order-free; array values keep their relative order
+		// under a stable sort by key.
+		slices.SortStableFunc(out, func(a, b string) int {
+			ka, _, _ := strings.Cut(a, "\x00")
+			kb, _, _ := strings.Cut(b, "\x00")
+			return strings.Compare(ka, kb)
+		})
+		return out
+	}
+	return slices.Equal(key(p.props), key(o.props))
+}
+
+// parseFile lexes one file and checks every section against the schema.
+func parseFile(d diags, data []byte, private bool) []*parsedSection {
+	var out []*parsedSection
+	for _, raw := range lexSections(d, data, private) {
+		def := sectionTypes[raw.typ]
+		switch {
+		case def == nil && private:
+			d.errf(raw.line, "unknown section type (not shown: the private file holds secrets); it only takes %s sections", privTypeList)
+			continue
+		case def == nil:
+			d.errf(raw.line, "unknown section type '%s' (known: %s)", raw.typ, knownTypes)
+			continue
+		case private && def.priv == nil:
+			d.errf(raw.line, "%s sections have no secrets and do not belong in the private file (it only takes %s sections)", raw.typ, privTypeList)
+			continue
+		}
+		if !validID(raw.id) {
+			d.errf(raw.line, "invalid section name '%s': %s", raw.id, idRule)
+		}
+		keys := def.keys
+		if private {
+			keys = def.priv
+		}
+		ps := &parsedSection{typ: raw.typ, def: def, id: raw.id, line: raw.line, file: d.file}
+		seen := map[string]int{}
+		for _, rp := range raw.props {
+			kd, ok := keys[rp.key]
+			if !ok {
+				_, inPublic := def.keys[rp.key]
+				switch {
+				case private && inPublic:
+					d.errf(rp.line, "'%s' belongs in the public file, not the private one", rp.key)
+				case private:
+					d.errf(rp.line, "unknown property (not shown: the private file holds secrets); %s sections there only take %s", raw.typ, keyList(keys))
+				case slices.Contains(def.secretKeys, rp.key):
+					d.errf(rp.line, "'%s' is a secret and belongs in the private file, not here", rp.key)
+				default:
+					d.errf(rp.line, "unknown property '%s' for %s sections", rp.key, raw.typ)
+				}
+				continue
+			}
+			if first, dup := seen[rp.key]; dup && !kd.array {
+				d.errf(rp.line, "duplicate property '%s' (already set on line %d)", rp.key, first)
+				continue
+			}
+			if _, dup := seen[rp.key]; !dup {
+				seen[rp.key] = rp.line
+			}
+			if hasControl(rp.value) {
+				d.errf(rp.line, "value of '%s' contains a control character", rp.key)
+				continue
+			}
+			if kd.check != nil {
+				if reason := kd.check(rp.value); reason != "" {
+					if private {
+						d.errf(rp.line, "invalid %s (value not shown): %s", rp.key, reason)
+					} else {
+						d.errf(rp.line, "invalid %s %q: %s", rp.key, rp.value, reason)
+					}
+					continue
+				}
+			}
+			ps.props = append(ps.props, prop{key: rp.key, value: rp.value, line: rp.line})
+		}
+		for _, k := range sortedKeys(keys) {
+			if keys[k].required {
+				if _, ok := seen[k]; !ok {
+					d.errf(raw.line, "%s section '%s' is missing required property '%s'", raw.typ, raw.id, k)
+				}
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]keyDef) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func keyList(m map[string]keyDef) string { return strings.Join(sortedKeys(m), ", ") }
+
+// builtins parses a flavor's default config once per call; it is a
+// constant, so a problem in it is a programming error.
+func builtins(f Flavor) []*parsedSection {
+	var ds Diagnostics
+	secs := parseFile(diags{list: &ds, file: BuiltinFile}, []byte(BuiltinConfig(f)), false)
+	if len(ds) > 0 {
+		panic("config: built-in default config does not parse: " + ds.Error())
+	}
+	return secs
+}
+
+// Parse validates a public and a private notifications file given as
+// bytes; pubName and privName are used in diagnostics (privName also in
+// messages about a missing private section). Errors and warnings are
+// reported like Load's. Parse reads no file except to resolve a sendmail
+// target's sendmail-path.
+func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOptions) (*Config, error) {
+	var ds Diagnostics
+	pd := diags{list: &ds, file: pubName}
+	vd := diags{list: &ds, file: privName}
+
+	pubSecs := parseFile(pd, pub, false)
+	privSecs := parseFile(vd, priv, true)
+
+	// Names are unique across all section types. Proxmox silently lets a
+	// later section overwrite an earlier one; we refuse.
+	byName := map[string]*parsedSection{}
+	var secs []*parsedSection
+	for _, s := range pubSecs {
+		if prev, dup := byName[s.id]; dup {
+			pd.errf(s.line, "duplicate section name '%s': already used by the %s section on line %d", s.id, prev.typ, prev.line)
+			continue
+		}
+		byName[s.id] = s
+		secs = append(secs, s)
+	}
+
+	// Built-ins: present and identical → builtin; present otherwise →
+	// modified-builtin; absent → injected.
+	origin := map[*parsedSection]string{}
+	for _, b := range builtins(opt.Flavor) {
+		if s, ok := byName[b.id]; ok {
+			if s.sameAs(b) {
+				origin[s] = OriginBuiltin
+			} else {
+				origin[s] = OriginModifiedBuiltin
+			}
+			continue
+		}
+		byName[b.id] = b
+		secs = append(secs, b)
+		origin[b] = OriginBuiltin
+	}
+
+	cfg := &Config{Flavor: opt.Flavor, PublicFile: pubName, PrivateFile: privName}
+	targets := map[string]*Section{}
+	for _, s := range secs {
+		o := origin[s]
+		if o == "" {
+			o = OriginUserCreated
+		}
+		d := pd
+		if s.file == BuiltinFile {
+			d = diags{list: &ds, file: BuiltinFile}
+		}
+		switch s.def.kind {
+		case kindTarget:
+			t := &Section{Type: s.typ, Name: s.id, File: s.file, Line: s.line, Origin: o, props: s.props}
+			cfg.Targets = append(cfg.Targets, t)
+			targets[t.Name] = t
+		case kindMatcher:
+			cfg.Matchers = append(cfg.Matchers, buildMatcher(d, s, o))
+		case kindGroup:
+			g := &Group{Name: s.id, File: s.file, Line: s.line}
+			for _, p := range s.values("endpoint") {
+				g.Endpoints = append(g.Endpoints, p.value)
+			}
+			g.Filter, _ = s.get("filter")
+			g.Comment, _ = s.get("comment")
+			cfg.Groups = append(cfg.Groups, g)
+			d.warnf(s.line, "group sections are legacy: Proxmox VE 8.1+ ignores them and 9.x refuses the file; rewrite as a matcher with one target line per member")
+		case kindFilter:
+			f := &Filter{Name: s.id, File: s.file, Line: s.line, Mode: "and"}
+			if v, ok := s.get("min-severity"); ok {
+				f.MinSeverity, _ = event.ParseSeverity(v)
+				f.HasMinSeverity = true
+			}
+			if v, ok := s.get("mode"); ok {
+				f.Mode = v
+			}
+			if v, ok := s.get("invert-match"); ok {
+				f.Invert, _ = parseBool(v)
+			}
+			f.Comment, _ = s.get("comment")
+			cfg.Filters = append(cfg.Filters, f)
+			d.warnf(s.line, "filter sections are legacy: Proxmox VE 8.1+ ignores them and 9.x refuses the file; rewrite as a matcher with match-severity (min-severity warning = match-severity warning,error,unknown)")
+		}
+	}
+
+	joinPrivate(pd, vd, privSecs, byName, targets)
+	checkReferences(pd, secs, byName)
+	checkTargets(pd, cfg, opt)
+
+	ds.sort([]string{pubName, privName, BuiltinFile})
+	if ds.HasErrors() {
+		return nil, ds
+	}
+	cfg.Warnings = ds
+	return cfg, nil
+}
+
+// buildMatcher converts a matcher section, parsing its rule values: a bad
+// value is an error here, where Proxmox would load the file and then send
+// nothing at all.
+func buildMatcher(d diags, s *parsedSection, origin string) *Matcher {
+	m := &Matcher{Name: s.id, File: s.file, Line: s.line, Mode: "all", Origin: origin}
+	for _, p := range s.props {
+		switch p.key {
+		case "target":
+			m.Targets = append(m.Targets, p.value)
+		case "mode":
+			m.Mode = p.value
+		case "invert-match":
+			m.Invert, _ = parseBool(p.value)
+		case "disable":
+			m.Disable, _ = parseBool(p.value)
+		case "comment":
+			m.Comment = p.value
+		case "match-severity":
+			r, err := match.ParseSeverity(p.value)
+			if err != nil {
+				d.errf(p.line, "%v", err)
+				continue
+			}
+			m.Severity = append(m.Severity, r)
+		case "match-field":
+			r, err := match.ParseField(p.value)
+			if err != nil {
+				d.errf(p.line, "%v", err)
+				continue
+			}
+			m.Fields = append(m.Fields, r)
+		case "match-calendar":
+			r, err := match.ParseCalendar(p.value)
+			if err != nil {
+				d.errf(p.line, "%v", err)
+				continue
+			}
+			if !r.ProxmoxCompatible() {
+				d.warnf(p.line, "match-calendar %q uses '-' between weekdays: Proxmox only accepts '..' (mon..fri) and would send no notification at all with this file", p.value)
+			}
+			m.Calendar = append(m.Calendar, r)
+		}
+	}
+	return m
+}
+
+// joinPrivate attaches each private section to the public section of the
+// same name and type.
+func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*parsedSection, targets map[string]*Section) {
+	seen := map[string]int{}
+	for _, ps := range privSecs {
+		if first, dup := seen[ps.id]; dup {
+			vd.errf(ps.line, "duplicate section name '%s': already used on line %d", ps.id, first)
+			continue
+		}
+		seen[ps.id] = ps.line
+		pub, ok := byName[ps.id]
+		if !ok || pub.file == BuiltinFile {
+			vd.errf(ps.line, "%s section '%s' has no section of that name in %s", ps.typ, ps.id, pd.file)
+			continue
+		}
+		if pub.typ != ps.typ {
+			vd.errf(ps.line, "section '%s' has type %s here but %s in %s", ps.id, ps.typ, pub.typ, pd.file)
+			continue
+		}
+		t := targets[ps.id]
+		if t == nil {
+			continue
+		}
+		t.PrivFile, t.PrivLine = vd.file, ps.line
+		for _, p := range ps.props {
+			t.priv = append(t.priv, secretProp{key: p.key, value: NewSecret(p.value), line: p.line})
+		}
+	}
+	for _, t := range sortedTargets(targets) {
+		def := sectionTypes[t.Type]
+		if def.privRequired && t.PrivFile == "" {
+			pd.errf(t.Line, "%s target '%s' has no section in %s (the token lives there)", t.Type, t.Name, vd.file)
+		}
+		if t.Type == "smtp" {
+			if _, ok := t.Get("username"); ok {
+				if _, ok := t.Secret("password"); !ok {
+					pd.errf(t.LineOf("username"), "smtp target '%s' sets username but %s has no password for it", t.Name, vd.file)
+				}
+			}
+		}
+	}
+}
+
+func sortedTargets(m map[string]*Section) []*Section {
+	out := make([]*Section, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *Section) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// checkReferences checks that matcher targets, group members and filter
+// names point at sections of the right kind.
+func checkReferences(pd diags, secs []*parsedSection, byName map[string]*parsedSection) {
+	for _, s := range secs {
+		d := pd
+		if s.file == BuiltinFile {
+			d.file = BuiltinFile
+		}
+		switch s.def.kind {
+		case kindMatcher:
+			for _, p := range s.values("target") {
+				ref, ok := byName[p.value]
+				switch {
+				case !ok:
+					d.errf(p.line, "matcher '%s': target '%s' does not exist", s.id, p.value)
+				case ref.def.kind != kindTarget && ref.def.kind != kindGroup:
+					d.errf(p.line, "matcher '%s': '%s' is a %s section, not a target", s.id, p.value, ref.typ)
+				}
+			}
+		case kindGroup:
+			for _, p := range s.values("endpoint") {
+				ref, ok := byName[p.value]
+				switch {
+				case !ok:
+					d.errf(p.line, "group '%s': endpoint '%s' does not exist", s.id, p.value)
+				case ref.def.kind == kindGroup:
+					d.errf(p.line, "group '%s': endpoint '%s' is a group; groups cannot contain groups", s.id, p.value)
+				case ref.def.kind != kindTarget:
+					d.errf(p.line, "group '%s': '%s' is a %s section, not a target", s.id, p.value, ref.typ)
+				}
+			}
+		}
+		if s.def.kind == kindTarget || s.def.kind == kindGroup {
+			for _, p := range s.values("filter") {
+				ref, ok := byName[p.value]
+				switch {
+				case !ok:
+					d.errf(p.line, "filter '%s' does not exist", p.value)
+				case ref.def.kind != kindFilter:
+					d.errf(p.line, "'%s' is a %s section, not a filter", p.value, ref.typ)
+				}
+				if s.def.kind == kindTarget {
+					d.warnf(p.line, "the filter property is legacy: Proxmox VE 8.1+ ignores it; use match-severity in the matchers instead")
+				}
+			}
+		}
+	}
+}
+
+// checkTargets runs per-target checks that need more than one value.
+func checkTargets(pd diags, cfg *Config, opt LoadOptions) {
+	for _, t := range cfg.Targets {
+		if t.File == BuiltinFile {
+			continue
+		}
+		if t.Type == "sendmail" && len(t.List("mailto")) == 0 && len(t.List("mailto-user")) == 0 {
+			pd.warnf(t.Line, "sendmail target '%s' has neither mailto nor mailto-user: it cannot send anything", t.Name)
+		}
+		if p, ok := t.Get("sendmail-path"); ok {
+			checkSendmailPath(pd, t.LineOf("sendmail-path"), p, opt.ShimPaths)
+		}
+	}
+}
+
+// shimName is the file name of herald's own sendmail shim.
+const shimName = "herald-sendmail"
+
+// checkSendmailPath refuses an external MTA path that leads back to
+// herald's own shim: herald would hand the mail to itself forever.
+func checkSendmailPath(d diags, line int, path string, shims []string) {
+	loop := "sendmail-path points at herald's own sendmail shim: that would loop"
+	if filepath.Base(path) == shimName {
+		d.errf(line, "%s", loop)
+		return
+	}
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		d.warnf(line, "sendmail-path %s cannot be resolved (%v); sending through this target will fail until it exists", path, unwrapPathErr(err))
+		return
+	}
+	if filepath.Base(resolved) == shimName {
+		d.errf(line, "%s (%s resolves to %s)", loop, path, resolved)
+		return
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return
+	}
+	for _, shim := range shims {
+		if si, err := os.Stat(shim); err == nil && os.SameFile(fi, si) {
+			d.errf(line, "%s (%s is %s)", loop, path, shim)
+			return
+		}
+	}
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
