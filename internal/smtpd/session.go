@@ -1,0 +1,139 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"herald/internal/spool"
+)
+
+// Replies of our own; go-smtp words the protocol errors.
+var (
+	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
+	errTooBig     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
+	errLocal      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Requested action aborted: local problem in processing"}
+)
+
+type backend struct{ srv *Server }
+
+// NewSession runs at the first HELO or EHLO. Refused peers never get here:
+// guardListener answers them at connection time.
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	cn, _ := c.Conn().(*conn)
+	return &session{srv: b.srv, c: c, conn: cn}, nil
+}
+
+// session is one SMTP session's mail transaction state.
+type session struct {
+	srv  *Server
+	c    *smtp.Conn
+	conn *conn // nil only if go-smtp were handed a foreign net.Conn
+
+	from    string
+	hasFrom bool
+	rcpts   []string
+}
+
+func (s *session) setTx(on bool) {
+	if s.conn != nil {
+		s.conn.setTx(on)
+	}
+}
+
+func (s *session) Reset() {
+	s.from, s.hasFrom, s.rcpts = "", false, nil
+	s.setTx(false)
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	// go-smtp would let a second MAIL overwrite the sender while keeping the
+	// recipients; RFC 5321 wants RSET first.
+	if s.hasFrom {
+		return errNestedMail
+	}
+	s.from, s.hasFrom = from, true
+	s.setTx(true)
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	// go-smtp has already enforced MaxRecipients (452 4.5.3).
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+func (s *session) remote() string {
+	if s.srv.source == SourceSendmail {
+		return ""
+	}
+	return s.c.Conn().RemoteAddr().String()
+}
+
+// Data streams the message into the Submitter. A nil error would make
+// go-smtp answer a bare "250 OK: queued"; returning a 250 SMTPError is how
+// the reply carries the spool ID.
+func (s *session) Data(r io.Reader) error {
+	if s.conn != nil {
+		s.conn.setData(true)
+		defer s.conn.setData(false)
+	}
+	env := spool.Envelope{
+		Kind:       spool.KindMail,
+		Source:     s.srv.source,
+		From:       s.from,
+		Recipients: append([]string(nil), s.rcpts...),
+		Received:   time.Now(),
+		Helo:       s.c.Hostname(),
+		Remote:     s.remote(),
+	}
+	body := &bodyReader{r: r}
+	id, err := s.srv.sub.Submit(env, body, s.srv.opt.MaxMessageSize)
+	log := s.srv.log.With("from", env.From, "rcpts", len(env.Recipients), "size", body.n, "remote", env.Remote, "helo", env.Helo)
+	if err == nil {
+		log.Info("mail accepted", "id", id)
+		if s.srv.opt.OnAccepted != nil {
+			s.srv.opt.OnAccepted(id)
+		}
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+	}
+	switch {
+	case body.tooLarge || errors.Is(err, spool.ErrTooLarge):
+		log.Warn("mail rejected: too large", "limit", s.srv.opt.MaxMessageSize)
+		return errTooBig
+	case body.err != nil:
+		// The client went away or fell silent mid-message; the reply will
+		// most likely not reach it, but go-smtp needs one.
+		log.Warn("mail not accepted: client stopped sending", "err", body.err)
+	case spool.IsTemporary(err):
+		log.Error("mail not accepted: spool failed (temporary)", "err", err)
+	default:
+		log.Error("mail not accepted: spool failed", "err", err)
+	}
+	return errLocal
+}
+
+// bodyReader counts the message bytes and remembers why reading stopped, so
+// the reply does not depend on how the Submitter wraps read errors.
+type bodyReader struct {
+	r        io.Reader
+	n        int64
+	err      error // first read error other than io.EOF
+	tooLarge bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			b.tooLarge = true
+		}
+	}
+	return n, err
+}
