@@ -44,7 +44,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	}
 	line = append(line, '\n')
 
-	f, created, err := openAppend(t.path)
+	f, err := openAppend(t.path)
 	if err != nil {
 		return target.Temporary(fmt.Errorf("file: %w", err), 0)
 	}
@@ -55,44 +55,42 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err := appendLine(f, line); err != nil {
 		return target.Temporary(fmt.Errorf("file: append to %s: %w", t.path, err), 0)
 	}
-	if created {
-		// The new file's directory entry must be durable too.
-		if err := safeio.SyncDir(filepath.Dir(t.path)); err != nil {
-			return target.Temporary(fmt.Errorf("file: %w", err), 0)
-		}
-	}
 	return nil
 }
 
 // openAppend opens path for appending (read-write, so the last byte can be
 // checked), creating it (0640) and its directory
-// (0750) when missing. created reports whether the file is new, so the
-// caller can make its directory entry durable.
-func openAppend(path string) (f *os.File, created bool, err error) {
+// (0750) when missing. A new file's directory entry is made durable before
+// anything is written to it, so that failure cannot come after an event was
+// appended (and so cannot cause a second copy on retry).
+func openAppend(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
 	if err == nil {
-		return f, true, nil
+		if err := safeio.SyncDir(dir); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		return f, nil
 	}
 	if !errors.Is(err, os.ErrExist) {
-		return nil, false, err
+		return nil, err
 	}
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-	return f, false, err
+	return os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 }
 
 // appendLine writes line at the end of the locked file f. A previous writer
 // that died mid-line left no final '\n': one is written first so that the
-// torn line stays alone and the new one parses. If the write fails, the file
-// is cut back to where it was so no half line remains.
+// torn line stays alone and the new one parses. If the write or the fsync
+// fails, the file is cut back to where it was.
 func appendLine(f *os.File, line []byte) error {
 	st, err := f.Stat()
 	if err != nil {
@@ -108,13 +106,22 @@ func appendLine(f *os.File, line []byte) error {
 			line = append([]byte{'\n'}, line...)
 		}
 	}
-	if _, err := f.Write(line); err != nil {
+	_, err = f.Write(line)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		// Cut back whatever part went in, so that the retry does not leave a
+		// torn line or a second copy behind.
 		if terr := f.Truncate(size); terr != nil {
 			return fmt.Errorf("%w (and truncating back failed: %v)", err, terr)
 		}
+		if serr := f.Sync(); serr != nil {
+			return fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
+		}
 		return err
 	}
-	return f.Sync()
+	return nil
 }
 
 // lock takes flock(how) on f, polling so that ctx can end the wait: a blocked

@@ -1,0 +1,569 @@
+// Package mbox holds the `mbox` target: it appends each event to a local
+// mailbox such as /var/mail/root (or STATE/mail/root in the embedded
+// default), locked the way Debian policy §11.6 asks of every program that
+// touches a mailbox, so mutt, mailx, Dovecot and procmail can read and write
+// it at the same time.
+//
+// Format: mboxrd. Each message starts with a `From SENDER DATE` line, every
+// line of the message matching ^>*From␠ gets one more '>', and a blank line
+// ends the message. A mail-born event is stored as the original mail with
+// Return-Path and X-Herald-Event prepended; any other event is rendered as a
+// plain-text RFC 5322 mail.
+package mbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"herald/internal/event"
+	"herald/internal/safeio"
+	"herald/internal/target"
+)
+
+// StaleLockAge is how old a dot-lock file must be before it is taken to be
+// left over by a dead process and removed, as liblockfile does.
+const StaleLockAge = 5 * time.Minute
+
+// EventHeader is the header that names the event a message was made from;
+// Delivered looks for it.
+const EventHeader = "X-Herald-Event"
+
+// Target appends events to one mailbox file.
+type Target struct {
+	path     string
+	hostname string
+
+	// now gives the time for the From_ line (and the Date of rendered
+	// events that have none); tests fix it.
+	now func() time.Time
+	// wrap, when set, wraps the mailbox writer; tests use it to make a write
+	// fail midway.
+	wrap func(io.Writer) io.Writer
+}
+
+// New returns a target that appends to the mailbox at path. hostname names
+// this machine in rendered mails (From: herald@HOSTNAME, Message-ID).
+func New(path, hostname string) *Target {
+	return &Target{path: path, hostname: safeHostname(hostname), now: time.Now}
+}
+
+// Path returns the mailbox the target appends to.
+func (t *Target) Path() string { return t.path }
+
+// Deliver appends ev to the mailbox under both locks and fsyncs it. A
+// failed write is cut back off the mailbox before the locks are released,
+// so readers never see half a message.
+func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
+	f, err := openMailbox(t.path)
+	if err != nil {
+		return target.Temporary(fmt.Errorf("mbox: %w", err), 0)
+	}
+	defer f.Close() // the locks are released explicitly below; this only frees the fd
+	unlock, err := lockMailbox(ctx, f, t.path)
+	if err != nil {
+		return target.Temporary(fmt.Errorf("mbox: %w", err), 0)
+	}
+	werr := t.appendLocked(f, ev)
+	// An unlock error is deliberately not returned when the message is
+	// durable: the queue would deliver it a second time, and a lock file we
+	// could not remove is taken for stale after StaleLockAge anyway.
+	uerr := unlock()
+	if werr != nil {
+		return target.Temporary(fmt.Errorf("mbox: append to %s: %w", t.path, errors.Join(werr, uerr)), 0)
+	}
+	return nil
+}
+
+// appendLocked writes one message at the end of the locked mailbox f.
+func (t *Target) appendLocked(f *os.File, ev *event.Event) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	// The previous message must end in a blank line, or our From_ line would
+	// not start a new message. A writer that died mid-message leaves none.
+	var sep []byte
+	if size > 0 {
+		var tail [2]byte
+		n := int64(min(size, 2))
+		if _, err := f.ReadAt(tail[2-n:], size-n); err != nil {
+			return fmt.Errorf("read mailbox end: %w", err)
+		}
+		switch {
+		case tail[1] != '\n':
+			sep = []byte("\n\n")
+		case size == 1 || tail[0] != '\n':
+			sep = []byte("\n")
+		}
+	}
+	var w io.Writer = f
+	if t.wrap != nil {
+		w = t.wrap(w)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, err = bw.Write(sep)
+	if err == nil {
+		err = t.writeEntry(bw, ev, t.now())
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		// As local delivery agents do: leave the mailbox exactly as it was.
+		if terr := f.Truncate(size); terr != nil {
+			return fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", err, size, terr)
+		}
+		if serr := f.Sync(); serr != nil {
+			return fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
+		}
+		return err
+	}
+	return nil
+}
+
+// openMailbox opens path for appending, refusing symlinks and anything but
+// a regular file, and creates it (0600, directory 0700) when missing. A new
+// mailbox's directory entry is made durable before any message goes in, so
+// a failure there cannot come after a message was written (and so cannot
+// cause a second copy on retry).
+func openMailbox(path string) (f *os.File, err error) {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	}
+	const flags = os.O_RDWR | os.O_APPEND | unix.O_NOFOLLOW
+	f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		if err := safeio.SyncDir(dir); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	f, err = os.OpenFile(path, flags, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("%s is a symlink: refusing to deliver through it", path)
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// lockMailbox takes, as Debian policy asks, an fcntl write lock on the
+// mailbox and then the dot-lock PATH.lock, without blocking on either:
+// when the dot-lock is busy the fcntl lock is dropped again before waiting,
+// so two programs taking the locks in the other order cannot deadlock. It
+// polls until both are held or ctx ends. The fcntl lock is an open file
+// description lock (F_OFD_SETLK): it conflicts with classic fcntl locks of
+// other programs, and, unlike them, also with other deliveries in this
+// process and is not dropped when an unrelated descriptor of the file closes.
+func lockMailbox(ctx context.Context, f *os.File, path string) (unlock func() error, err error) {
+	lockPath := path + ".lock"
+	wait := 5 * time.Millisecond
+	for {
+		held, err := fcntlLock(f, unix.F_WRLCK)
+		if err != nil {
+			return nil, fmt.Errorf("fcntl lock %s: %w", path, err)
+		}
+		if held {
+			got, err := dotLock(lockPath, time.Now())
+			if err != nil {
+				_, _ = fcntlLock(f, unix.F_UNLCK)
+				return nil, err
+			}
+			if got {
+				return func() error {
+					rerr := os.Remove(lockPath)
+					_, uerr := fcntlLock(f, unix.F_UNLCK)
+					return errors.Join(rerr, uerr)
+				}, nil
+			}
+			if _, err := fcntlLock(f, unix.F_UNLCK); err != nil {
+				return nil, fmt.Errorf("fcntl unlock %s: %w", path, err)
+			}
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			what := "fcntl lock"
+			if held {
+				what = "lock file " + lockPath
+			}
+			return nil, fmt.Errorf("mailbox %s still locked by another program (%s): %w", path, what, ctx.Err())
+		case <-tm.C:
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+}
+
+// fcntlLock sets (F_WRLCK, F_RDLCK) or clears (F_UNLCK) an OFD lock on the
+// whole file without waiting; held is false when another holder conflicts.
+func fcntlLock(f *os.File, typ int16) (held bool, err error) {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart}
+	for {
+		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// dotLock tries once to create lockPath exclusively, writing our pid into
+// it as liblockfile does. A lock file older than StaleLockAge is removed (its
+// owner died) and the creation retried once. got is false when another
+// program holds the lock.
+func dotLock(lockPath string, now time.Time) (got bool, err error) {
+	for try := 0; try < 2; try++ {
+		lf, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+		if err == nil {
+			_, werr := lf.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+			cerr := lf.Close()
+			if werr != nil || cerr != nil {
+				_ = os.Remove(lockPath)
+				return false, fmt.Errorf("write lock file %s: %w", lockPath, errors.Join(werr, cerr))
+			}
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			if errors.Is(err, fs.ErrPermission) {
+				return false, fmt.Errorf("create lock file: %w (the mailbox directory must be writable by herald, e.g. through group mail)", err)
+			}
+			return false, fmt.Errorf("create lock file: %w", err)
+		}
+		st, err := os.Lstat(lockPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released between our two calls
+		}
+		if err != nil {
+			return false, fmt.Errorf("lock file: %w", err)
+		}
+		if now.Sub(st.ModTime()) < StaleLockAge {
+			return false, nil
+		}
+		if err := os.Remove(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("remove stale lock file: %w", err)
+		}
+	}
+	return false, nil
+}
+
+// writeEntry writes ev as one mboxrd message: From_ line, the escaped
+// message, and a blank line.
+func (t *Target) writeEntry(w *bufio.Writer, ev *event.Event, now time.Time) error {
+	sender := "MAILER-DAEMON"
+	if ev.Mail != nil {
+		if s := safeAddr(ev.Mail.From); s != "" {
+			sender = s
+		}
+	}
+	if _, err := fmt.Fprintf(w, "From %s %s\n", sender, now.Format(time.ANSIC)); err != nil {
+		return err
+	}
+	var msg []byte
+	if ev.Mail != nil {
+		var hdr bytes.Buffer
+		fmt.Fprintf(&hdr, "Return-Path: <%s>\n%s: %s\n", safeAddr(ev.Mail.From), EventHeader, headerID(ev.ID))
+		if _, err := w.Write(hdr.Bytes()); err != nil {
+			return err
+		}
+		msg = stripFromLine(ev.Mail.Raw)
+	} else {
+		msg = t.render(ev, now)
+	}
+	if err := writeEscaped(w, msg); err != nil {
+		return err
+	}
+	_, err := w.WriteString("\n")
+	return err
+}
+
+// stripFromLine drops a leading mbox From_ line (mail handed on by a
+// .forward pipe starts with one): the mailbox gets its own.
+func stripFromLine(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[i+1:]
+	}
+	return nil
+}
+
+// writeEscaped writes msg line by line: CRLF becomes LF, lines matching
+// ^>*From␠ get one more '>' (mboxrd, so readers can undo it exactly), and
+// the last line is terminated.
+func writeEscaped(w *bufio.Writer, msg []byte) error {
+	for len(msg) > 0 {
+		line := msg
+		rest := []byte(nil)
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, rest = msg[:i], msg[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if needsEscape(line) {
+			if err := w.WriteByte('>'); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		if err := w.WriteByte('\n'); err != nil {
+			return err
+		}
+		msg = rest
+	}
+	return nil
+}
+
+// needsEscape reports whether line matches ^>*From␠.
+func needsEscape(line []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(line, ">"), []byte("From "))
+}
+
+// render turns an event without mail into a plain-text RFC 5322 message
+// (LF line endings; writeEscaped does the rest).
+func (t *Target) render(ev *event.Event, now time.Time) []byte {
+	date := ev.Timestamp
+	if date.IsZero() {
+		date = now
+	}
+	var b bytes.Buffer
+	header := func(name, value string) {
+		b.WriteString(fold(name + ": " + value))
+		b.WriteByte('\n')
+	}
+	header("From", "herald@"+t.hostname)
+	header("To", "root")
+	header("Subject", mime.QEncoding.Encode("utf-8", oneLine(ev.Title)))
+	header("Date", date.Format(time.RFC1123Z))
+	header("Message-ID", "<"+msgIDLocal(ev.ID)+"@"+t.hostname+">")
+	header(EventHeader, headerID(ev.ID))
+	header("X-Herald-Severity", ev.Severity.String())
+	header("MIME-Version", "1.0")
+	header("Content-Type", "text/plain; charset=utf-8")
+	header("Content-Transfer-Encoding", "8bit")
+	b.WriteByte('\n')
+	b.WriteString(ev.Body)
+	if ev.Body != "" && !strings.HasSuffix(ev.Body, "\n") {
+		b.WriteByte('\n')
+	}
+	if len(ev.Fields) > 0 {
+		if ev.Body != "" {
+			b.WriteByte('\n')
+		}
+		b.WriteString("--\n")
+		keys := make([]string, 0, len(ev.Fields))
+		for k := range ev.Fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s: %s\n", oneLine(k), oneLine(ev.Fields[k]))
+		}
+	}
+	return b.Bytes()
+}
+
+// fold breaks a header line longer than 78 characters at spaces, keeping
+// each space as the continuation line's leading white space (RFC 5322 §2.2.3:
+// unfolding restores the original). A run without spaces stays long.
+func fold(line string) string {
+	const limit = 78
+	if len(line) <= limit {
+		return line
+	}
+	var b strings.Builder
+	start := 0 // start of the current output line within line
+	for start < len(line) {
+		if len(line)-start <= limit {
+			b.WriteString(line[start:])
+			break
+		}
+		// The last space within the limit that is not the line's first
+		// character (a continuation line must keep something after its WSP).
+		cut := strings.LastIndexByte(line[start+1:start+limit], ' ')
+		if cut < 0 {
+			next := strings.IndexByte(line[start+1:], ' ')
+			if next < 0 {
+				b.WriteString(line[start:])
+				break
+			}
+			cut = next
+		}
+		cut += start + 1
+		b.WriteString(line[start:cut])
+		b.WriteByte('\n')
+		start = cut
+	}
+	return b.String()
+}
+
+// oneLine replaces line breaks and other control characters so a value
+// cannot start a new header or body line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// headerID is the event ID as written in X-Herald-Event.
+func headerID(id string) string { return strings.ReplaceAll(oneLine(id), " ", "_") }
+
+// msgIDLocal makes the ID usable as the left part of a Message-ID.
+func msgIDLocal(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r > ' ' && r < 0x7f && !strings.ContainsRune(`<>()[]\@,;:"`, r) {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+// safeAddr makes an envelope address fit a From_ line and Return-Path:
+// white space, control characters and angle brackets go.
+func safeAddr(a string) string {
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' {
+			return -1
+		}
+		return r
+	}, a)
+}
+
+// safeHostname keeps what a host name may hold.
+func safeHostname(h string) string {
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return -1
+	}, h)
+	if h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// Delivered reports whether the mailbox holds a complete message whose
+// header names ev (X-Herald-Event). It reads the whole mailbox under a
+// shared fcntl lock, so it is meant for crash recovery only.
+func (t *Target) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	f, err := os.OpenFile(t.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mbox: %w", err)
+	}
+	defer f.Close() // read-only; closing also drops the read lock
+	wait := 5 * time.Millisecond
+	for {
+		held, err := fcntlLock(f, unix.F_RDLCK)
+		if err != nil {
+			return false, fmt.Errorf("mbox: fcntl lock %s: %w", t.path, err)
+		}
+		if held {
+			break
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return false, fmt.Errorf("mbox: %s still locked: %w", t.path, ctx.Err())
+		case <-tm.C:
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+	return containsEvent(f, headerID(ev.ID))
+}
+
+// containsEvent scans an mbox for a message whose header section holds
+// "X-Herald-Event: id" and that is complete: followed by a blank line and
+// then the next From_ line or the end of the file. A message cut short by a
+// crash does not count, so it is delivered again.
+func containsEvent(r io.Reader, id string) (bool, error) {
+	want := []byte(EventHeader + ": " + id)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		prevBlank   = true // the file's start counts as after a blank line
+		lineStart   = true
+		inHeaders   bool
+		found       bool // in the current message
+		lastNewline bool
+	)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			complete := chunk[len(chunk)-1] == '\n'
+			blank := false
+			if lineStart {
+				content := bytes.TrimSuffix(chunk, []byte("\n"))
+				switch {
+				case prevBlank && bytes.HasPrefix(content, []byte("From ")):
+					if found {
+						return true, nil
+					}
+					inHeaders = true
+				case inHeaders && complete && len(content) == 0:
+					inHeaders = false
+				case inHeaders && complete && bytes.Equal(content, want):
+					found = true
+				}
+				blank = complete && len(content) == 0
+			}
+			prevBlank = blank
+			lineStart = complete
+			lastNewline = complete
+		}
+		if err == io.EOF {
+			return found && prevBlank && lastNewline, nil
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return false, err
+		}
+	}
+}
