@@ -593,6 +593,12 @@ func checkReferences(pd diags, secs []*parsedSection, byName map[string]*parsedS
 		case kindMatcher:
 			for _, p := range s.values("target") {
 				ref, ok := byName[p.value]
+				if s.file == BuiltinFile && ok && ref.file != BuiltinFile && ref.def.kind != kindTarget && ref.def.kind != kindGroup {
+					// Point at the user's section, not at a line of the
+					// built-in text the user cannot see.
+					pd.errf(ref.line, "'%s' must be a target: the built-in matcher '%s' sends to it", ref.id, s.id)
+					continue
+				}
 				switch {
 				case !ok:
 					d.errf(p.line, "matcher '%s': target '%s' does not exist", s.id, p.value)
