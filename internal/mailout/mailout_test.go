@@ -177,7 +177,7 @@ func TestCompose(t *testing.T) {
 			name: "long-lines",
 			ev:   long,
 			hdr: Header{From: "root@example.org", Author: "herald",
-				To: []string{"a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org", "f@example.org"},
+				To:       []string{"a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org", "f@example.org"},
 				Hostname: "h"},
 			wantFrom: "root@example.org", wantName: "herald",
 			wantTo:     []string{"a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org", "f@example.org"},
