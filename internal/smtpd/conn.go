@@ -12,16 +12,21 @@ import (
 )
 
 // conn sits between go-smtp and the network for every session, whatever the
-// listener. It does four things go-smtp does not:
+// listener. It does what go-smtp does not:
 //
+//   - Input framing. conn knows whether the next input byte belongs to a
+//     command line, to message data (after go-smtp sent 354, until CRLF.CRLF)
+//     or to a BDAT chunk, by following the same rules as go-smtp (frame.go).
+//     Only command lines are limited in length (Options.MaxLineLength) and
+//     only they are rewritten, to qualify addresses without a domain.
 //   - Reply coalescing. go-smtp flushes every reply line on its own; conn
-//     holds written replies and sends them in one write just before the
-//     server would block reading (and on Close). Pipelined commands thus get
-//     their replies in one segment, as Postfix does.
+//     holds written replies and sends them in one write when it has no more
+//     buffered input to hand out and must wait for the client (and on
+//     Close). Pipelined commands get their replies in one segment, as
+//     Postfix's smtpd does.
 //   - Idle timeouts per read. go-smtp arms its read deadline once per command
 //     line, so a whole DATA phase would have to fit in one ReadTimeout; here
-//     every read gets a fresh deadline, so the limit is on silence.
-//   - A line-length limit on commands only (see Options.MaxLineLength).
+//     every network read gets a fresh deadline: the limit is on silence.
 //   - Graceful shutdown: a session that waits for a command outside a mail
 //     transaction is told 421 and closed; one inside a transaction finishes.
 type conn struct {
@@ -31,22 +36,39 @@ type conn struct {
 	readTimeout  time.Duration
 	writeTimeout time.Duration
 	cmdLimit     int // longest command line, bytes including CRLF
-	dataLimit    int // longest line while a message is being received
 
-	// Only the session goroutine reads; lineLen and readErr need no lock.
-	lineLen int
-	readErr error // sticky: a timed-out or over-long read stays failed
+	// Input state, used by the session goroutine only.
+	buf     []byte // network input; in is its unread part
+	in      []byte
+	pending []byte // rest of a command line that did not fit go-smtp's buffer
+	mode    inputMode
+	chunk   int64   // bytes left in the current BDAT chunk
+	dot     dataEnd // end-of-data state in modeData
+	readErr error   // sticky: a timed-out or over-long read stays failed
+	netErr  error   // a read error that arrived with data, returned next
 
 	// Replies are written by the session goroutine but also flushed by Close,
 	// which go-smtp may call from another goroutine.
-	wmu    sync.Mutex
-	out    bytes.Buffer
-	closed bool
+	wmu      sync.Mutex
+	out      bytes.Buffer
+	closed   bool
+	dataNext bool // a 354 was written: message data follows
 
 	mu     sync.Mutex // guards the fields below, shared with Shutdown
 	inTx   bool       // MAIL accepted, transaction not finished
 	inData bool       // Session.Data running
 }
+
+type inputMode int
+
+const (
+	modeCommand inputMode = iota
+	modeData
+	modeChunk
+)
+
+// readSize is the network read size; command lines may grow buf beyond it.
+const readSize = 32 << 10
 
 func newConn(c net.Conn, srv *Server) *conn {
 	return &conn{
@@ -55,12 +77,8 @@ func newConn(c net.Conn, srv *Server) *conn {
 		readTimeout:  srv.opt.ReadTimeout,
 		writeTimeout: srv.opt.WriteTimeout,
 		cmdLimit:     srv.opt.MaxLineLength,
-		dataLimit:    int(srv.opt.MaxMessageSize) + srv.opt.MaxLineLength,
 	}
 }
-
-// errShutdown ends a session that the server closed between transactions.
-var errShutdown = errors.New("smtpd: server shutting down")
 
 func (c *conn) setTx(on bool) {
 	c.mu.Lock()
@@ -96,6 +114,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	// go-smtp writes each reply line in one call, and its 354 is the one
+	// sign that it will read message data next.
+	if bytes.HasPrefix(p, []byte("354 ")) {
+		c.dataNext = true
+	}
 	c.out.Write(p)
 	// A reply never gets this big; the bound only keeps memory in check if
 	// go-smtp ever writes without reading.
@@ -125,60 +148,148 @@ func (c *conn) flushLocked() error {
 	return err
 }
 
-// Read flushes pending replies, then reads with a fresh idle deadline.
+func (c *conn) takeDataNext() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	d := c.dataNext
+	c.dataNext = false
+	return d
+}
+
+// Read hands go-smtp its next input: one command line (possibly rewritten
+// by qualify), or message data up to the end marker, or BDAT chunk bytes.
 func (c *conn) Read(p []byte) (int, error) {
 	if c.readErr != nil {
 		return 0, c.readErr
 	}
-	if err := c.flush(); err != nil {
-		c.readErr = err
-		return 0, err
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.mode == modeCommand && c.takeDataNext() {
+		c.mode, c.dot = modeData, deBeginLine
+	}
+	switch c.mode {
+	case modeData:
+		if err := c.need(1); err != nil {
+			return 0, err
+		}
+		b := c.in
+		if len(b) > len(p) {
+			b = b[:len(p)]
+		}
+		n, end := c.dot.scan(b)
+		copy(p, b[:n])
+		c.in = c.in[n:]
+		if end {
+			c.mode = modeCommand
+		}
+		return n, nil
+	case modeChunk:
+		if err := c.need(1); err != nil {
+			return 0, err
+		}
+		n := copy(p, c.in[:min(int64(len(c.in)), c.chunk)])
+		c.in = c.in[n:]
+		c.chunk -= int64(n)
+		if c.chunk == 0 {
+			c.mode = modeCommand
+		}
+		return n, nil
 	}
 
-	c.mu.Lock()
-	if c.srv.isClosing() && c.idleLocked() {
+	// A command line.
+	for {
+		if i := bytes.IndexByte(c.in, '\n'); i >= 0 {
+			if i+1 > c.cmdLimit {
+				return c.tooLong()
+			}
+			line := c.in[:i+1]
+			c.in = c.in[i+1:]
+			if size, ok := bdatSize(line); ok && size > 0 {
+				c.mode, c.chunk = modeChunk, size
+			}
+			line = qualify(line, c.srv.opt.Hostname)
+			n := copy(p, line)
+			if n < len(line) {
+				c.pending = append(c.pending[:0], line[n:]...)
+			}
+			return n, nil
+		}
+		if len(c.in) >= c.cmdLimit {
+			return c.tooLong()
+		}
+		if err := c.need(len(c.in) + 1); err != nil {
+			if errors.Is(err, io.EOF) && c.readErr == nil && len(c.in) > 0 {
+				// A last line without a line end: hand it over as it is,
+				// as go-smtp would have read it.
+				n := copy(p, c.in)
+				c.in = c.in[n:]
+				return n, nil
+			}
+			return 0, err
+		}
+	}
+}
+
+// need reads from the network until at least n input bytes are buffered.
+// Before it blocks it sends the queued replies, and it answers an idle
+// session of a closing server with 421.
+func (c *conn) need(n int) error {
+	for len(c.in) < n {
+		if c.netErr != nil {
+			return c.netErr
+		}
+		if err := c.flush(); err != nil {
+			c.readErr = err
+			return err
+		}
+		// Move the unread bytes to the front; grow only for a long command
+		// line (at most MaxLineLength).
+		if cap(c.buf) < max(readSize, n) {
+			c.buf = make([]byte, 0, max(readSize, 2*n))
+		}
+		k := copy(c.buf[:cap(c.buf)], c.in)
+		c.buf = c.buf[:k]
+
+		c.mu.Lock()
+		if c.mode == modeCommand && c.srv.isClosing() && c.idleLocked() {
+			c.mu.Unlock()
+			return c.sayShutdown()
+		}
+		if c.readTimeout > 0 {
+			_ = c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+		}
 		c.mu.Unlock()
-		return 0, c.sayShutdown()
-	}
-	inData := c.inData
-	if c.readTimeout > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
-	}
-	c.mu.Unlock()
 
-	n, err := c.Conn.Read(p)
-	if err != nil {
+		m, err := c.Conn.Read(c.buf[k:cap(c.buf)])
+		c.buf = c.buf[:k+m]
+		c.in = c.buf
+		if err == nil {
+			continue
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			c.mu.Lock()
-			shutdown := c.srv.isClosing() && c.idleLocked()
+			shutdown := c.mode == modeCommand && c.srv.isClosing() && c.idleLocked()
 			c.mu.Unlock()
 			if shutdown {
-				return 0, c.sayShutdown()
+				return c.sayShutdown()
 			}
 			c.readErr = err
 		}
-		return n, err
-	}
-
-	limit := c.cmdLimit
-	if inData {
-		limit = c.dataLimit
-	}
-	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
-		// Only the bytes before the first newline extend the current line;
-		// any whole line in between must fit on its own.
-		if c.lineLen+bytes.IndexByte(p[:n], '\n')+1 > limit || longestLine(p[:i+1]) > limit {
-			return c.tooLong()
+		if m > 0 {
+			// Hand out what came with the error first.
+			c.netErr = err
+			continue
 		}
-		c.lineLen = n - i - 1
-	} else {
-		c.lineLen += n
+		return err
 	}
-	if c.lineLen > limit {
-		return c.tooLong()
-	}
-	return n, nil
+	return nil
 }
 
 // tooLong fails this and every later read with go-smtp's own error, which
@@ -186,20 +297,6 @@ func (c *conn) Read(p []byte) (int, error) {
 func (c *conn) tooLong() (int, error) {
 	c.readErr = smtp.ErrTooLongLine
 	return 0, c.readErr
-}
-
-// longestLine returns the length of the longest newline-terminated line in
-// b, which must end in a newline. Cheap for normal input: lines are short.
-func longestLine(b []byte) int {
-	longest := 0
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i+1 > longest {
-			longest = i + 1
-		}
-		b = b[i+1:]
-	}
-	return longest
 }
 
 // sayShutdown tells an idle client that the server is going away (RFC 5321

@@ -18,6 +18,10 @@
 //   - Line length: MaxLineLength limits command lines only. Message lines are
 //     not limited apart from the message size, because Postfix accepts long
 //     lines and a notification lost for a long line is worse than a long line.
+//   - Addresses without a domain (MAIL FROM:<bacula>, RCPT TO:<root>, as
+//     bsmtp sends them for `bsmtp -f bacula root`) are qualified with
+//     Options.Hostname, as Postfix qualifies them with $myorigin; go-smtp
+//     alone would refuse them with 501 and bsmtp would lose the mail.
 //   - Size: go-smtp rejects a message of exactly MaxMessageSize bytes as well
 //     as larger ones (its reader fails once the limit is used up).
 //   - go-smtp ends a session after its fourth syntax error (500 5.5.1 Too many
@@ -60,9 +64,9 @@ type Options struct {
 	// MaxRecipients bounds RCPT TO per message; more get 452 4.5.3.
 	MaxRecipients int
 	// MaxLineLength bounds an SMTP command line, CRLF included; a longer one
-	// gets "500 5.4.0 Too long line" and the connection is closed. Message
-	// data lines are not limited (see the package comment). Values below
-	// MinLineLength are raised to it.
+	// gets "500 5.4.0 Too long line" and the connection is closed. RFC 5321
+	// needs 512; the default is 4096 for extension parameters and long
+	// names. Message lines are not limited (see the package comment).
 	MaxLineLength int
 	// ReadTimeout is how long the server waits for the client to send
 	// anything, commands and message data alike; WriteTimeout bounds a reply.
@@ -82,12 +86,10 @@ type Options struct {
 const (
 	DefaultMaxMessageSize = 50 << 20
 	DefaultMaxRecipients  = 1000
-	DefaultMaxLineLength  = 64 << 10
+	DefaultMaxLineLength  = 4096
 	DefaultTimeout        = 5 * time.Minute
-	// MinLineLength is the smallest command-line limit. Below about 40 KiB,
-	// bytes that go-smtp reads ahead of a BDAT chunk could be counted as a
-	// command line.
-	MinLineLength = 40 << 10
+	// MinLineLength is the smallest command-line limit: RFC 5321's 512.
+	MinLineLength = 512
 )
 
 func (o Options) withDefaults() Options {
@@ -165,7 +167,7 @@ func newServer(sub Submitter, opt Options, source string) *Server {
 	ss.MaxMessageBytes = opt.MaxMessageSize
 	ss.MaxRecipients = opt.MaxRecipients
 	// conn enforces line length and read timeouts itself: go-smtp's versions
-	// would also cut long message lines and time the whole DATA phase.
+	// would also limit message lines and time the whole DATA phase.
 	ss.MaxLineLength = 0
 	ss.ReadTimeout = 0
 	ss.WriteTimeout = opt.WriteTimeout
