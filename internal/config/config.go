@@ -9,6 +9,51 @@
 // is reported as FILE:LINE: message at load time, all of them at once.
 // herald's one grammar extension, '#' comment lines, loads with a warning
 // because Proxmox cannot read such a file.
+//
+// # notifications.cfg section types
+//
+// Proxmox's: sendmail, smtp, gotify, webhook, matcher, and the legacy group
+// and filter sections (given their documented proxmox-notify 0.2 meaning).
+// herald's own: ntfy (server, topic, priority, tags; token in the private
+// file), mbox (path), file (path, JSON lines), journal (identifier), exec
+// (command, timeout). A sendmail target may name an external MTA with
+// sendmail-path, which must not lead back to herald's own shim.
+//
+// # herald.cfg
+//
+// herald.cfg holds the daemon's settings as `key value` lines; blank lines
+// and lines starting with '#' are ignored; unknown keys are errors. Keys
+// marked "repeatable" may appear several times: the first occurrence
+// replaces the default list, later ones add to it.
+//
+//	hostname NAME                  name used in events and HELO (default: the
+//	                               system host name up to the first dot)
+//	smtp-listen ADDR:PORT          SMTP listener, repeatable, "none" for no
+//	                               listener (default 127.0.0.1:25 and [::1]:25)
+//	http-listen ADDR:PORT          HTTP API listener, repeatable, "none" for
+//	                               no listener (default 127.0.0.1:8025)
+//	smtp-allow PREFIX              client addresses allowed besides loopback,
+//	                               e.g. 192.0.2.0/24, repeatable (default none)
+//	max-message-size SIZE          bytes, K/M/G suffixes (1024-based) (default 32M)
+//	max-recipients N               recipients per message (default 100)
+//	smtp-timeout DURATION          SMTP command/data timeout (default 5m)
+//	spool-dir PATH                 absolute (default STATE/spool)
+//	notifications-file PATH        absolute, e.g. /etc/pve/notifications.cfg
+//	                               (default CONFIG/notifications.cfg)
+//	notifications-priv-file PATH   absolute, e.g. /etc/pve/priv/notifications.cfg
+//	                               (default: notifications-priv.cfg, then
+//	                               priv/notifications.cfg, next to the public file)
+//	flavor pve|pbs                 built-in defaults to mimic (default pve)
+//	relay HOST:PORT                smarthost for sendmail targets (default none:
+//	                               local recipients get local mailboxes)
+//	relay-mode insecure|starttls|tls  (default tls for port 465, else starttls)
+//	relay-username NAME            AUTH user; needs relay-password-file
+//	relay-password-file PATH       absolute; file holding the relay password
+//	max-delivery-age DURATION      give up retrying after this (default 5d)
+//	delivery-concurrency N         deliveries in flight at once (default 4)
+//
+// Durations are Go durations (90s, 5m, 2h) optionally preceded by whole
+// days (5d, 1d12h).
 package config
 
 import (
