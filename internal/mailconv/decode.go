@@ -290,17 +290,19 @@ func cleanText(s string) string {
 	}
 	var sb strings.Builder
 	sb.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\r':
-			if i+1 < len(s) && s[i+1] == '\n' {
-				continue
-			}
-			sb.WriteByte('\n')
-		case 0:
-		default:
-			sb.WriteByte(c)
+	for len(s) > 0 {
+		i := strings.IndexAny(s, "\r\x00")
+		if i < 0 {
+			sb.WriteString(s)
+			break
 		}
+		sb.WriteString(s[:i])
+		// A CR before LF is dropped (the LF follows), a lone CR becomes LF;
+		// NUL is dropped.
+		if s[i] == '\r' && (i+1 == len(s) || s[i+1] != '\n') {
+			sb.WriteByte('\n')
+		}
+		s = s[i+1:]
 	}
 	return strings.ToValidUTF8(sb.String(), "\uFFFD")
 }
