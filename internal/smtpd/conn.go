@@ -280,6 +280,10 @@ func (c *conn) need(n int) error {
 			if shutdown {
 				return c.sayShutdown()
 			}
+			// go-smtp recognises a timeout (to answer 421 4.4.2) only by a
+			// direct net.Error type assertion, which an *os.PathError from a
+			// stdin pipe is not.
+			err = timeoutError{err}
 			c.readErr = err
 		}
 		if m > 0 {
@@ -368,3 +372,11 @@ func (c *conn) abort() {
 		c.srv.log.Debug("smtp abort", "remote", c.RemoteAddr().String(), "err", err)
 	}
 }
+
+// timeoutError presents a wrapped timeout as a net.Error.
+type timeoutError struct{ err error }
+
+func (e timeoutError) Error() string   { return e.err.Error() }
+func (e timeoutError) Unwrap() error   { return e.err }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
