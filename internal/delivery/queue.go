@@ -1,0 +1,1043 @@
+// Package delivery holds herald's durable delivery queue: one record per
+// (event, target), retried with backoff until it is delivered, given up on
+// (a dead letter), or dropped by the admin. It is what makes SPEC §1's "at
+// most once per target per event" true across crashes:
+//
+//   - an attempt is recorded as in flight (durably) before the target is
+//     called, and its outcome is recorded after;
+//   - at start-up, a delivery still marked in flight was interrupted by a
+//     crash: a target that can check (Verifier: file, mbox) says whether it
+//     happened, so local targets get exactly one copy; a remote target gets
+//     the attempt again (at least once — it cannot be asked);
+//   - Enqueue is idempotent, so a spool entry routed again after a crash
+//     does not duplicate deliveries.
+//
+// One scheduler loop (Run) owns dispatching: a timer to the earliest next
+// attempt, a kick channel, a global concurrency bound and at most one
+// attempt in flight per target, so a slow target never runs in parallel
+// with itself and deliveries to one target keep their order.
+package delivery
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"herald/internal/event"
+	"herald/internal/safeio"
+	"herald/internal/target"
+)
+
+// Options configure a Queue. Dir and Target are required.
+type Options struct {
+	// Dir holds the queue (e.g. STATE/queue); created when missing.
+	Dir string
+	// Target resolves a target name at attempt time, so a config reload
+	// takes effect for deliveries already queued.
+	Target func(name string) (target.Target, bool)
+	Logger *slog.Logger
+	// Concurrency bounds the attempts in flight over all targets
+	// (default 4); one target never has more than one.
+	Concurrency int
+	// MaxAge is how long temporary failures are retried before the delivery
+	// is given up (default 120 h).
+	MaxAge time.Duration
+	// Backoff is the retry schedule (zero: DefaultBackoff()).
+	Backoff Backoff
+	// AttemptTimeout bounds one Deliver call (default 60 s).
+	AttemptTimeout time.Duration
+	// ShutdownGrace is how long Run lets attempts in flight finish after its
+	// context ends before cancelling them (default 10 s).
+	ShutdownGrace time.Duration
+	// DoneRetention is how long delivered records (and their event) are kept
+	// for `herald queue` to show, counted from delivery or from Open,
+	// whichever is later (default 1 h). Counting from Open matters: a spool
+	// entry routed again right after a restart finds its done records and
+	// is not delivered twice, however long the machine was down.
+	DoneRetention time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// OnDead is called once a delivery is dead (durably), outside any lock:
+	// the daemon emits its delivery-failed event from it. If the process
+	// dies before OnDead returns, it is called again after the next start.
+	OnDead func(d Delivery, ev *event.Event)
+	// OnOutcome is called after every attempt (metrics); may be nil.
+	OnOutcome func(d Delivery, err error)
+}
+
+// Delivery is the state of one (event, target) delivery.
+type Delivery struct {
+	ID          string // "EVENTID.TARGET"
+	EventID     string
+	Target      string
+	State       string // StatePending, StateInflight, StateDone or StateDead
+	Attempts    int
+	Created     time.Time
+	NextAttempt time.Time // meaningful when pending
+	Finished    time.Time // when it became done or dead
+	LastError   string
+	History     []Attempt // the last 20 attempts, oldest first
+}
+
+// Stats are the queue's figures for metrics and health checks.
+type Stats struct {
+	Pending, Inflight, Dead, Done int
+	// OldestPending is the age of the oldest delivery not yet done or dead.
+	OldestPending time.Duration
+}
+
+// Errors of the admin operations.
+var (
+	ErrNotFound = errors.New("no such delivery")
+	ErrInFlight = errors.New("delivery is in flight")
+)
+
+// gcInterval is how often Run removes expired done records.
+const gcInterval = time.Minute
+
+// Queue is the durable delivery queue. Its methods are safe for concurrent
+// use; Run must be running for anything to be delivered.
+type Queue struct {
+	opt  Options
+	dir  string
+	log  *slog.Logger
+	now  func() time.Time
+	lock *os.File // flock on Dir/lock: one process owns the queue
+	kick chan struct{}
+
+	// fileMu serialises the operations that create or remove event files
+	// (Enqueue, Drop, garbage collection), so that an event file is never
+	// removed while a record naming it is being added. Taken before mu.
+	fileMu sync.Mutex
+
+	mu       sync.Mutex
+	entries  map[string]*entry   // by delivery ID
+	byEvent  map[string]int      // records per event ID
+	targets  map[string]*targetQ // pending deliveries per target
+	inflight int
+	running  bool
+	lastTurn time.Time
+	openedAt time.Time
+}
+
+// entry is one delivery in memory; rec mirrors its file.
+type entry struct {
+	id  string
+	rec record
+	idx int // position in its target's heap; -1 when not pending there
+}
+
+// targetQ holds one target's pending deliveries, earliest first.
+type targetQ struct {
+	name    string
+	pending entryHeap
+	busy    bool // an attempt is in flight
+}
+
+// Open opens (creating it when missing) the queue in opt.Dir and recovers
+// it: temporary files of interrupted writes are removed, unreadable files
+// quarantined, events without records (never acknowledged) removed, and
+// deliveries left in flight by a crash are resolved, each decision logged.
+func Open(opt Options) (*Queue, error) {
+	if opt.Dir == "" {
+		return nil, errors.New("delivery: no queue directory")
+	}
+	if opt.Target == nil {
+		return nil, errors.New("delivery: no target resolver")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Concurrency < 1 {
+		opt.Concurrency = 4
+	}
+	if opt.MaxAge <= 0 {
+		opt.MaxAge = 120 * time.Hour
+	}
+	if opt.Backoff == (Backoff{}) {
+		opt.Backoff = DefaultBackoff()
+	}
+	opt.Backoff = opt.Backoff.withDefaults()
+	if opt.AttemptTimeout <= 0 {
+		opt.AttemptTimeout = 60 * time.Second
+	}
+	if opt.ShutdownGrace <= 0 {
+		opt.ShutdownGrace = 10 * time.Second
+	}
+	if opt.DoneRetention <= 0 {
+		opt.DoneRetention = time.Hour
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	q := &Queue{
+		opt:     opt,
+		dir:     opt.Dir,
+		log:     opt.Logger,
+		now:     opt.Now,
+		kick:    make(chan struct{}, 1),
+		entries: map[string]*entry{},
+		byEvent: map[string]int{},
+		targets: map[string]*targetQ{},
+	}
+	for _, d := range []string{q.dir, filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)} {
+		if err := mkdirDurable(d); err != nil {
+			return nil, fmt.Errorf("delivery: %w", err)
+		}
+	}
+	lf, err := os.OpenFile(filepath.Join(q.dir, lockName), os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = lf.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("delivery: queue %s is in use by another process", q.dir)
+		}
+		return nil, fmt.Errorf("delivery: lock %s: %w", q.dir, err)
+	}
+	q.lock = lf
+	if err := q.load(); err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	q.openedAt = q.now()
+	q.lastTurn = q.openedAt
+	return q, nil
+}
+
+// Close releases the queue directory. Call it after Run has returned.
+func (q *Queue) Close() error {
+	if q.lock == nil {
+		return nil
+	}
+	err := q.lock.Close()
+	q.lock = nil
+	return err
+}
+
+// mkdirDurable creates dir (0700) when missing and makes its entry durable.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return err
+	}
+	return safeio.SyncDir(filepath.Dir(dir))
+}
+
+// load reads the queue directory into memory and recovers it.
+func (q *Queue) load() error {
+	evDir := filepath.Join(q.dir, eventsDir)
+	recDir := filepath.Join(q.dir, recordsDir)
+
+	// Events: committed ones are the .json files; a .eml alone is the
+	// payload of a write that never committed.
+	evNames, err := readDirNames(evDir)
+	if err != nil {
+		return err
+	}
+	events := map[string]bool{}
+	var stale, staleRecs []string
+	for _, name := range evNames {
+		p := filepath.Join(evDir, name)
+		switch {
+		case strings.HasPrefix(name, safeio.TempPrefix):
+			stale = append(stale, p)
+		case strings.HasSuffix(name, ".json"):
+			id := strings.TrimSuffix(name, ".json")
+			if err := validEventID(id); err != nil {
+				q.quarantine(p, err)
+				continue
+			}
+			if _, err := q.readEvent(id, false); err != nil {
+				q.quarantine(p, err)
+				if _, err := os.Stat(q.mailPath(id)); err == nil {
+					q.quarantine(q.mailPath(id), errors.New("its event file is unreadable"))
+				}
+				continue
+			}
+			events[id] = true
+		case strings.HasSuffix(name, ".eml"):
+			// Checked below, once every .json is known.
+		default:
+			q.quarantine(p, errors.New("unexpected file in the events directory"))
+		}
+	}
+	for _, name := range evNames {
+		if id, ok := strings.CutSuffix(name, ".eml"); ok && !events[id] && !strings.HasPrefix(name, safeio.TempPrefix) {
+			stale = append(stale, filepath.Join(evDir, name))
+		}
+	}
+
+	// Records.
+	recNames, err := readDirNames(recDir)
+	if err != nil {
+		return err
+	}
+	var inflight []*entry
+	for _, name := range recNames {
+		p := filepath.Join(recDir, name)
+		if strings.HasPrefix(name, safeio.TempPrefix) {
+			staleRecs = append(staleRecs, p)
+			continue
+		}
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok {
+			q.quarantine(p, errors.New("unexpected file in the deliveries directory"))
+			continue
+		}
+		if _, _, ok := splitID(id); !ok {
+			q.quarantine(p, fmt.Errorf("invalid delivery id %q", id))
+			continue
+		}
+		r, err := readRecord(p, id)
+		if err != nil {
+			q.quarantine(p, err)
+			continue
+		}
+		if !events[r.EventID] {
+			q.quarantine(p, fmt.Errorf("its event %s is missing", r.EventID))
+			continue
+		}
+		e := &entry{id: id, rec: *r, idx: -1}
+		q.entries[id] = e
+		q.byEvent[r.EventID]++
+		if r.State == StateInflight {
+			inflight = append(inflight, e)
+		}
+	}
+	// Temporary files of writes that never committed: their writer was this
+	// queue's owner, and we hold the lock, so it is gone.
+	if len(stale)+len(staleRecs) > 0 {
+		q.log.Info("removing uncommitted queue files", "count", len(stale)+len(staleRecs))
+		err := errors.Join(removeFiles(evDir, stale), removeFiles(recDir, staleRecs))
+		if err != nil {
+			q.log.Warn("cannot remove uncommitted queue files", "error", err)
+		}
+	}
+	// Events no record names were never acknowledged (Enqueue failed before
+	// writing a record), or all their records were collected.
+	var orphans []string
+	for id := range events {
+		if q.byEvent[id] == 0 {
+			orphans = append(orphans, q.eventPath(id), q.mailPath(id))
+		}
+	}
+	if len(orphans) > 0 {
+		q.log.Info("removing events without deliveries", "count", len(orphans)/2)
+		if err := removeFiles(evDir, orphans); err != nil {
+			q.log.Warn("cannot remove events without deliveries", "error", err)
+		}
+	}
+	for _, e := range inflight {
+		q.recoverInflight(e)
+	}
+	for _, e := range q.entries {
+		if e.rec.State == StatePending {
+			q.push(e)
+		}
+	}
+	return nil
+}
+
+// readDirNames lists the regular files of a directory.
+func readDirNames(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(des))
+	for _, de := range des {
+		if de.Type().IsRegular() {
+			names = append(names, de.Name())
+		}
+	}
+	return names, nil
+}
+
+// recoverInflight resolves a delivery that a crash left in flight.
+func (q *Queue) recoverInflight(e *entry) {
+	r := &e.rec
+	log := q.log.With("event_id", r.EventID, "delivery_id", e.id, "target", r.Target)
+	now := q.now()
+	decision := "target cannot confirm deliveries: delivering again (at least once)"
+	delivered := false
+	if tg, ok := q.opt.Target(r.Target); !ok {
+		decision = "target no longer exists: the next attempt decides"
+	} else if v, ok := tg.(target.Verifier); ok {
+		ev, err := q.readEvent(r.EventID, true)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), q.opt.AttemptTimeout)
+			delivered, err = v.Delivered(ctx, ev)
+			cancel()
+		}
+		switch {
+		case err != nil:
+			decision = "target could not confirm the delivery (" + err.Error() + "): delivering again"
+		case delivered:
+			decision = "target confirms the delivery: done"
+		default:
+			decision = "target confirms it was not delivered: delivering again"
+		}
+	}
+	r.addHistory(Attempt{Time: now, Outcome: "interrupted", Error: decision})
+	if delivered {
+		r.State, r.Finished, r.LastError = StateDone, now, ""
+		log.Info("delivery interrupted by a crash was completed", "decision", decision)
+	} else {
+		r.State, r.NextAttempt = StatePending, now
+		log.Warn("delivery interrupted by a crash", "decision", decision)
+	}
+	if err := q.writeRecord(r); err != nil {
+		// The in-memory state is right; the file still says in flight, and
+		// the next start decides again.
+		log.Error("cannot record crash recovery", "error", err)
+	}
+}
+
+// Enqueue queues ev for each named target, durably before it returns. It is
+// idempotent: a delivery that already exists for (ev.ID, target), in any
+// state, is left as it is. No targets means nothing to write. If a write
+// fails, the records already written stay (complete and valid, as after a
+// crash at that point) and calling Enqueue again adds the missing ones.
+func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
+	if ev == nil {
+		return errors.New("delivery: nil event")
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	if err := validEventID(ev.ID); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	names := slices.Clone(targets)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, n := range names {
+		if err := validTarget(n); err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+	}
+
+	q.fileMu.Lock()
+	defer q.fileMu.Unlock()
+	q.mu.Lock()
+	haveEvent := q.byEvent[ev.ID] > 0
+	var missing []string
+	for _, n := range names {
+		if _, ok := q.entries[deliveryID(ev.ID, n)]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	q.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	if !haveEvent {
+		if err := q.writeEvent(ev); err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+	}
+	now := q.now()
+	for _, n := range missing {
+		e := &entry{id: deliveryID(ev.ID, n), idx: -1, rec: record{
+			EventID: ev.ID, Target: n, State: StatePending, Created: now, NextAttempt: now,
+		}}
+		if err := q.writeRecord(&e.rec); err != nil {
+			q.Kick() // for the records already written
+			return fmt.Errorf("delivery: %w", err)
+		}
+		q.mu.Lock()
+		q.entries[e.id] = e
+		q.byEvent[ev.ID]++
+		q.push(e)
+		q.mu.Unlock()
+	}
+	q.log.Debug("queued", "event_id", ev.ID, "targets", strings.Join(missing, ","))
+	q.Kick()
+	return nil
+}
+
+// Kick makes the scheduler look for due work now (new work, `sendmail -q`,
+// `herald queue retry`). It never blocks.
+func (q *Queue) Kick() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run is the scheduler loop. It returns nil once ctx is done and the
+// attempts in flight have finished: they get ShutdownGrace to finish on
+// their own, then their contexts are cancelled. Run may run only once at a
+// time.
+func (q *Queue) Run(ctx context.Context) error {
+	q.mu.Lock()
+	if q.running {
+		q.mu.Unlock()
+		return errors.New("delivery: Run called twice")
+	}
+	q.running = true
+	var unnotified []*entry
+	for _, e := range q.entries {
+		if e.rec.State == StateDead && !e.rec.DeadNotified {
+			unnotified = append(unnotified, e)
+		}
+	}
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.running = false
+		q.mu.Unlock()
+	}()
+
+	// Attempts outlive ctx by up to ShutdownGrace, so a shutdown does not
+	// cut a delivery that is about to succeed (and repeat it later).
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
+	var wg sync.WaitGroup
+
+	// Dead deliveries whose OnDead did not run before the last stop.
+	for _, e := range unnotified {
+		q.mu.Lock()
+		d := e.delivery()
+		q.mu.Unlock()
+		q.notifyDead(e, d)
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	gc := time.NewTicker(gcInterval)
+	defer gc.Stop()
+	for {
+		wait := q.dispatch(attemptCtx, &wg)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			q.drain(&wg, cancelAttempts)
+			return nil
+		case <-q.kick:
+		case <-timer.C:
+		case <-gc.C:
+			q.gc()
+		}
+	}
+}
+
+// drain waits for the attempts in flight at shutdown.
+func (q *Queue) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(q.opt.ShutdownGrace):
+	}
+	q.log.Warn("cancelling deliveries still in flight at shutdown")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(q.opt.ShutdownGrace):
+		// A target that ignores its context: its record stays in flight on
+		// disk, exactly as after a crash, and the next start resolves it.
+		q.log.Error("deliveries ignored cancellation; leaving them to crash recovery")
+	}
+}
+
+// dispatch starts every attempt that is due and allowed, and returns how
+// long until the next one is due (-1: nothing to wait for but a kick).
+func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	q.lastTurn = now
+	// Targets with due work, most overdue first, so a busy queue stays fair
+	// under the global bound.
+	var due []*targetQ
+	for _, tq := range q.targets {
+		if !tq.busy && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now) {
+			due = append(due, tq)
+		}
+	}
+	slices.SortFunc(due, func(a, b *targetQ) int {
+		return cmp.Or(a.pending[0].rec.NextAttempt.Compare(b.pending[0].rec.NextAttempt), cmp.Compare(a.name, b.name))
+	})
+	for _, tq := range due {
+		if q.inflight >= q.opt.Concurrency {
+			break
+		}
+		e := heap.Pop(&tq.pending).(*entry)
+		prev := e.rec
+		e.rec.State = StateInflight
+		tq.busy = true
+		q.inflight++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.attempt(ctx, e, prev)
+		}()
+	}
+	if q.inflight >= q.opt.Concurrency {
+		return -1 // a finishing attempt kicks
+	}
+	wait := time.Duration(-1)
+	for _, tq := range q.targets {
+		if tq.busy || len(tq.pending) == 0 {
+			continue
+		}
+		d := max(tq.pending[0].rec.NextAttempt.Sub(now), 0)
+		if wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	return wait
+}
+
+// attempt runs one delivery attempt; prev is the record before dispatch.
+func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
+	log := q.log.With("event_id", prev.EventID, "delivery_id", e.id, "target", prev.Target)
+	rec := prev
+	var (
+		derr   error
+		dead   bool
+		ev     *event.Event
+		failed = func(msg string) { rec.State, rec.Finished, rec.LastError = StateDead, q.now(), msg; dead = true }
+	)
+	tg, ok := q.opt.Target(prev.Target)
+	if !ok {
+		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
+		derr = target.Permanent(errors.New(rec.LastError))
+	} else if ev, derr = q.readEvent(prev.EventID, true); derr != nil {
+		failed("event unreadable: " + derr.Error())
+		derr = target.Permanent(derr)
+	}
+	if dead {
+		rec.addHistory(Attempt{Time: rec.Finished, Outcome: "dead", Error: rec.LastError})
+		log.Error("delivery failed permanently", "error", rec.LastError)
+		if ev == nil {
+			ev = &event.Event{ID: prev.EventID}
+		}
+		q.finish(e, rec, ev, derr, log)
+		return
+	}
+
+	// Record the attempt before making it.
+	rec.State = StateInflight
+	rec.Attempts++
+	start := q.now()
+	if err := q.writeRecord(&rec); err != nil {
+		// Without the record the attempt must not happen. Try again later
+		// without counting it.
+		log.Error("cannot record delivery attempt; postponing it", "error", err)
+		rec = prev
+		rec.NextAttempt = start.Add(q.opt.Backoff.Delay(1, nil))
+		q.settle(e, rec)
+		return
+	}
+
+	t0 := time.Now()
+	derr = q.deliver(ctx, tg, ev)
+	took := time.Since(t0)
+	now := q.now()
+
+	switch {
+	case derr == nil:
+		rec.State, rec.Finished = StateDone, now
+		rec.addHistory(Attempt{Time: start, Outcome: "delivered", Duration: took})
+		if prev.Attempts == 0 {
+			log.Info("delivered", "attempts", rec.Attempts, "duration", took)
+		} else {
+			log.Info("delivered after retries", "attempts", rec.Attempts, "duration", took, "previous_error", prev.LastError)
+		}
+		rec.LastError = ""
+	case target.IsTemporary(derr):
+		msg := derr.Error()
+		deadline := rec.ageBase().Add(q.opt.MaxAge)
+		if !now.Before(deadline) {
+			rec.State, rec.Finished, rec.LastError = StateDead, now, msg
+			dead = true
+			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
+			log.Error("giving up on delivery", "attempts", rec.Attempts, "max_age", q.opt.MaxAge, "error", msg)
+			break
+		}
+		wait := max(q.opt.Backoff.Delay(rec.Attempts, nil), target.RetryAfter(derr))
+		next := now.Add(wait)
+		if next.After(deadline) {
+			next = deadline // one last attempt when the maximum age is reached
+		}
+		rec.State, rec.NextAttempt = StatePending, next
+		rec.addHistory(Attempt{Time: start, Outcome: "retry", Error: msg, Duration: took})
+		if rec.Attempts == 1 || msg != prev.LastError {
+			log.Warn("delivery failed, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+		} else {
+			log.Debug("delivery failed again, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+		}
+		rec.LastError = msg
+	default:
+		msg := derr.Error()
+		rec.State, rec.Finished, rec.LastError = StateDead, now, msg
+		dead = true
+		rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
+		log.Error("delivery failed permanently", "attempts", rec.Attempts, "error", msg)
+	}
+	q.finish(e, rec, ev, derr, log)
+}
+
+// finish records an attempt's outcome on disk and in memory, then runs the
+// hooks.
+func (q *Queue) finish(e *entry, rec record, ev *event.Event, derr error, log *slog.Logger) {
+	if err := q.writeRecord(&rec); err != nil {
+		// The file still says in flight: after a crash the attempt is
+		// resolved again (verified or repeated). In memory the outcome holds.
+		log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+	}
+	d := q.settle(e, rec)
+	if q.opt.OnOutcome != nil {
+		q.opt.OnOutcome(d, derr)
+	}
+	if rec.State == StateDead {
+		q.notifyDeadEvent(e, d, ev)
+	}
+}
+
+// settle installs rec as e's state, frees its target and kicks the loop.
+func (q *Queue) settle(e *entry, rec record) Delivery {
+	q.mu.Lock()
+	e.rec = rec
+	if tq := q.targets[rec.Target]; tq != nil {
+		tq.busy = false
+	}
+	q.inflight--
+	if rec.State == StatePending {
+		q.push(e)
+	}
+	d := e.delivery()
+	q.mu.Unlock()
+	q.Kick()
+	return d
+}
+
+// deliver calls the target with the attempt timeout; a panic becomes a
+// temporary error instead of killing the loop.
+func (q *Queue) deliver(ctx context.Context, tg target.Target, ev *event.Event) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, q.opt.AttemptTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("target panicked", "event_id", ev.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = target.Temporary(fmt.Errorf("target panicked: %v", r), 0)
+		}
+	}()
+	return tg.Deliver(ctx, ev)
+}
+
+// notifyDead runs OnDead for a dead delivery found at start-up.
+func (q *Queue) notifyDead(e *entry, d Delivery) {
+	ev, err := q.readEvent(d.EventID, true)
+	if err != nil {
+		q.log.Warn("dead delivery's event unreadable", "event_id", d.EventID, "delivery_id", d.ID, "error", err)
+		ev = &event.Event{ID: d.EventID}
+	}
+	q.notifyDeadEvent(e, d, ev)
+}
+
+// notifyDeadEvent calls OnDead, then records that it did.
+func (q *Queue) notifyDeadEvent(e *entry, d Delivery, ev *event.Event) {
+	if q.opt.OnDead != nil {
+		q.opt.OnDead(d, ev)
+	}
+	q.mu.Lock()
+	if e.rec.State != StateDead || e.rec.DeadNotified {
+		q.mu.Unlock() // retried or dropped meanwhile
+		return
+	}
+	e.rec.DeadNotified = true
+	rec := e.rec
+	// Written under mu so that a concurrent Retry cannot be overwritten
+	// by this older state.
+	err := q.writeRecord(&rec)
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Warn("cannot record that the failure was reported; it may be reported again after a restart",
+			"delivery_id", d.ID, "error", err)
+	}
+}
+
+// List returns every delivery the queue holds (pending, in flight, dead,
+// and recently done), oldest first.
+func (q *Queue) List() ([]Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]Delivery, 0, len(q.entries))
+	for _, e := range q.entries {
+		out = append(out, e.delivery())
+	}
+	slices.SortFunc(out, func(a, b Delivery) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Get returns one delivery and its event (with the raw mail, if any).
+func (q *Queue) Get(id string) (Delivery, *event.Event, error) {
+	q.mu.Lock()
+	e, ok := q.entries[id]
+	var d Delivery
+	if ok {
+		d = e.delivery()
+	}
+	q.mu.Unlock()
+	if !ok {
+		return Delivery{}, nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	ev, err := q.readEvent(d.EventID, true)
+	if err != nil {
+		return d, nil, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	return d, ev, nil
+}
+
+// Retry makes a dead or pending delivery due now and kicks the scheduler.
+// A dead delivery starts a new maximum age.
+func (q *Queue) Retry(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, ok := q.entries[id]
+	if !ok {
+		return fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	now := q.now()
+	rec := e.rec
+	switch rec.State {
+	case StateInflight:
+		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
+	case StateDone:
+		return fmt.Errorf("delivery %s: already delivered", id)
+	case StateDead:
+		rec.RetrySince = now
+		rec.Finished = time.Time{}
+		rec.DeadNotified = false
+	}
+	rec.State, rec.NextAttempt = StatePending, now
+	// Written under mu: the loop cannot dispatch it meanwhile.
+	if err := q.writeRecord(&rec); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	q.remove(e)
+	e.rec = rec
+	q.push(e)
+	q.log.Info("delivery retry requested", "event_id", rec.EventID, "delivery_id", id, "target", rec.Target)
+	q.Kick()
+	return nil
+}
+
+// Drop removes a pending or dead delivery (and its event, once no delivery
+// names it).
+func (q *Queue) Drop(id string) error {
+	q.fileMu.Lock()
+	defer q.fileMu.Unlock()
+	q.mu.Lock()
+	e, ok := q.entries[id]
+	if !ok {
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	switch e.rec.State {
+	case StateInflight:
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
+	case StateDone:
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: already delivered", id)
+	}
+	// Removed from memory first (under mu) so the loop cannot dispatch it;
+	// the record file goes before the event file.
+	q.remove(e)
+	delete(q.entries, id)
+	q.byEvent[e.rec.EventID]--
+	lastRef := q.byEvent[e.rec.EventID] == 0
+	if lastRef {
+		delete(q.byEvent, e.rec.EventID)
+	}
+	rec := e.rec
+	q.mu.Unlock()
+	if err := removeFiles(filepath.Join(q.dir, recordsDir), []string{q.recordPath(id)}); err != nil {
+		return fmt.Errorf("delivery: drop %s: %w", id, err)
+	}
+	if lastRef {
+		if err := removeFiles(filepath.Join(q.dir, eventsDir), []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+			q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "error", err)
+		}
+	}
+	q.log.Info("delivery dropped", "event_id", rec.EventID, "delivery_id", id, "target", rec.Target, "state", rec.State)
+	return nil
+}
+
+// gc removes done records past DoneRetention, and then the events no
+// record names any more.
+func (q *Queue) gc() {
+	q.fileMu.Lock()
+	defer q.fileMu.Unlock()
+	q.mu.Lock()
+	now := q.now()
+	var recs, evs []string
+	for id, e := range q.entries {
+		if e.rec.State != StateDone {
+			continue
+		}
+		since := e.rec.Finished
+		if since.Before(q.openedAt) {
+			since = q.openedAt
+		}
+		if now.Sub(since) < q.opt.DoneRetention {
+			continue
+		}
+		delete(q.entries, id)
+		recs = append(recs, q.recordPath(id))
+		if q.byEvent[e.rec.EventID]--; q.byEvent[e.rec.EventID] == 0 {
+			delete(q.byEvent, e.rec.EventID)
+			evs = append(evs, q.eventPath(e.rec.EventID), q.mailPath(e.rec.EventID))
+		}
+	}
+	q.mu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	// Records first, durably, so an event file never disappears while a
+	// record naming it could come back after a crash.
+	if err := removeFiles(filepath.Join(q.dir, recordsDir), recs); err != nil {
+		q.log.Warn("cannot remove delivered records", "error", err)
+		return
+	}
+	if err := removeFiles(filepath.Join(q.dir, eventsDir), evs); err != nil {
+		q.log.Warn("cannot remove delivered events", "error", err)
+	}
+	q.log.Debug("collected delivered records", "records", len(recs), "events", len(evs)/2)
+}
+
+// Stats returns the queue's counts.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var s Stats
+	var oldest time.Time
+	for _, e := range q.entries {
+		switch e.rec.State {
+		case StatePending:
+			s.Pending++
+		case StateInflight:
+			s.Inflight++
+		case StateDead:
+			s.Dead++
+			continue
+		case StateDone:
+			s.Done++
+			continue
+		}
+		if oldest.IsZero() || e.rec.Created.Before(oldest) {
+			oldest = e.rec.Created
+		}
+	}
+	if !oldest.IsZero() {
+		s.OldestPending = max(q.now().Sub(oldest), 0)
+	}
+	return s
+}
+
+// Healthy reports false when the scheduler has not turned for maxStall
+// although work was due for at least that long and could have been started
+// (its target idle, a slot free). The systemd watchdog uses it.
+func (q *Queue) Healthy(maxStall time.Duration) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	if now.Sub(q.lastTurn) <= maxStall || q.inflight >= q.opt.Concurrency {
+		return true
+	}
+	for _, tq := range q.targets {
+		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall {
+			return false
+		}
+	}
+	return true
+}
+
+// push adds a pending entry to its target's heap. Caller holds mu.
+func (q *Queue) push(e *entry) {
+	tq := q.targets[e.rec.Target]
+	if tq == nil {
+		tq = &targetQ{name: e.rec.Target}
+		q.targets[e.rec.Target] = tq
+	}
+	heap.Push(&tq.pending, e)
+}
+
+// remove takes e out of its target's heap if it is there. Caller holds mu.
+func (q *Queue) remove(e *entry) {
+	if e.idx < 0 {
+		return
+	}
+	if tq := q.targets[e.rec.Target]; tq != nil {
+		heap.Remove(&tq.pending, e.idx)
+	}
+}
+
+// delivery returns the public view of e. Caller holds mu.
+func (e *entry) delivery() Delivery {
+	return Delivery{
+		ID: e.id, EventID: e.rec.EventID, Target: e.rec.Target, State: e.rec.State,
+		Attempts: e.rec.Attempts, Created: e.rec.Created, NextAttempt: e.rec.NextAttempt,
+		Finished: e.rec.Finished, LastError: e.rec.LastError, History: slices.Clone(e.rec.History),
+	}
+}
+
+// entryHeap orders pending entries by next attempt, then age, then ID.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	a, b := &h[i].rec, &h[j].rec
+	return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), a.Created.Compare(b.Created), cmp.Compare(h[i].id, h[j].id)) < 0
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.idx = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.idx = -1
+	*h = old[:len(old)-1]
+	return e
+}

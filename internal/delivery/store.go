@@ -1,0 +1,283 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"herald/internal/event"
+	"herald/internal/safeio"
+)
+
+// On disk, under Options.Dir:
+//
+//	lock                    flock'ed by the one process that owns the queue
+//	events/ID.json          the event (SPEC §2 form) and its mail's envelope
+//	events/ID.eml           the raw mail, when the event came from one
+//	deliveries/ID.TARGET.json  one record per (event, target)
+//	quarantine/             unreadable files, moved aside with a log line
+//
+// Every file is written whole with safeio (temp file, fsync, rename, fsync
+// directory). The event is written before any record that names it, and
+// the .eml before the .json that commits it, so a crash leaves at worst an
+// event without records, which Open removes: nobody was told it was queued.
+
+const (
+	eventsDir     = "events"
+	recordsDir    = "deliveries"
+	quarantineDir = "quarantine"
+	lockName      = "lock"
+	fileMode      = 0o600
+	dirMode       = 0o700
+)
+
+// The delivery states.
+const (
+	StatePending  = "pending"  // waiting for its next attempt
+	StateInflight = "inflight" // an attempt is running (or was, when the process died)
+	StateDone     = "done"     // delivered; kept for a while so `herald queue` can show it
+	StateDead     = "dead"     // given up; waits for `herald queue retry` or `drop`
+)
+
+// maxHistory bounds the attempts kept in a record.
+const maxHistory = 20
+
+// Attempt is one entry of a delivery's history.
+type Attempt struct {
+	Time time.Time `json:"time"`
+	// Outcome is "delivered", "retry" (temporary failure), "dead", or
+	// "interrupted" (found in flight after a crash; Error says what the
+	// queue decided).
+	Outcome  string        `json:"outcome"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+}
+
+// record is the JSON form of a delivery.
+type record struct {
+	EventID     string    `json:"event_id"`
+	Target      string    `json:"target"`
+	State       string    `json:"state"`
+	Attempts    int       `json:"attempts"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt"`
+	// RetrySince restarts the maximum age when an admin retries a dead
+	// delivery.
+	RetrySince time.Time `json:"retry_since,omitzero"`
+	// Finished is when the delivery became done or dead.
+	Finished  time.Time `json:"finished,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// DeadNotified is set once OnDead has run for a dead delivery, so a
+	// crash in between makes it run again at the next start (the
+	// delivery-failed event is not lost).
+	DeadNotified bool      `json:"dead_notified,omitempty"`
+	History      []Attempt `json:"history,omitempty"`
+}
+
+// ageBase is the time the maximum age counts from.
+func (r *record) ageBase() time.Time {
+	if r.RetrySince.After(r.Created) {
+		return r.RetrySince
+	}
+	return r.Created
+}
+
+func (r *record) addHistory(a Attempt) {
+	r.History = append(r.History, a)
+	if n := len(r.History); n > maxHistory {
+		r.History = append([]Attempt(nil), r.History[n-maxHistory:]...)
+	}
+}
+
+// deliveryID names the delivery of event eventID to target.
+func deliveryID(eventID, target string) string { return eventID + "." + target }
+
+// splitID splits a delivery ID. Event IDs hold no '.', target names may.
+func splitID(id string) (eventID, target string, ok bool) {
+	eventID, target, ok = strings.Cut(id, ".")
+	if !ok || validEventID(eventID) != nil || validTarget(target) != nil {
+		return "", "", false
+	}
+	return eventID, target, true
+}
+
+// validEventID accepts what can safely be part of a file name and of a
+// delivery ID: letters, digits, '-' and '_' (UUIDs), at most 128.
+func validEventID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("invalid event id %q: want 1 to 128 characters", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("invalid event id %q: only letters, digits, '-' and '_'", id)
+		}
+	}
+	return nil
+}
+
+// validTarget accepts Proxmox's safe ID form: a letter, digit or '_',
+// then also '.' and '-', at most 128.
+func validTarget(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("invalid target name %q: want 1 to 128 characters", name)
+	}
+	for i, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' ||
+			i > 0 && (c == '.' || c == '-')
+		if !ok {
+			return fmt.Errorf("invalid target name %q", name)
+		}
+	}
+	return nil
+}
+
+// eventFile is the JSON form of events/ID.json.
+type eventFile struct {
+	Event json.RawMessage `json:"event"`
+	Mail  *mailMeta       `json:"mail,omitempty"`
+}
+
+// mailMeta is the envelope of the mail whose bytes are in events/ID.eml.
+type mailMeta struct {
+	From       string   `json:"from"`
+	Recipients []string `json:"recipients"`
+	Size       int      `json:"size"`
+}
+
+func (q *Queue) eventPath(id string) string { return filepath.Join(q.dir, eventsDir, id+".json") }
+func (q *Queue) mailPath(id string) string  { return filepath.Join(q.dir, eventsDir, id+".eml") }
+func (q *Queue) recordPath(id string) string {
+	return filepath.Join(q.dir, recordsDir, id+".json")
+}
+
+// writeEvent stores ev durably: the raw mail first, then the JSON that
+// commits it.
+func (q *Queue) writeEvent(ev *event.Event) error {
+	evJSON, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	ef := eventFile{Event: evJSON}
+	if ev.Mail != nil {
+		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
+			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
+		}
+		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw)}
+	}
+	b, err := json.Marshal(ef)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	if err := safeio.WriteFile(q.eventPath(ev.ID), b, fileMode); err != nil {
+		return fmt.Errorf("store event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// readEvent loads an event; withMail also reads the raw mail.
+func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
+	b, err := os.ReadFile(q.eventPath(id))
+	if err != nil {
+		return nil, err
+	}
+	var ef eventFile
+	if err := json.Unmarshal(b, &ef); err != nil {
+		return nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+	}
+	ev := new(event.Event)
+	if err := json.Unmarshal(ef.Event, ev); err != nil {
+		return nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+	}
+	if ev.ID != id {
+		return nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+	}
+	if ef.Mail != nil {
+		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients}
+		if withMail {
+			raw, err := os.ReadFile(q.mailPath(id))
+			if err != nil {
+				return nil, fmt.Errorf("mail of event %s: %w", id, err)
+			}
+			if len(raw) != ef.Mail.Size {
+				return nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
+			}
+			ev.Mail.Raw = raw
+		}
+	}
+	return ev, nil
+}
+
+// writeRecord stores a delivery record durably.
+func (q *Queue) writeRecord(r *record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	id := deliveryID(r.EventID, r.Target)
+	if err := safeio.WriteFile(q.recordPath(id), b, fileMode); err != nil {
+		return fmt.Errorf("store delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// readRecord loads and checks a record file.
+func readRecord(path, id string) (*record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	if deliveryID(r.EventID, r.Target) != id {
+		return nil, fmt.Errorf("record names delivery %q", deliveryID(r.EventID, r.Target))
+	}
+	switch r.State {
+	case StatePending, StateInflight, StateDone, StateDead:
+	default:
+		return nil, fmt.Errorf("unknown state %q", r.State)
+	}
+	return &r, nil
+}
+
+// quarantine moves an unreadable file aside, never deleting it.
+func (q *Queue) quarantine(path string, why error) {
+	dst := filepath.Join(q.dir, quarantineDir, filepath.Base(path))
+	err := os.MkdirAll(filepath.Dir(dst), dirMode)
+	if err == nil {
+		if _, serr := os.Stat(dst); serr == nil {
+			dst += "." + q.now().UTC().Format("20060102T150405.000000000")
+		}
+		err = os.Rename(path, dst)
+	}
+	if err == nil {
+		err = safeio.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "error", err)
+		return
+	}
+	q.log.Warn("moved unreadable queue file to quarantine", "path", path, "to", dst, "reason", why.Error())
+}
+
+// removeFiles removes paths and fsyncs their directory once, so that the
+// removals are durable before anything that depends on them.
+func removeFiles(dir string, paths []string) error {
+	var errs []error
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(paths) > 0 {
+		if err := safeio.SyncDir(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
