@@ -104,7 +104,7 @@ func Parse(raw []byte) (m *Message) {
 		}
 	}()
 
-	b := crOnlyToLF(stripFromLine(raw))
+	b := stripFromLine(loneCRToLF(raw))
 	hdr, body := splitHeader(b)
 	h := Header{readHeader(hdr)}
 	m.Header = h

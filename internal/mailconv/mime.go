@@ -24,25 +24,44 @@ const (
 
 // stripFromLine removes a leading mbox envelope line ("From root@host  Fri
 // May 23 11:59:32 2025"), which a .forward pipe hands over before the header
-// and which is not a header field.
+// and which is not a header field. It is only taken for one when a header
+// field follows, so a header-less text starting with "From the backup job"
+// keeps its first line.
 func stripFromLine(b []byte) []byte {
 	if !bytes.HasPrefix(b, []byte("From ")) {
 		return b
 	}
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[i+1:]
-	}
-	return nil
-}
-
-// crOnlyToLF turns a message that uses lone CRs as line ends (old Mac
-// style, never LF) into LF lines, so that the rest of the parser only has
-// to know LF and CRLF.
-func crOnlyToLF(b []byte) []byte {
-	if bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') < 0 {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
 		return b
 	}
-	return bytes.ReplaceAll(b, []byte{'\r'}, []byte{'\n'})
+	if next, _ := nextLine(b, i+1); fieldName(next) == "" {
+		return b
+	}
+	return b[i+1:]
+}
+
+// loneCRToLF turns lone CRs (old Mac line ends) into LFs when the header
+// uses them, so that the rest of the parser only has to know LF and CRLF.
+// A lone CR further down (progress output) is left to cleanText. It copies
+// only in that rare case.
+func loneCRToLF(b []byte) []byte {
+	first := bytes.IndexByte(b, '\n')
+	if first < 0 {
+		first = len(b)
+	}
+	cr := bytes.IndexByte(b[:first], '\r')
+	if cr < 0 || (cr == first-1 && first < len(b)) { // no CR, or the CR of a CRLF
+		return b
+	}
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c == '\r' && (i+1 == len(b) || b[i+1] != '\n') {
+			c = '\n'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // nextLine returns the line starting at pos without its line end (LF or

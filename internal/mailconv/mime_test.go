@@ -37,8 +37,10 @@ func TestStripFromLine(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"From root@pve1  Fri May 23 11:59:32 2025\nSubject: x\n\nb", "Subject: x\n\nb"},
 		{"From: root\n\nb", "From: root\n\nb"}, // a From: field is not an envelope line
-		{"From root", ""},
+		{"From root", "From root"},
 		{"Subject: x\n\nFrom here", "Subject: x\n\nFrom here"},
+		{"From the backup job: all good\nsecond line\n", "From the backup job: all good\nsecond line\n"},
+		{"From root@pve1  Fri May 23 11:59:32 2025\r\nReturn-Path: <r@x>\r\n\r\nb", "Return-Path: <r@x>\r\n\r\nb"},
 	}
 	for _, tc := range tests {
 		if got := string(stripFromLine([]byte(tc.in))); got != tc.want {
@@ -97,6 +99,22 @@ func TestParseParams(t *testing.T) {
 		mt, params := parseParams(tc.in)
 		if mt != tc.mt || !reflect.DeepEqual(params, tc.params) {
 			t.Errorf("parseParams(%q) = %q, %v; want %q, %v", tc.in, mt, params, tc.mt, tc.params)
+		}
+	}
+}
+
+func TestLoneCRToLF(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"A: 1\rB: 2\r\rbody\r", "A: 1\nB: 2\n\nbody\n"},
+		{"A: 1\rB: 2\r\rbody\nwith one LF\r\n", "A: 1\nB: 2\n\nbody\nwith one LF\r\n"},
+		{"A: 1\r\n\r\nprogress\r50%\r\n", "A: 1\r\n\r\nprogress\r50%\r\n"}, // CRLF header: untouched
+		{"A: 1\n\nx\ry", "A: 1\n\nx\ry"},
+		{"", ""},
+		{"\r", "\n"},
+	}
+	for _, tc := range tests {
+		if got := string(loneCRToLF([]byte(tc.in))); got != tc.want {
+			t.Errorf("loneCRToLF(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
