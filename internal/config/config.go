@@ -571,6 +571,7 @@ func buildMatcher(d diags, s *parsedSection, origin string) *Matcher {
 			m.Calendar = append(m.Calendar, r)
 		}
 	}
+	m.labels = m.computeLabels()
 	return m
 }
 

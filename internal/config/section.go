@@ -222,6 +222,31 @@ type Matcher struct {
 	Calendar []match.CalendarRule `json:"match-calendar,omitempty"`
 	Comment  string               `json:"comment,omitempty"`
 	Origin   string               `json:"origin"`
+
+	labels []string // RuleLabels, computed once at load
+}
+
+// RuleLabels returns one label per rule line in evaluation order
+// (severity, field, calendar), e.g. "match-severity warning,error".
+func (m *Matcher) RuleLabels() []string {
+	if len(m.labels) == len(m.Severity)+len(m.Fields)+len(m.Calendar) {
+		return m.labels
+	}
+	return m.computeLabels()
+}
+
+func (m *Matcher) computeLabels() []string {
+	out := make([]string, 0, len(m.Severity)+len(m.Fields)+len(m.Calendar))
+	for _, r := range m.Severity {
+		out = append(out, "match-severity "+r.String())
+	}
+	for _, r := range m.Fields {
+		out = append(out, "match-field "+r.String())
+	}
+	for _, r := range m.Calendar {
+		out = append(out, "match-calendar "+r.String())
+	}
+	return out
 }
 
 // HasRules reports whether the matcher has any rule line; a matcher without
