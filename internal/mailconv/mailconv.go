@@ -4,8 +4,8 @@
 // unknown, type system-mail. Classifiers then recognise well-known senders
 // and refine type, severity and fields.
 //
-// Conversion is a pure function of the bytes (plus the options) and never
-// fails: broken MIME, unknown charsets, NUL bytes, odd line ends, a missing
+// Conversion is a pure function of the bytes and the options (when ID, Now
+// and Hostname are given) and never fails: broken MIME, unknown charsets, NUL bytes, odd line ends, a missing
 // header — every input becomes an event with best-effort text, because a
 // notification must never be lost. The raw message is kept unchanged on the
 // event for targets that forward mail as-is.

@@ -17,7 +17,8 @@ const maxListedAttachments = 100
 
 // Header gives read access to a message's header fields with their values
 // decoded for display: RFC 2047 words decoded, raw 8-bit text converted to
-// UTF-8, folding removed, control characters dropped.
+// UTF-8, folding removed, control characters dropped. A value longer than
+// 16 KiB is cut there (real ones are far shorter).
 type Header struct {
 	h textproto.Header
 }
