@@ -392,7 +392,7 @@ func parseFile(d diags, data []byte, private bool) []*parsedSection {
 					continue
 				}
 			}
-			ps.props = append(ps.props, prop{key: rp.key, value: rp.value, line: rp.line})
+			ps.props = append(ps.props, prop(rp))
 		}
 		for _, k := range sortedKeys(keys) {
 			if keys[k].required {

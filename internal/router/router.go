@@ -14,7 +14,8 @@ import (
 	"herald/internal/event"
 )
 
-// Router routes events with one configuration.
+// Router routes events with one configuration. Config must be set; a loaded
+// config is never modified, so one Router may serve many goroutines.
 type Router struct {
 	Config *config.Config
 	// Location is the zone match-calendar windows are evaluated in; nil

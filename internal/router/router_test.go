@@ -337,3 +337,30 @@ func TestRouteIsPure(t *testing.T) {
 		t.Errorf("result aliases the config")
 	}
 }
+
+// TestRouteConcurrent routes from several goroutines at once: a loaded
+// config is read-only, so the daemon may share one Router (run with -race).
+func TestRouteConcurrent(t *testing.T) {
+	cfg := parse(t, targets+"matcher: mm\n\tmatch-severity error\n\tmatch-calendar mon..fri 0-23\n\ttarget t-a\n", "", config.FlavorPVE)
+	r := &Router{Config: cfg}
+	done := make(chan []string)
+	for range 4 {
+		go func() {
+			var last []string
+			for range 200 {
+				last = r.Route(mkEvent(event.Error), monday10).Targets
+			}
+			done <- last
+		}()
+	}
+	for range 4 {
+		select {
+		case got := <-done:
+			if !slices.Equal(got, []string{"mail-to-root", "t-a"}) {
+				t.Errorf("targets = %v", got)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("concurrent routing did not finish within 30s")
+		}
+	}
+}
