@@ -5,21 +5,27 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 
 	"herald/internal/sendmail"
+	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 )
 
 func main() {
-	// TODO(lead): wire -bs to internal/smtpd's ServeStdio with d as the
-	// Submitter.
+	// -bs: one SMTP session on stdin/stdout, submitting into the maildrop
+	// like any other shim call (PHP frameworks speak SMTP to sendmail -bs).
 	sendmail.ServeSMTP = func(in io.Reader, out io.Writer, d *spool.Drop) int {
-		fmt.Fprintln(os.Stderr, "sendmail: -bs: not yet wired")
-		return sysexits.Software
+		host, _ := os.Hostname()
+		if err := smtpd.ServeStdio(context.Background(), in, out, d, smtpd.Options{Hostname: host}); err != nil {
+			fmt.Fprintln(os.Stderr, "sendmail -bs:", err)
+			return sysexits.IOErr
+		}
+		return sysexits.OK
 	}
 	os.Exit(sendmail.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
