@@ -224,13 +224,56 @@ func evaluate(m *config.Matcher, ev *event.Event, local time.Time, rules *[]Rule
 		acc = hits > 0
 	}
 	mr.Matched = acc != m.Invert
+	mr.Reason = reason(mode, hits, n, m.Invert, mr.Matched)
+	return mr
+}
+
+// reasonTable holds the explanation sentences of matchers with up to
+// maxCached rule lines, so that routing does not build the same strings
+// for every event: [any][invert][matched][hits][n].
+const maxCached = 8
+
+var reasonTable [2][2][2][maxCached + 1][maxCached + 1]string
+
+func init() {
+	for anyMode := range 2 {
+		for inv := range 2 {
+			for matched := range 2 {
+				for hits := 0; hits <= maxCached; hits++ {
+					for n := hits; n <= maxCached; n++ {
+						mode := "all"
+						if anyMode == 1 {
+							mode = "any"
+						}
+						reasonTable[anyMode][inv][matched][hits][n] = buildReason(mode, hits, n, inv == 1, matched == 1)
+					}
+				}
+			}
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func reason(mode string, hits, n int, invert, matched bool) string {
+	if n <= maxCached && (mode == "all" || mode == "any") {
+		return reasonTable[b2i(mode == "any")][b2i(invert)][b2i(matched)][hits][n]
+	}
+	return buildReason(mode, hits, n, invert, matched)
+}
+
+func buildReason(mode string, hits, n int, invert, matched bool) string {
 	suffix := ""
-	if m.Invert {
+	if invert {
 		suffix = "; inverted: no match"
-		if mr.Matched {
+		if matched {
 			suffix = "; inverted: matches"
 		}
 	}
-	mr.Reason = "mode " + mode + ": " + strconv.Itoa(hits) + " of " + strconv.Itoa(n) + " rules matched" + suffix
-	return mr
+	return "mode " + mode + ": " + strconv.Itoa(hits) + " of " + strconv.Itoa(n) + " rules matched" + suffix
 }

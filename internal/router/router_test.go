@@ -364,3 +364,22 @@ func TestRouteConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestReasonTable(t *testing.T) {
+	for _, mode := range []string{"all", "any", "odd"} {
+		for n := 0; n <= maxCached+2; n++ {
+			for hits := 0; hits <= n; hits++ {
+				for _, inv := range []bool{false, true} {
+					for _, matched := range []bool{false, true} {
+						if got, want := reason(mode, hits, n, inv, matched), buildReason(mode, hits, n, inv, matched); got != want {
+							t.Fatalf("reason(%s,%d,%d,%v,%v) = %q, want %q", mode, hits, n, inv, matched, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	if got := buildReason("any", 1, 10, true, false); got != "mode any: 1 of 10 rules matched; inverted: no match" {
+		t.Errorf("buildReason = %q", got)
+	}
+}
