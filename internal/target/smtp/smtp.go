@@ -325,6 +325,10 @@ func (t *Target) Send(ctx context.Context, from string, rcpts []string, msg []by
 
 	var opts *gosmtp.MailOptions
 	if !isASCII(from) || !allASCII(rcpts) {
+		if ok, _ := c.Extension("SMTPUTF8"); !ok {
+			// Retrying will not teach the server SMTPUTF8.
+			return target.Permanent(&sendError{msg: fmt.Sprintf("smtp %s: an address is not ASCII and the server does not offer SMTPUTF8", t.addr)})
+		}
 		opts = &gosmtp.MailOptions{UTF8: true}
 	}
 	if err := c.Mail(from, opts); err != nil {

@@ -129,6 +129,17 @@ func TestModes(t *testing.T) {
 	}
 }
 
+func TestUTF8Address(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Config{SMTPUTF8: true})
+	tg := newTarget(t, srv, ModeInsecure, func(o *Options) { o.To = []string{"jürgen@example.org"} })
+	if err := deliver(t, tg, testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := srv.Messages(); len(msgs) != 1 || msgs[0].To[0] != "jürgen@example.org" {
+		t.Fatalf("got %+v", msgs)
+	}
+}
+
 func TestSystemMailIsReheaded(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Config{})
 	tg := newTarget(t, srv, ModeInsecure, nil)
@@ -183,6 +194,8 @@ func TestFailures(t *testing.T) {
 			mod: func(o *Options) { o.TLSConfig = nil }, wantTemp: true, wantInErr: "TLS handshake"},
 		{name: "wrong-name", cfg: smtptest.Config{Mode: smtptest.STARTTLS}, mode: ModeSTARTTLS,
 			mod: func(o *Options) { o.TLSConfig.ServerName = "relay.example.org" }, wantTemp: true, wantInErr: "TLS handshake"},
+		{name: "utf8-address-unsupported", cfg: smtptest.Config{}, mode: ModeInsecure,
+			mod: func(o *Options) { o.To = []string{"jürgen@example.org"} }, wantInErr: "does not offer SMTPUTF8"},
 		{name: "auth-not-offered", cfg: smtptest.Config{Mode: smtptest.TLS}, mode: ModeTLS,
 			mod: func(o *Options) { o.Username, o.Password = "alice", secret }, wantInErr: "does not offer AUTH"},
 		{name: "auth-unknown-mechs", cfg: smtptest.Config{Mode: smtptest.TLS, Users: map[string]string{"alice": secret}, Mechs: []string{"CRAM-MD5"}},

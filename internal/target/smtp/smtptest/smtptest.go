@@ -42,6 +42,8 @@ type Config struct {
 	Mechs []string
 	// AllowInsecureAuth offers AUTH without TLS.
 	AllowInsecureAuth bool
+	// SMTPUTF8 advertises the SMTPUTF8 extension.
+	SMTPUTF8 bool
 	// Hooks: a non-nil error becomes the reply (use *gosmtp.SMTPError).
 	Mail func(from string) error
 	Rcpt func(to string) error
@@ -94,6 +96,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	}))
 	srv.Domain = "smtptest.localhost"
 	srv.AllowInsecureAuth = cfg.AllowInsecureAuth
+	srv.EnableSMTPUTF8 = cfg.SMTPUTF8
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
 	srv.ErrorLog = log.New(io.Discard, "", 0)
