@@ -359,7 +359,13 @@ func (t *Target) Send(ctx context.Context, from string, rcpts []string, msg []by
 		if tempErr != nil {
 			return tempErr
 		}
-		return permErr
+		if len(refused) == 1 {
+			return permErr
+		}
+		return &target.Error{
+			Err:   &sendError{msg: fmt.Sprintf("smtp %s: every recipient refused: %s", t.addr, strings.Join(refused, "; "))},
+			Reply: target.Reply(permErr),
+		}
 	}
 
 	w, err := c.Data()

@@ -178,7 +178,11 @@ func TestFailures(t *testing.T) {
 		wantReply string
 	}{
 		{name: "rcpt-5xx-all", cfg: smtptest.Config{Rcpt: smtptest.Reject(550, "ops@example.org", "root@pve1.example.org")},
-			mode: ModeInsecure, wantInErr: "RCPT TO:<ops@example.org>", wantReply: "550 5.1.1 rejected ops@example.org"},
+			mode: ModeInsecure, wantInErr: "every recipient refused: ops@example.org: 550 5.1.1 rejected ops@example.org; root@pve1.example.org: 550",
+			wantReply: "550 5.1.1 rejected ops@example.org"},
+		{name: "rcpt-5xx-single", cfg: smtptest.Config{Rcpt: smtptest.Reject(550, "ops@example.org")},
+			mod: func(o *Options) { o.To = []string{"ops@example.org"} }, mode: ModeInsecure,
+			wantInErr: "RCPT TO:<ops@example.org>: server replied 550", wantReply: "550 5.1.1 rejected ops@example.org"},
 		{name: "rcpt-5xx-one", cfg: smtptest.Config{Rcpt: smtptest.Reject(550, "root@pve1.example.org")},
 			mode: ModeInsecure, wantMsgs: 1, wantInErr: "sent to ops@example.org, but refused for root@pve1.example.org: 550",
 			wantReply: "550 5.1.1 rejected root@pve1.example.org"},
