@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -791,5 +792,88 @@ func TestListenLoopbackErrors(t *testing.T) {
 	w := WrapListener(l)
 	if WrapListener(w) != w {
 		t.Fatal("WrapListener wraps twice")
+	}
+}
+
+func TestSocketActivationListener(t *testing.T) {
+	// systemd hands the daemon an inherited socket; net.FileListener turns
+	// it into a listener exactly as go-systemd's activation package does.
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tl.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w := WrapListener(fl)
+	if WrapListener(w) != w {
+		t.Fatal("WrapListener wrapped a wrapped listener again")
+	}
+	// The wrapped listener hands out tuned connections.
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := w.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	nc, err := net.DialTimeout("tcp", w.Addr().String(), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := <-accepted
+	if _, ok := c.(*tunedConn); !ok {
+		t.Fatalf("accepted %T, want *tunedConn", c)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	sub := &fakeSub{}
+	ts := serveOn(t, sub, Options{}, w)
+	cl := greet(t, ts.addr)
+	cl.mail("a@b", []string{"c@d"}, "activated\r\n")
+	if got := sub.only(t); string(got.body) != "activated\r\n" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smtp.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &fakeSub{}
+	// Unix-socket peers pass the peer check: the socket's file mode guards it.
+	ts := serveOn(t, sub, Options{}, l)
+	nc, err := net.DialTimeout("unix", path, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	c := &client{t: t, c: nc, r: bufio.NewReader(nc)}
+	c.expect(220, "herald.test")
+	c.send("HELO local\r\n")
+	c.expect(250, "")
+	c.mail("a@b", []string{"c@d"}, "over a unix socket\r\n")
+	c.send("QUIT\r\n")
+	c.expect(221, "")
+	c.expectClosed()
+	if got := sub.only(t); string(got.body) != "over a unix socket\r\n" || ts.addr != path {
+		t.Fatalf("got %+v", got)
 	}
 }
