@@ -37,6 +37,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,9 +184,7 @@ func newServer(sub Submitter, opt Options, source string) *Server {
 // then. TCP connections get the same tuning as WrapListener's; peers that
 // are neither loopback nor in Options.Allow are answered 554 and closed.
 func (s *Server) Serve(l net.Listener) error {
-	if _, ok := l.(*tunedListener); !ok {
-		l = WrapListener(l)
-	}
+	l = WrapListener(l)
 	gl := &guardListener{Listener: l, srv: s}
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -293,5 +292,5 @@ func (e errorLog) Printf(format string, v ...any) {
 }
 
 func (e errorLog) Println(v ...any) {
-	e.log.Warn("smtp: " + fmt.Sprintln(v...))
+	e.log.Warn("smtp: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 }

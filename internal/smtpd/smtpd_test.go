@@ -877,3 +877,42 @@ func TestUnixSocket(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+func TestClose(t *testing.T) {
+	started := make(chan struct{}, 1)
+	sub := &fakeSub{started: started}
+	ts := start(t, sub, Options{}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	c.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhalf\r\n")
+	c.expect(250, "")
+	c.expect(250, "")
+	c.expect(354, "")
+	<-started
+	if err := ts.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	c.expectClosed()
+	select {
+	case err := <-ts.served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		ts.served <- nil
+	case <-time.After(wait):
+		t.Fatal("Serve did not return after Close")
+	}
+	if n := len(sub.submissions()); n != 0 {
+		t.Fatalf("%d messages submitted", n)
+	}
+	// Serving again after Close returns at once and closes the listener.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Serve(l); err != nil {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("listener still open after Serve on a closed server")
+	}
+}
