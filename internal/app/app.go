@@ -1,0 +1,245 @@
+// Package app wires herald's daemon together: spool, listeners, conversion,
+// routing and the delivery queue. It is embeddable: a test starts and stops
+// the whole daemon in-process with New and Run. Only app and cli see every
+// other package.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"herald/internal/delivery"
+	"herald/internal/event"
+	"herald/internal/router"
+	"herald/internal/smtpd"
+	"herald/internal/spool"
+	"herald/internal/target"
+)
+
+// Options configures a daemon.
+type Options struct {
+	Paths  Paths
+	Logger *slog.Logger
+	// Listeners are sockets handed in by systemd socket activation, by
+	// name ("smtp", "http"). When a name is absent herald binds the
+	// addresses of herald.cfg itself.
+	Listeners map[string][]net.Listener
+	// ShimPaths are the paths of herald's own sendmail shim, for the loop
+	// check of sendmail targets.
+	ShimPaths []string
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// App is one running herald daemon.
+type App struct {
+	opt   Options
+	log   *slog.Logger
+	now   func() time.Time
+	spool *spool.Spool
+	queue *delivery.Queue
+
+	mu       sync.Mutex // guards settings and targets swaps (reload)
+	settings atomic.Pointer[Settings]
+	targets  atomic.Pointer[map[string]target.Target]
+
+	ready     chan struct{}
+	listeners []net.Listener
+	addrs     []net.Addr
+}
+
+// New loads the configuration, opens and recovers the spool and opens the
+// delivery queue. It binds nothing yet: Run does.
+func New(opt Options) (*App, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{})}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	s, err := LoadSettings(opt.Paths, opt.ShimPaths)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	targets, err := buildTargets(s, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.settings.Store(s)
+	a.targets.Store(&targets)
+
+	sp, err := spool.Open(opt.Paths.StateDir, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	removed, quarantined, err := sp.Recover()
+	if err != nil {
+		return nil, fmt.Errorf("spool recovery: %w", err)
+	}
+	if removed+quarantined > 0 {
+		a.log.Info("spool recovered", "partial_removed", removed, "quarantined", quarantined)
+	}
+	a.spool = sp
+
+	q, err := delivery.Open(delivery.Options{
+		Dir:         filepath.Join(opt.Paths.StateDir, "queue"),
+		Target:      a.lookupTarget,
+		Logger:      a.log,
+		Concurrency: s.Daemon.DeliveryConcurrency,
+		MaxAge:      s.Daemon.MaxDeliveryAge,
+		Now:         a.now,
+		OnDead:      a.onDead,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery queue: %w", err)
+	}
+	a.queue = q
+	return a, nil
+}
+
+func (a *App) lookupTarget(name string) (target.Target, bool) {
+	m := a.targets.Load()
+	t, ok := (*m)[name]
+	return t, ok
+}
+
+// Settings returns the configuration in force.
+func (a *App) Settings() *Settings { return a.settings.Load() }
+
+// Queue gives access to the delivery queue (status, tests).
+func (a *App) Queue() *delivery.Queue { return a.queue }
+
+// Ready is closed once the spool is recovered and every listener is bound.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// Addrs returns the bound SMTP addresses once Ready is closed.
+func (a *App) Addrs() []net.Addr { return a.addrs }
+
+// Run serves until ctx is cancelled, then shuts down: listeners stop
+// accepting, sessions finish, in-flight deliveries finish or stay queued.
+func (a *App) Run(ctx context.Context) error {
+	s := a.Settings()
+	ls := a.opt.Listeners["smtp"]
+	if ls == nil {
+		var err error
+		ls, err = smtpd.ListenLoopback(addrStrings(s.Daemon.SMTPListen))
+		if err != nil {
+			return fmt.Errorf("smtp listen: %w", err)
+		}
+	} else {
+		for i, l := range ls {
+			ls[i] = smtpd.WrapListener(l)
+		}
+	}
+	srv := smtpd.New(a.spool, smtpd.Options{
+		Hostname:       s.Daemon.Hostname,
+		MaxMessageSize: s.Daemon.MaxMessageSize,
+		MaxRecipients:  s.Daemon.MaxRecipients,
+		ReadTimeout:    s.Daemon.SMTPTimeout,
+		WriteTimeout:   s.Daemon.SMTPTimeout,
+		Allow:          s.Daemon.SMTPAllow,
+		Logger:         a.log,
+	})
+	for _, l := range ls {
+		a.addrs = append(a.addrs, l.Addr())
+	}
+	a.listeners = ls
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ls)+2)
+	for _, l := range ls {
+		wg.Add(1)
+		go func(l net.Listener) {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("smtp on %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	wake, err := a.spool.Watch(ctx)
+	if err != nil {
+		return fmt.Errorf("spool watch: %w", err)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := a.queue.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("delivery: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		a.ingestLoop(ctx, wake)
+	}()
+	stopControl, err := a.serveControl(ctx)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer stopControl()
+	a.log.Info("herald ready", "smtp", addrList(a.addrs), "state", a.opt.Paths.StateDir,
+		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)
+	close(a.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("smtp shutdown", "err", err)
+	}
+	wg.Wait()
+	a.log.Info("herald stopped")
+	return runErr
+}
+
+func addrStrings(aps []netip.AddrPort) []string {
+	out := make([]string, len(aps))
+	for i, ap := range aps {
+		out[i] = ap.String()
+	}
+	return out
+}
+
+func addrList(as []net.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Route is the daemon's routing step for one event (exported for tests and
+// the delivery-failed path): targets that matched, minus exclude.
+func (a *App) route(ev *event.Event, exclude string) []string {
+	s := a.Settings()
+	r := router.Router{Config: s.Notify}
+	res := r.Route(ev, ev.Timestamp)
+	out := res.Targets[:0:0]
+	for _, t := range res.Targets {
+		if t != exclude {
+			out = append(out, t)
+		}
+	}
+	return out
+}

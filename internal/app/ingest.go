@@ -1,0 +1,156 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"herald/internal/delivery"
+	"herald/internal/event"
+	"herald/internal/mailconv"
+	"herald/internal/spool"
+)
+
+// ingestLoop turns committed spool entries into queued deliveries, at
+// start-up and whenever the spool signals new work.
+func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
+	for {
+		a.ingestPending(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		}
+	}
+}
+
+// ingestPending processes every committed entry, oldest first. An entry that
+// fails for a temporary reason (queue disk full) stays in the spool and is
+// tried again on the next wake-up; a corrupt one is quarantined.
+func (a *App) ingestPending(ctx context.Context) {
+	if a.spool.Kicked() {
+		a.queue.Kick()
+	}
+	entries, err := a.spool.Pending()
+	if err != nil {
+		a.log.Error("listing the spool", "err", err)
+		return
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := a.ingest(e); err != nil {
+			a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
+		}
+	}
+}
+
+// ingest converts one entry, routes it and queues its deliveries durably
+// before the entry leaves the spool. Processing an entry twice (a crash
+// between Enqueue and Remove) yields the same event ID, and Enqueue leaves
+// existing deliveries alone, so nothing is sent twice.
+func (a *App) ingest(e spool.Entry) error {
+	raw, err := a.spool.ReadAll(e)
+	if err != nil {
+		if qerr := a.spool.Quarantine(e, err); qerr != nil {
+			return fmt.Errorf("read: %v; quarantine: %w", err, qerr)
+		}
+		return nil
+	}
+	ev, err := a.toEvent(e, raw)
+	if err != nil {
+		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
+		return a.spool.Quarantine(e, err)
+	}
+	targets := a.route(ev, "")
+	if err := a.queue.Enqueue(ev, targets); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if err := a.spool.Remove(e); err != nil {
+		return fmt.Errorf("remove from spool: %w", err)
+	}
+	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
+		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
+		"targets", strings.Join(targets, ","))
+	if len(targets) > 0 {
+		a.queue.Kick()
+	}
+	return nil
+}
+
+// toEvent makes the event of a spool entry. The event ID is the entry ID and
+// its timestamp the time of receipt, so the result does not depend on when
+// it is computed.
+func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
+	host := a.Settings().Daemon.Hostname
+	switch e.Env.Kind {
+	case spool.KindEvent:
+		var ev event.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, fmt.Errorf("event JSON: %w", err)
+		}
+		ev.ID = e.ID
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = e.Env.Received
+		}
+		if ev.Fields[event.FieldHostname] == "" {
+			ev.SetField(event.FieldHostname, host)
+		}
+		if ev.Fields[event.FieldType] == "" {
+			return nil, fmt.Errorf("event without a type field")
+		}
+		return &ev, nil
+	default:
+		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
+		ev.Mail.From = e.Env.From
+		ev.Mail.Recipients = e.Env.Recipients
+		return ev, nil
+	}
+}
+
+// onDead emits herald's own delivery-failed event when a delivery gives up.
+// It is routed like any other event but never to the target that failed, and
+// a failed delivery-failed event does not beget another.
+func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
+	if orig != nil && orig.Type() == "delivery-failed" {
+		return
+	}
+	ev := &event.Event{
+		ID:        event.NewID(),
+		Timestamp: a.now().Truncate(time.Second),
+		Severity:  event.Error,
+		Title:     fmt.Sprintf("herald: delivery to %s failed", d.Target),
+		Body: fmt.Sprintf("herald gave up delivering event %s to target %s after %d attempts.\nLast error: %s\n",
+			d.EventID, d.Target, d.Attempts, d.LastError),
+		Fields: map[string]string{
+			event.FieldType:     "delivery-failed",
+			event.FieldHostname: a.Settings().Daemon.Hostname,
+			"target":            d.Target,
+			"event-id":          d.EventID,
+			"delivery-id":       d.ID,
+		},
+	}
+	if orig != nil {
+		ev.Body += "Original title: " + orig.Title + "\n"
+		if t := orig.Type(); t != "" {
+			ev.Fields["original-type"] = t
+		}
+	}
+	targets := a.route(ev, d.Target)
+	if err := a.queue.Enqueue(ev, targets); err != nil {
+		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
+		return
+	}
+	a.log.Warn("delivery failed for good", "delivery_id", d.ID, "event_id", d.EventID, "target", d.Target,
+		"notified", strings.Join(targets, ","))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Default locations of a system install (SPEC §2).
+const (
+	DefaultConfigDir = "/etc/herald"
+	DefaultStateDir  = "/var/lib/herald"
+)
+
+// Paths says where herald reads its configuration and keeps its state, and
+// whether the embedded default applies.
+type Paths struct {
+	ConfigDir string
+	StateDir  string
+	// Embedded is true when no configuration was named and none is
+	// installed: herald then runs its embedded default (SPEC §11).
+	Embedded bool
+}
+
+// Resolve applies the precedence flag > environment > default for both
+// directories. The embedded default applies when no config dir was named
+// (flag or HERALD_CONFIG_DIR) and DefaultConfigDir does not exist; its state
+// lives under ./var unless a state dir was named.
+func Resolve(configFlag, stateFlag string) Paths {
+	p := Paths{ConfigDir: firstNonEmpty(configFlag, os.Getenv("HERALD_CONFIG_DIR"))}
+	if p.ConfigDir == "" {
+		p.ConfigDir = DefaultConfigDir
+		if _, err := os.Stat(DefaultConfigDir); os.IsNotExist(err) {
+			p.Embedded = true
+		}
+	}
+	p.StateDir = firstNonEmpty(stateFlag, os.Getenv("HERALD_STATE_DIR"))
+	if p.StateDir == "" {
+		p.StateDir = DefaultStateDir
+		if p.Embedded {
+			// Also for root: without an installed config herald is being
+			// tried out, and ./var is where the README says to look.
+			p.StateDir = "var"
+		}
+	}
+	if abs, err := filepath.Abs(p.StateDir); err == nil {
+		p.StateDir = abs
+	}
+	return p
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

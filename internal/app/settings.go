@@ -1,0 +1,97 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"herald/internal/config"
+)
+
+// Settings is everything herald reads at start-up and on reload.
+type Settings struct {
+	Paths  Paths
+	Daemon *config.Daemon
+	Notify *config.Config
+	// ShimPaths are herald's own sendmail shims (the loop check).
+	ShimPaths []string
+}
+
+// embeddedConfig is the notifications.cfg of the embedded default (SPEC §11):
+// every event to STATE/events.jsonl, every mail to the mbox STATE/mail/root.
+const embeddedConfig = `file: events
+	path %[1]s/events.jsonl
+	comment every event as one JSON line
+
+mbox: mail-root
+	path %[1]s/mail/root
+	comment every mail, as received, in root's local mailbox
+
+matcher: default-matcher
+	target events
+	target mail-root
+	comment the embedded default routes everything to both
+`
+
+// Embedded default listeners: unprivileged ports on both loopback families.
+var (
+	embeddedSMTP = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:2525"), netip.MustParseAddrPort("[::1]:2525")}
+	embeddedHTTP = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:8025")}
+)
+
+// LoadSettings reads herald.cfg and the notification configuration for p.
+// The error, when not nil, is a config.Diagnostics naming FILE:LINE.
+func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
+	s := &Settings{Paths: p, ShimPaths: shimPaths}
+	if p.Embedded {
+		d, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg")) // missing: defaults
+		if err != nil {
+			return nil, err
+		}
+		d.SMTPListen = embeddedSMTP
+		d.HTTPListen = embeddedHTTP
+		s.Daemon = d
+		text := fmt.Sprintf(embeddedConfig, p.StateDir)
+		cfg, err := config.Parse("<embedded>", []byte(text), "", nil, config.LoadOptions{ShimPaths: shimPaths})
+		if err != nil {
+			return nil, err
+		}
+		s.Notify = cfg
+		return s, nil
+	}
+	if fi, err := os.Stat(p.ConfigDir); err != nil || !fi.IsDir() {
+		return nil, config.Diagnostics{{File: p.ConfigDir, Msg: "config directory does not exist"}}
+	}
+	d, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg"))
+	if err != nil {
+		return nil, err
+	}
+	s.Daemon = d
+	cfg, err := config.Load(p.ConfigDir, config.LoadOptions{
+		Flavor:      d.Flavor,
+		PublicPath:  d.NotificationsFile,
+		PrivatePath: d.NotificationsPrivFile,
+		ShimPaths:   shimPaths,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Notify = cfg
+	return s, nil
+}
+
+// Diagnostics returns the problems inside err as config diagnostics, or one
+// diagnostic without a line for an error of another kind.
+func Diagnostics(err error) config.Diagnostics {
+	var ds config.Diagnostics
+	if errors.As(err, &ds) {
+		return ds
+	}
+	var d config.Diagnostic
+	if errors.As(err, &d) {
+		return config.Diagnostics{d}
+	}
+	return config.Diagnostics{{Msg: err.Error()}}
+}

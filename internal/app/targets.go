@@ -1,0 +1,193 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"herald/internal/config"
+	"herald/internal/directory"
+	"herald/internal/target"
+	"herald/internal/target/exec"
+	"herald/internal/target/file"
+	"herald/internal/target/gotify"
+	"herald/internal/target/journal"
+	"herald/internal/target/mbox"
+	"herald/internal/target/sendmail"
+	"herald/internal/target/smtp"
+)
+
+// usersFile is where mailto-user addresses are looked up (Proxmox user.cfg
+// format, PVE or PBS style), inside the config directory.
+const usersFile = "user.cfg"
+
+// buildTargets makes one target per configured section. A section that
+// cannot be built is a configuration error naming its FILE:LINE.
+func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, error) {
+	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	if err != nil {
+		return nil, config.Diagnostics{{File: filepath.Join(s.Paths.ConfigDir, usersFile), Msg: err.Error()}}
+	}
+	b := builder{s: s, log: log, users: users, shimPaths: s.ShimPaths}
+	out := make(map[string]target.Target, len(s.Notify.Targets))
+	var ds config.Diagnostics
+	for _, sec := range s.Notify.Targets {
+		t, err := b.build(sec)
+		if err != nil {
+			ds = append(ds, config.Diagnostic{File: sec.File, Line: sec.Line,
+				Msg: fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)})
+			continue
+		}
+		out[sec.Name] = t
+	}
+	if len(ds) > 0 {
+		return nil, ds
+	}
+	return out, nil
+}
+
+type builder struct {
+	s         *Settings
+	log       *slog.Logger
+	users     *directory.Users
+	shimPaths []string
+}
+
+func (b builder) hostname() string { return b.s.Daemon.Hostname }
+
+// localMailbox returns the mailbox target of a local user: STATE/mail/USER
+// for the embedded default and unprivileged runs, /var/mail/USER otherwise.
+func (b builder) localMailbox(user string) (target.Target, bool) {
+	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
+		return nil, false
+	}
+	dir := "/var/mail"
+	if b.s.Paths.Embedded || os.Geteuid() != 0 {
+		dir = filepath.Join(b.s.Paths.StateDir, "mail")
+	}
+	return mbox.New(filepath.Join(dir, user), b.hostname()), true
+}
+
+func (b builder) recipients(sec *config.Section) []string {
+	return directory.Recipients(sec.List("mailto"), sec.List("mailto-user"), b.users, b.log)
+}
+
+func (b builder) build(sec *config.Section) (target.Target, error) {
+	get := func(k string) string { v, _ := sec.Get(k); return v }
+	switch sec.Type {
+	case "file":
+		return file.New(get("path")), nil
+	case "mbox":
+		return mbox.New(get("path"), b.hostname()), nil
+	case "journal":
+		return journal.New(journal.Options{Identifier: get("identifier")}), nil
+	case "exec":
+		var timeout time.Duration
+		if v := get("timeout"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, err
+			}
+			timeout = d
+		}
+		return exec.New(exec.Options{Command: get("command"), Timeout: timeout})
+	case "gotify":
+		tok, _ := sec.Secret("token")
+		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal()}), nil
+	case "smtp":
+		pw, _ := sec.Secret("password")
+		port := 0
+		if v := get("port"); v != "" {
+			p, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, err
+			}
+			port = p
+		}
+		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
+			Username: get("username"), Password: pw.Reveal(), From: get("from-address"),
+			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname()})
+	case "sendmail":
+		relay, err := b.relay()
+		if err != nil {
+			return nil, err
+		}
+		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
+			Author: get("author"), Hostname: b.hostname(), Relay: relay,
+			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
+			ShimPaths: b.shimPaths, Log: b.log})
+	}
+	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
+}
+
+// fromAddress is the sendmail target's from-address, else root@HOSTNAME as
+// Proxmox's docs describe.
+func (b builder) fromAddress(sec *config.Section) string {
+	if v, ok := sec.Get("from-address"); ok && v != "" {
+		return v
+	}
+	return "root@" + b.hostname()
+}
+
+// CheckTargets builds every configured target without sending anything, so
+// that `herald check` reports what the daemon would refuse at start-up.
+func CheckTargets(s *Settings) error {
+	_, err := buildTargets(s, slog.New(slog.DiscardHandler))
+	return err
+}
+
+// BuildTarget builds one named target, disabled or not (`herald test`
+// sends to disabled targets too, as Proxmox does).
+func BuildTarget(s *Settings, name string) (target.Target, error) {
+	sec := s.Notify.Target(name)
+	if sec == nil {
+		return nil, fmt.Errorf("no target named %q", name)
+	}
+	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	if err != nil {
+		return nil, err
+	}
+	return builder{s: s, log: slog.New(slog.DiscardHandler), users: users, shimPaths: s.ShimPaths}.build(sec)
+}
+
+// relay is the smarthost of herald.cfg for sendmail targets, nil when none
+// is set. The password comes from relay-password-file (which, like the
+// private notifications file, must not be readable by others).
+func (b builder) relay() (*sendmail.Relay, error) {
+	d := b.s.Daemon
+	if d.Relay == "" {
+		return nil, nil
+	}
+	host, portText, err := net.SplitHostPort(d.Relay)
+	if err != nil {
+		host, portText = d.Relay, ""
+	}
+	port := 0
+	if portText != "" {
+		if port, err = strconv.Atoi(portText); err != nil {
+			return nil, fmt.Errorf("relay %q: bad port", d.Relay)
+		}
+	}
+	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername}
+	if d.RelayPasswordFile != "" {
+		fi, err := os.Stat(d.RelayPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("relay-password-file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("relay-password-file %s: permissions %#o expose the password: run chmod 600 %s",
+				d.RelayPasswordFile, fi.Mode().Perm(), d.RelayPasswordFile)
+		}
+		pw, err := os.ReadFile(d.RelayPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("relay-password-file: %w", err)
+		}
+		r.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	return r, nil
+}

@@ -1,0 +1,395 @@
+// Package cli implements herald's command line: the daemon (`serve`) and the
+// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`).
+// cmd/herald only calls Main.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"herald/internal/app"
+	"herald/internal/config"
+	"herald/internal/event"
+	"herald/internal/mailconv"
+	"herald/internal/router"
+	"herald/internal/spool"
+	"herald/internal/sysexits"
+	"herald/internal/target"
+	"herald/internal/version"
+)
+
+const usage = `usage: herald COMMAND [options]
+
+commands:
+  serve   [--config-dir DIR] [--state-dir DIR]      run the daemon in the foreground
+  check   [--config-dir DIR]                        validate all configuration files
+  convert FILE.eml|-                                print the event a mail becomes
+  explain [--config-dir DIR] (--event F.json | --mail F.eml) [--at RFC3339]
+                                                    show how an event would be routed
+  notify  --severity SEV --type TYPE [--field K=V ...] [--title T] [--body B | --body-file F|-]
+                                                    submit an event through the spool
+  test    [--config-dir DIR] TARGET                 send a test notification to one target
+  queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
+  version                                           print the version
+
+HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
+(/etc/herald, /var/lib/herald) for every command.
+`
+
+// env is what a command needs from the process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// Main runs herald with args (args[0] is the program name) and returns the
+// exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return sysexits.Usage
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return e.serve(rest)
+	case "check":
+		return e.check(rest)
+	case "convert":
+		return e.convert(rest)
+	case "explain":
+		return e.explain(rest)
+	case "notify":
+		return e.notify(rest)
+	case "test":
+		return e.test(rest)
+	case "queue":
+		return e.queueCmd(rest)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "herald", version.Version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "herald: unknown command %q\n%s", cmd, usage)
+	return sysexits.Usage
+}
+
+func (e env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// shimPaths are the places herald's own sendmail shim lives, for the
+// sendmail-path loop check.
+func shimPaths() []string {
+	ps := []string{"/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/sbin/herald-sendmail"}
+	if exe, err := os.Executable(); err == nil {
+		ps = append(ps, filepath.Join(filepath.Dir(exe), "herald-sendmail"))
+	}
+	return ps
+}
+
+func (e env) printDiags(ds config.Diagnostics) {
+	for _, d := range ds {
+		fmt.Fprintln(e.stderr, d.Error())
+	}
+}
+
+func (e env) serve(args []string) int {
+	fs := e.flags("serve")
+	cdir := fs.String("config-dir", "", "configuration directory (default /etc/herald)")
+	sdir := fs.String("state-dir", "", "state directory (default /var/lib/herald)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		return sysexits.Usage
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	paths := app.Resolve(*cdir, *sdir)
+	a, err := app.New(app.Options{Paths: paths, Logger: log, ShimPaths: shimPaths()})
+	if err != nil {
+		var ds config.Diagnostics
+		if errors.As(err, &ds) {
+			e.printDiags(ds)
+			log.Error("configuration is invalid; not starting")
+			return sysexits.Config
+		}
+		log.Error("cannot start", "err", err)
+		return sysexits.Software
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		log.Error("herald stopped with an error", "err", err)
+		return sysexits.Software
+	}
+	return 0
+}
+
+func (e env) check(args []string) int {
+	fs := e.flags("check")
+	cdir := fs.String("config-dir", "", "configuration directory (default /etc/herald)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		return sysexits.Usage
+	}
+	paths := app.Resolve(*cdir, "")
+	s, err := app.LoadSettings(paths, shimPaths())
+	if err == nil {
+		err = app.CheckTargets(s)
+	}
+	if err != nil {
+		e.printDiags(app.Diagnostics(err))
+		return 1
+	}
+	for _, w := range s.Notify.Warnings {
+		fmt.Fprintln(e.stderr, w.Error())
+	}
+	where := paths.ConfigDir
+	if paths.Embedded {
+		where = "embedded default (no " + app.DefaultConfigDir + ")"
+	}
+	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers)\n",
+		where, len(s.Notify.Targets), len(s.Notify.Matchers))
+	return 0
+}
+
+// readInput reads a named file, or stdin for "-".
+func (e env) readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(e.stdin)
+	}
+	return os.ReadFile(name)
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}
+
+func (e env) printJSON(v any) int {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(e.stderr, "herald:", err)
+		return sysexits.Software
+	}
+	if _, err := e.stdout.Write(buf.Bytes()); err != nil {
+		return sysexits.IOErr
+	}
+	return 0
+}
+
+func (e env) convert(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(e.stderr, "usage: herald convert FILE.eml|-")
+		return sysexits.Usage
+	}
+	raw, err := e.readInput(args[0])
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald convert:", err)
+		return sysexits.NoInput
+	}
+	ev := mailconv.Convert(raw, mailconv.Options{Hostname: hostname()})
+	return e.printJSON(ev)
+}
+
+// explanation is what `herald explain` prints.
+type explanation struct {
+	Event    *event.Event           `json:"event"`
+	At       string                 `json:"at"`
+	Matchers []router.MatcherResult `json:"matchers"`
+	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
+	Targets  []string               `json:"targets"`
+}
+
+func (e env) explain(args []string) int {
+	fs := e.flags("explain")
+	cdir := fs.String("config-dir", "", "configuration directory (default /etc/herald)")
+	evFile := fs.String("event", "", "event JSON file (- for stdin)")
+	mailFile := fs.String("mail", "", "mail file (- for stdin)")
+	at := fs.String("at", "", "evaluate calendar rules at this RFC 3339 time (default: the event's timestamp)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 || (*evFile == "") == (*mailFile == "") {
+		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml) [--at RFC3339]")
+		return sysexits.Usage
+	}
+	paths := app.Resolve(*cdir, "")
+	s, err := app.LoadSettings(paths, shimPaths())
+	if err != nil {
+		e.printDiags(app.Diagnostics(err))
+		return sysexits.Config
+	}
+	var ev *event.Event
+	if *mailFile != "" {
+		raw, err := e.readInput(*mailFile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "herald explain:", err)
+			return sysexits.NoInput
+		}
+		ev = mailconv.Convert(raw, mailconv.Options{Hostname: s.Daemon.Hostname})
+	} else {
+		raw, err := e.readInput(*evFile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "herald explain:", err)
+			return sysexits.NoInput
+		}
+		ev = new(event.Event)
+		if err := json.Unmarshal(raw, ev); err != nil {
+			fmt.Fprintln(e.stderr, "herald explain: event JSON:", err)
+			return sysexits.DataErr
+		}
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = time.Now().Truncate(time.Second)
+		}
+	}
+	when := ev.Timestamp
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "herald explain: --at:", err)
+			return sysexits.Usage
+		}
+		when = t
+	}
+	r := router.Router{Config: s.Notify}
+	res := r.Route(ev, when)
+	targets := append([]string{}, res.Targets...)
+	sort.Strings(targets)
+	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+}
+
+// fieldFlags collects repeated --field K=V.
+type fieldFlags map[string]string
+
+func (f fieldFlags) String() string { return "" }
+func (f fieldFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want K=V, got %q", v)
+	}
+	f[k] = val
+	return nil
+}
+
+func (e env) notify(args []string) int {
+	fs := e.flags("notify")
+	sev := fs.String("severity", "", "info, notice, warning, error or unknown")
+	typ := fs.String("type", "", "event type (the type field)")
+	title := fs.String("title", "", "title")
+	body := fs.String("body", "", "body text")
+	bodyFile := fs.String("body-file", "", "read the body from a file (- for stdin)")
+	sdir := fs.String("state-dir", "", "state directory (default /var/lib/herald)")
+	fields := fieldFlags{}
+	fs.Var(fields, "field", "metadata field K=V (repeatable)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		return sysexits.Usage
+	}
+	if *sev == "" || *typ == "" {
+		fmt.Fprintln(e.stderr, "herald notify: --severity and --type are required")
+		return sysexits.Usage
+	}
+	s, err := event.ParseSeverity(*sev)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald notify:", err)
+		return sysexits.Usage
+	}
+	if *body != "" && *bodyFile != "" {
+		fmt.Fprintln(e.stderr, "herald notify: give --body or --body-file, not both")
+		return sysexits.Usage
+	}
+	text := *body
+	if *bodyFile != "" {
+		b, err := e.readInput(*bodyFile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "herald notify:", err)
+			return sysexits.NoInput
+		}
+		text = string(b)
+	}
+	ev := &event.Event{Timestamp: time.Now().Truncate(time.Second), Severity: s, Title: *title, Body: text, Fields: fields}
+	ev.SetField(event.FieldType, *typ)
+	if ev.Fields[event.FieldHostname] == "" {
+		ev.SetField(event.FieldHostname, hostname())
+	}
+	line, err := event.JSONLine(ev)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald notify:", err)
+		return sysexits.Software
+	}
+	paths := app.Resolve("", *sdir)
+	d, err := spool.OpenDrop(paths.StateDir)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
+		return sysexits.TempFail
+	}
+	id, err := d.Submit(spool.Envelope{Kind: spool.KindEvent, Source: "notify", Received: time.Now()},
+		bytes.NewReader(line), 1<<20)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
+		return sysexits.TempFail
+	}
+	fmt.Fprintln(e.stdout, id)
+	return 0
+}
+
+func (e env) test(args []string) int {
+	fs := e.flags("test")
+	cdir := fs.String("config-dir", "", "configuration directory (default /etc/herald)")
+	if fs.Parse(args) != nil || fs.NArg() != 1 {
+		fmt.Fprintln(e.stderr, "usage: herald test [--config-dir DIR] TARGET")
+		return sysexits.Usage
+	}
+	name := fs.Arg(0)
+	s, err := app.LoadSettings(app.Resolve(*cdir, ""), shimPaths())
+	if err != nil {
+		e.printDiags(app.Diagnostics(err))
+		return sysexits.Config
+	}
+	t, err := app.BuildTarget(s, name)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald test:", err)
+		return sysexits.Config
+	}
+	ev := &event.Event{ID: event.NewID(), Timestamp: time.Now().Truncate(time.Second), Severity: event.Info,
+		Title: "Test notification", Body: fmt.Sprintf("This is a test of the notification target '%s'.", name),
+		Fields: map[string]string{event.FieldType: "test", event.FieldHostname: s.Daemon.Hostname}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := t.Deliver(ctx, ev); err != nil {
+		kind := "permanent"
+		if target.IsTemporary(err) {
+			kind = "temporary"
+		}
+		fmt.Fprintf(e.stdout, "%s: FAILED (%s): %v\n", name, kind, err)
+		var te *target.Error
+		if errors.As(err, &te) && te.Reply != "" {
+			fmt.Fprintf(e.stdout, "server answered: %s\n", te.Reply)
+		}
+		return 1
+	}
+	fmt.Fprintf(e.stdout, "%s: OK, test notification delivered\n", name)
+	return 0
+}

@@ -1,0 +1,341 @@
+// Package e2e holds herald's end-to-end tests: they build the real binaries
+// once, start the real daemon and drive it with real clients (bsmtp, swaks,
+// bsd-mailx, Python's smtplib, the sendmail shim with the argv real callers
+// pass) over loopback, and check the events the file target wrote.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"herald/internal/event"
+)
+
+var bins struct {
+	once     sync.Once
+	dir      string
+	herald   string
+	sendmail string
+	err      error
+}
+
+// buildBinaries builds herald and herald-sendmail once per test run.
+func buildBinaries(t *testing.T) (herald, shim string) {
+	t.Helper()
+	bins.once.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-e2e-bin-")
+		if err != nil {
+			bins.err = err
+			return
+		}
+		bins.dir = dir
+		root := moduleRoot()
+		for _, b := range []struct{ out, pkg string }{
+			{filepath.Join(dir, "herald"), "./cmd/herald"},
+			{filepath.Join(dir, "herald-sendmail"), "./cmd/herald-sendmail"},
+		} {
+			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				bins.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+		bins.herald = filepath.Join(dir, "herald")
+		bins.sendmail = filepath.Join(dir, "herald-sendmail")
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return bins.herald, bins.sendmail
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
+
+func moduleRoot() string {
+	wd, _ := os.Getwd()
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return wd
+}
+
+// needTool fails (never skips) when a real client is missing.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: run scripts/install-test-deps.sh as root (make test does)", name)
+	}
+	return p
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// daemon is one herald serve process with its own config and state.
+type daemon struct {
+	t         *testing.T
+	herald    string
+	shim      string
+	configDir string
+	stateDir  string
+	port      int
+	cmd       *exec.Cmd
+	logs      *bytes.Buffer
+	logMu     *sync.Mutex
+	done      chan error
+}
+
+const defaultNotifications = `file: events
+	path %[1]s/events.jsonl
+
+mbox: mailbox
+	path %[1]s/mail/root
+
+matcher: everything
+	target events
+	target mailbox
+`
+
+// newDaemon prepares a config dir (herald.cfg with a free port, a
+// notifications.cfg routing everything to a file and an mbox) and a state
+// dir. notifications may override the notifications.cfg text (%[1]s is the
+// state dir).
+func newDaemon(t *testing.T, notifications string) *daemon {
+	t.Helper()
+	herald, shim := buildBinaries(t)
+	base := t.TempDir()
+	d := &daemon{t: t, herald: herald, shim: shim,
+		configDir: filepath.Join(base, "etc"), stateDir: filepath.Join(base, "state"),
+		port: freePort(t), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if notifications == "" {
+		notifications = defaultNotifications
+	}
+	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(notifications, d.stateDir), 0o644)
+	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
+		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nsmtp-listen [::1]:%d\nhttp-listen 127.0.0.1:%d\n",
+		d.port, d.port, freePort(t)), 0o644)
+	t.Cleanup(d.stop)
+	return d
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// env is the environment every herald process of this daemon runs with.
+func (d *daemon) env() []string {
+	return append(os.Environ(), "HERALD_CONFIG_DIR="+d.configDir, "HERALD_STATE_DIR="+d.stateDir)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// start runs herald serve and waits until it accepts SMTP connections.
+func (d *daemon) start() {
+	d.t.Helper()
+	if err := d.tryStart(); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// tryStart is start for goroutines other than the test's own.
+func (d *daemon) tryStart() error {
+	cmd := exec.Command(d.herald, "serve")
+	cmd.Env = d.env()
+	w := lockedWriter{d.logMu, d.logs}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	d.cmd = cmd
+	d.done = make(chan error, 1)
+	go func() { d.done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-d.done:
+			d.cmd = nil
+			return fmt.Errorf("herald serve exited before listening: %v\n%s", err, d.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("herald serve did not listen on port %d within 20 s\n%s", d.port, d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) log() string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return d.logs.String()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) kill() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	d.cmd = nil
+}
+
+// stop asks herald to stop (SIGTERM) and waits, killing it after 15 s.
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		d.t.Errorf("herald did not stop within 15 s of SIGTERM; killing it\n%s", d.log())
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+	d.cmd = nil
+}
+
+// events reads every event the file target wrote so far.
+func (d *daemon) events() []event.Event {
+	d.t.Helper()
+	f, err := os.Open(filepath.Join(d.stateDir, "events.jsonl"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []event.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var ev event.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			d.t.Fatalf("events.jsonl holds a line that is not an event: %v: %q", err, sc.Text())
+		}
+		out = append(out, ev)
+	}
+	if err := sc.Err(); err != nil {
+		d.t.Fatal(err)
+	}
+	return out
+}
+
+// waitEvents waits until at least n events were written, or fails.
+func (d *daemon) waitEvents(n int, timeout time.Duration) []event.Event {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := d.events()
+		if len(evs) >= n {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("waited %v for %d events, have %d\ndaemon log:\n%s", timeout, n, len(evs), d.log())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// waitEvent waits for an event whose title is title.
+func (d *daemon) waitEvent(title string) event.Event {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, ev := range d.events() {
+			if ev.Title == title {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no event titled %q within 20 s\ndaemon log:\n%s", title, d.log())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// run runs a command with the daemon's environment and stdin, failing the
+// test on a non-zero exit or after a deadline.
+func (d *daemon) run(stdin string, name string, args ...string) string {
+	d.t.Helper()
+	out, code := d.runCode(stdin, nil, name, args...)
+	if code != 0 {
+		d.t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (d *daemon) runCode(stdin string, extraEnv []string, name string, args ...string) (string, int) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(d.env(), extraEnv...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		d.t.Fatalf("%s did not finish within 30 s", name)
+	}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		d.t.Fatalf("%s: %v", name, err)
+	}
+	return string(out), 0
+}
