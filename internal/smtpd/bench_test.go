@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,19 +22,16 @@ import (
 // `smtp-source -s 20` baseline (lab README §4: Postfix 979 msg/s).
 const benchSessions = 20
 
-// durableSpool returns the real spool's submitter on a fresh state
-// directory: every message is written and fsynced (file and directory).
+// durableSpool returns the daemon's real spool on a fresh state directory:
+// every message is written and fsynced (file and directory) before Submit
+// returns.
 func durableSpool(b *testing.B) Submitter {
 	b.Helper()
-	state := b.TempDir()
-	if err := os.MkdirAll(filepath.Join(state, "spool", "maildrop"), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	d, err := spool.OpenDrop(state)
+	sp, err := spool.Open(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return d
+	return sp
 }
 
 type discardSub struct{ n atomic.Int64 }
