@@ -32,7 +32,7 @@ func TestCrashSafety(t *testing.T) {
 	d.start()
 
 	const smtpClients, shimClients = 6, 2
-	perClient := 300
+	perClient := 400
 	if testing.Short() {
 		perClient = 60
 	}
