@@ -916,3 +916,42 @@ func TestClose(t *testing.T) {
 		t.Fatal("listener still open after Serve on a closed server")
 	}
 }
+
+func TestSizeBoundary(t *testing.T) {
+	// go-smtp's reader fails once MaxMessageSize bytes are used up, so the
+	// largest message accepted is one byte short of the limit.
+	const limit = 1000
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{MaxMessageSize: limit}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	body := func(n int) string { return strings.Repeat("b", n-2) + "\r\n" }
+	c.mail("a@b", []string{"c@d"}, body(limit-1))
+	c.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+	c.expect(250, "")
+	c.expect(250, "")
+	c.expect(354, "")
+	c.send(body(limit) + ".\r\n")
+	c.expect(552, "5.3.4")
+	if got := sub.only(t); len(got.body) != limit-1 {
+		t.Fatalf("accepted %d bytes", len(got.body))
+	}
+}
+
+func TestBareLFEndOfData(t *testing.T) {
+	// LF "." LF does not end a message; the client waits for a reply that
+	// cannot come, and the idle timeout ends the session without a message.
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{ReadTimeout: 300 * time.Millisecond}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	c.send("MAIL FROM:<a@b>\nRCPT TO:<c@d>\nDATA\n")
+	c.expect(250, "")
+	c.expect(250, "")
+	c.expect(354, "")
+	c.send("Subject: lf\n\nbody\n.\n")
+	c.expect(451, "4.3.0")
+	c.expect(421, "4.4.2")
+	c.expectClosed()
+	if n := len(sub.submissions()); n != 0 {
+		t.Fatalf("%d messages submitted", n)
+	}
+}

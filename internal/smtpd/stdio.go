@@ -48,7 +48,6 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, sub Submitter,
 type oneConnListener struct {
 	c    net.Conn
 	done chan struct{}
-	once sync.Once
 	mu   sync.Mutex
 	used bool
 }
