@@ -29,6 +29,13 @@ type Target struct {
 	path string
 }
 
+// Both interfaces, checked at compile time: the queue relies on Delivered
+// after a crash.
+var (
+	_ target.Target   = (*Target)(nil)
+	_ target.Verifier = (*Target)(nil)
+)
+
 // New returns a target that appends to path. Nothing is opened until the
 // first delivery: the file and its directory are created then.
 func New(path string) *Target { return &Target{path: path} }

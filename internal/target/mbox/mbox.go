@@ -55,6 +55,13 @@ type Target struct {
 	wrap func(io.Writer) io.Writer
 }
 
+// Both interfaces, checked at compile time: the queue relies on Delivered
+// after a crash.
+var (
+	_ target.Target   = (*Target)(nil)
+	_ target.Verifier = (*Target)(nil)
+)
+
 // New returns a target that appends to the mailbox at path. hostname names
 // this machine in rendered mails (From: herald@HOSTNAME, Message-ID).
 func New(path, hostname string) *Target {
