@@ -1,13 +1,14 @@
 package gotify
 
-// HTTP plumbing shared in spirit with the webhook and ntfy targets (each
-// keeps its own copy so that the targets stay independent packages).
+// HTTP plumbing kept in step with the gotify, webhook and ntfy targets
+// (each has its own copy so that the targets stay independent packages).
 
 import (
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -78,6 +79,9 @@ func oneLine(s string) string {
 // mask replaces every occurrence of each secret, also in its URL- and
 // JSON-escaped forms, with "<masked>" (proxmox-notify's word for it).
 func mask(s string, secrets ...string) string {
+	// Longest first, so that a secret containing another is masked whole.
+	secrets = slices.Clone(secrets)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, sec := range secrets {
 		if sec == "" {
 			continue

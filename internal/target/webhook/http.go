@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -78,6 +79,9 @@ func oneLine(s string) string {
 // mask replaces every occurrence of each secret, also in its URL- and
 // JSON-escaped forms, with "<masked>" (proxmox-notify's word for it).
 func mask(s string, secrets ...string) string {
+	// Longest first, so that a secret containing another is masked whole.
+	secrets = slices.Clone(secrets)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, sec := range secrets {
 		if sec == "" {
 			continue
