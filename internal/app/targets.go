@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,15 +14,23 @@ import (
 
 	"herald/internal/config"
 	"herald/internal/directory"
+	"herald/internal/event"
+	"herald/internal/render"
 	"herald/internal/target"
 	"herald/internal/target/exec"
 	"herald/internal/target/file"
 	"herald/internal/target/gotify"
 	"herald/internal/target/journal"
 	"herald/internal/target/mbox"
+	"herald/internal/target/ntfy"
 	"herald/internal/target/sendmail"
 	"herald/internal/target/smtp"
+	"herald/internal/target/webhook"
 )
+
+// templatesDir holds the user's title/body template overrides, next to
+// the configuration (render.New documents the names).
+const templatesDir = "templates"
 
 // usersFile is where mailto-user addresses are looked up (Proxmox user.cfg
 // format, PVE or PBS style), inside the config directory.
@@ -33,6 +43,10 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 	if err != nil {
 		return nil, config.Diagnostics{{File: filepath.Join(s.Paths.ConfigDir, usersFile), Msg: err.Error()}}
 	}
+	rnd, err := render.New(filepath.Join(s.Paths.ConfigDir, templatesDir))
+	if err != nil {
+		return nil, templateDiag(err)
+	}
 	b := builder{s: s, log: log, users: users, shimPaths: s.ShimPaths}
 	out := make(map[string]target.Target, len(s.Notify.Targets))
 	var ds config.Diagnostics
@@ -43,7 +57,7 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 				Msg: fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)})
 			continue
 		}
-		out[sec.Name] = t
+		out[sec.Name] = rendered(t, sec.Type, rnd)
 	}
 	if len(ds) > 0 {
 		return nil, ds
@@ -99,6 +113,30 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 	case "gotify":
 		tok, _ := sec.Secret("token")
 		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal()}), nil
+	case "ntfy":
+		tok, _ := sec.Secret("token")
+		prio := 0
+		if v := get("priority"); v != "" {
+			p, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, err
+			}
+			prio = p
+		}
+		return ntfy.New(ntfy.Options{Server: get("server"), Topic: get("topic"), Token: tok.Reveal(),
+			Priority: prio, Tags: sec.List("tags")})
+	case "webhook":
+		var hs []webhook.Header
+		for _, h := range sec.Headers() {
+			hs = append(hs, webhook.Header{Name: h.Name, Value: h.Value})
+		}
+		secrets := map[string]string{}
+		for _, ns := range sec.NamedSecrets("secret") {
+			secrets[ns.Name] = ns.Value.Reveal()
+		}
+		body, _ := sec.Decoded("body")
+		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
+			Body: body, Secrets: secrets})
 	case "smtp":
 		pw, _ := sec.Secret("password")
 		port := 0
@@ -152,7 +190,15 @@ func BuildTarget(s *Settings, name string) (target.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return builder{s: s, log: slog.New(slog.DiscardHandler), users: users, shimPaths: s.ShimPaths}.build(sec)
+	rnd, err := render.New(filepath.Join(s.Paths.ConfigDir, templatesDir))
+	if err != nil {
+		return nil, templateDiag(err)
+	}
+	t, err := builder{s: s, log: slog.New(slog.DiscardHandler), users: users, shimPaths: s.ShimPaths}.build(sec)
+	if err != nil {
+		return nil, err
+	}
+	return rendered(t, sec.Type, rnd), nil
 }
 
 // relay is the smarthost of herald.cfg for sendmail targets, nil when none
@@ -190,4 +236,44 @@ func (b builder) relay() (*sendmail.Relay, error) {
 		r.Password = strings.TrimRight(string(pw), "\r\n")
 	}
 	return r, nil
+}
+
+func templateDiag(err error) error {
+	var re *render.Error
+	if errors.As(err, &re) {
+		return config.Diagnostics{{File: re.File, Line: re.Line, Msg: fmt.Sprintf("column %d: %s", re.Col, re.Msg)}}
+	}
+	return config.Diagnostics{{Msg: "templates: " + err.Error()}}
+}
+
+// renderedTarget hands a target the event with title and body rendered from
+// the templates of its type. The file and exec targets get the event
+// itself: they pass it on as data.
+type renderedTarget struct {
+	target.Target
+	r *render.Renderer
+}
+
+func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
+	if typ == "file" || typ == "exec" {
+		return t
+	}
+	rt := renderedTarget{Target: t, r: r}
+	if v, ok := t.(target.Verifier); ok {
+		return renderedVerifier{rt, v}
+	}
+	return rt
+}
+
+func (t renderedTarget) Deliver(ctx context.Context, ev *event.Event) error {
+	return t.Target.Deliver(ctx, t.r.Render(ev))
+}
+
+type renderedVerifier struct {
+	renderedTarget
+	v target.Verifier
+}
+
+func (t renderedVerifier) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	return t.v.Delivered(ctx, ev)
 }
