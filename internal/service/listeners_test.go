@@ -3,51 +3,18 @@ package service
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 const installHint = "run scripts/install-test-deps.sh as root"
-
-// activatedHelper builds testdata/activated once per test binary.
-var activatedHelper struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func buildActivatedHelper(t *testing.T) string {
-	t.Helper()
-	activatedHelper.once.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			activatedHelper.err = fmt.Errorf("go toolchain not in PATH: %w", err)
-			return
-		}
-		out := filepath.Join(helperDir, "activated")
-		cmd := exec.Command(goBin, "build", "-o", out, ".")
-		cmd.Dir = filepath.Join("testdata", "activated")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			activatedHelper.err = fmt.Errorf("go build testdata/activated: %v\n%s", err, msg)
-			return
-		}
-		activatedHelper.path = out
-	})
-	if activatedHelper.err != nil {
-		t.Fatal(activatedHelper.err)
-	}
-	return activatedHelper.path
-}
 
 func socketActivateTool(t *testing.T) string {
 	t.Helper()
@@ -95,7 +62,7 @@ type activatedRun struct {
 func startActivated(t *testing.T, args []string, addrs []string) *activatedRun {
 	t.Helper()
 	tool := socketActivateTool(t)
-	helper := buildActivatedHelper(t)
+	helper := buildHelper(t, "activated")
 	cmd := exec.Command(tool, append(args, helper)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

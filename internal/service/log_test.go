@@ -3,9 +3,11 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,11 +41,12 @@ func TestNewLogHandlerTextWithoutJournal(t *testing.T) {
 	}
 }
 
-// TestNewLogHandlerJournalStream runs the test binary as a child whose
-// stderr is a file, with JOURNAL_STREAM naming that file (as systemd names
-// the journal stream it connects stderr to) or something else, and asks
-// which handler NewLogHandler picks there.
+// TestNewLogHandlerJournalStream runs a helper whose stderr is a file, with
+// JOURNAL_STREAM naming that file (as systemd names the journal stream it
+// connects stderr to) or something else, and asks which handler
+// NewLogHandler picks there.
 func TestNewLogHandlerJournalStream(t *testing.T) {
+	helper := buildHelper(t, "journallog")
 	dir := t.TempDir()
 	stderrPath := filepath.Join(dir, "stderr")
 	other := filepath.Join(dir, "other")
@@ -73,22 +76,14 @@ func TestNewLogHandlerJournalStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), helperEnv+"=loghandler", "JOURNAL_STREAM="+tt.stream)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, helper, "kind")
+			cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+tt.stream)
 			cmd.Stderr = stderr
-			done := make(chan struct{})
-			var out []byte
-			var err error
-			go func() { out, err = cmd.Output(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-				t.Fatal("child test process did not finish within 20s")
-			}
+			out, err := cmd.Output()
 			if err != nil {
-				t.Fatalf("child: %v", err)
+				t.Fatalf("journallog kind: %v", err)
 			}
 			if got := strings.TrimSpace(string(out)); got != tt.want {
 				t.Fatalf("JOURNAL_STREAM=%q: NewLogHandler = %s, want %s", tt.stream, got, tt.want)
@@ -327,6 +322,141 @@ func FuzzJournalField(f *testing.F) {
 		}
 		if reservedFields[name] {
 			t.Fatalf("journalField(%q) = %q: a reserved field", key, name)
+		}
+	})
+}
+
+// parseNative decodes one datagram of journald's native protocol
+// (https://systemd.io/JOURNAL_NATIVE_PROTOCOL/): "NAME=value\n", or for
+// values with newlines "NAME\n", a 64-bit little-endian length, the value
+// and "\n". A field sent twice is an error here: herald never does that.
+func parseNative(b []byte) (map[string]string, error) {
+	fields := map[string]string{}
+	for len(b) > 0 {
+		nl := bytes.IndexByte(b, '\n')
+		if nl < 0 {
+			return nil, fmt.Errorf("unterminated field %q", b)
+		}
+		line := b[:nl]
+		var name, value string
+		if eq := bytes.IndexByte(line, '='); eq >= 0 {
+			name, value = string(line[:eq]), string(line[eq+1:])
+			b = b[nl+1:]
+		} else {
+			name = string(line)
+			b = b[nl+1:]
+			if len(b) < 8 {
+				return nil, fmt.Errorf("field %s: short length", name)
+			}
+			n := binary.LittleEndian.Uint64(b)
+			b = b[8:]
+			if uint64(len(b)) < n+1 || b[n] != '\n' {
+				return nil, fmt.Errorf("field %s: bad binary value", name)
+			}
+			value = string(b[:n])
+			b = b[n+1:]
+		}
+		if !validJournalField(name) {
+			return nil, fmt.Errorf("invalid field name %q", name)
+		}
+		if _, dup := fields[name]; dup {
+			return nil, fmt.Errorf("field %s sent twice", name)
+		}
+		fields[name] = value
+	}
+	return fields, nil
+}
+
+// TestLogHandlerNativeJournal runs a helper that logs through NewLogHandler
+// with its stderr marked as the journal stream, go-systemd's real
+// journal.Send, and the journal socket moved (at link time) to a fake
+// journald, and checks the entries that arrive.
+func TestLogHandlerNativeJournal(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "j.sock")
+	helper := buildHelper(t, "journallog",
+		"-ldflags=-X github.com/coreos/go-systemd/v22/journal.journalSocket="+sock)
+
+	run := func(t *testing.T) string {
+		t.Helper()
+		stderrPath := filepath.Join(t.TempDir(), "stderr")
+		stderr, err := os.Create(stderrPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stderr.Close()
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(stderr.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, helper)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+		cmd.Stderr = stderr
+		if out, err := cmd.Output(); err != nil || len(out) != 0 {
+			t.Fatalf("journallog helper: %v, stdout %q", err, out)
+		}
+		text, err := os.ReadFile(stderrPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(text)
+	}
+
+	t.Run("journald listening", func(t *testing.T) {
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := conn.Close(); err != nil {
+				t.Error(err)
+			}
+			if err := os.Remove(sock); err != nil {
+				t.Error(err)
+			}
+		}()
+		if text := run(t); text != "" {
+			t.Fatalf("helper wrote text although the journal took the entries: %q", text)
+		}
+		want := []map[string]string{
+			{"MESSAGE": "mail accepted", "PRIORITY": "6", "SYSLOG_IDENTIFIER": "herald", "EVENT_ID": "E1", "SIZE": "1234"},
+			{"MESSAGE": "relay deferred\nwill retry", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "herald",
+				"DELIVERY_ID": "D7", "SMTP_TARGET": "relay", "SMTP_REPLY": "451 4.3.0 try later\nsecond line", "SMTP_ERR": "temporary"},
+			{"MESSAGE": "debug line", "PRIORITY": "7", "SYSLOG_IDENTIFIER": "herald"},
+		}
+		buf := make([]byte, 1<<16)
+		for i, w := range want {
+			if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				t.Fatalf("entry %d: nothing from the helper within 5s: %v", i, err)
+			}
+			got, err := parseNative(buf[:n])
+			if err != nil {
+				t.Fatalf("entry %d: %v in %q", i, err, buf[:n])
+			}
+			if !reflect.DeepEqual(got, w) {
+				t.Fatalf("entry %d:\n got %q\nwant %q", i, got, w)
+			}
+		}
+	})
+
+	t.Run("no journald", func(t *testing.T) {
+		// Nobody listens on the socket: every line goes to stderr as text,
+		// which systemd still stores.
+		text := run(t)
+		for _, want := range []string{
+			`level=INFO msg="mail accepted" event_id=E1 size=1234`,
+			`level=WARN msg="relay deferred\nwill retry" delivery_id=D7 smtp.target=relay`,
+			`level=DEBUG msg="debug line"`,
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("fallback text lacks %q:\n%s", want, text)
+			}
 		}
 	})
 }

@@ -156,3 +156,50 @@ func TestUnitContracts(t *testing.T) {
 		})
 	}
 }
+
+// TestTmpfilesAgreesWithService: systemd sets the mode of /var/lib/herald
+// from StateDirectoryMode= at every start and systemd-tmpfiles sets it from
+// herald-tmpfiles.conf at boot; they must agree, and the maildrop must have
+// the modes the spool's permission model requires.
+func TestTmpfilesAgreesWithService(t *testing.T) {
+	svc, err := os.ReadFile(filepath.Join(unitsDir, "herald.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateMode := ""
+	for _, l := range strings.Split(string(svc), "\n") {
+		if v, ok := strings.CutPrefix(l, "StateDirectoryMode="); ok {
+			stateMode = v
+		}
+	}
+	tmp, err := os.ReadFile(filepath.Join(unitsDir, "herald-tmpfiles.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{} // path -> "mode user group"
+	for _, l := range strings.Split(string(tmp), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 6 || f[0] != "d" {
+			t.Fatalf("herald-tmpfiles.conf: unexpected line %q", l)
+		}
+		got[f[1]] = strings.Join(f[2:5], " ")
+	}
+	want := map[string]string{
+		"/var/lib/herald":                  stateMode + " herald herald",
+		"/var/lib/herald/spool":            "0711 herald herald",
+		"/var/lib/herald/spool/maildrop":   "1730 herald herald-drop",
+		"/var/lib/herald/spool/incoming":   "0700 herald herald",
+		"/var/lib/herald/spool/quarantine": "0700 herald herald",
+	}
+	if stateMode == "" {
+		t.Fatal("herald.service has no StateDirectoryMode=")
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("herald-tmpfiles.conf %s = %q, want %q", p, got[p], w)
+		}
+	}
+}
