@@ -95,7 +95,8 @@ type Raw string
 
 // RenderOptions adjust one rendering.
 type RenderOptions struct {
-	// Funcs are extra helpers; a name here hides a built-in one.
+	// Funcs are extra helpers; a name here hides a built-in helper other
+	// than the block helpers if, unless, each and with.
 	Funcs map[string]Func
 	// Escape, when set, is applied to the output of `{{x}}` (not of
 	// `{{{x}}}` nor of url-encode, json, escape or Raw results), as

@@ -452,3 +452,34 @@ func TestConcurrentRender(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWebhookBody renders a Discord-style body with the data a
+// webhook delivery builds.
+func BenchmarkWebhookBody(b *testing.B) {
+	tpl, err := Parse("{\"content\": \"``` {{ escape message }}```\", \"sev\": \"{{severity}}\", \"f\": {{json fields}}}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := map[string]any{
+		"title": "vzdump backup status (pve1): backup failed", "message": strings.Repeat("line of log output\n", 50),
+		"severity": "error", "timestamp": int64(1700000000),
+		"fields":  map[string]string{"type": "vzdump", "hostname": "pve1", "job-id": "backup-1"},
+		"secrets": map[string]string{"token": "x"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tpl.Render(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	src := "{{#each fields}}\n{{@key}}={{this}}\n{{/each}}\n{{#if (eq severity \"error\")}}{{url-encode title}}{{else}}{{json fields}}{{/if}}"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
