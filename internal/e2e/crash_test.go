@@ -113,7 +113,9 @@ func TestCrashSafety(t *testing.T) {
 	mu.Lock()
 	want := len(acked)
 	mu.Unlock()
-	if want < smtpClients*perClient/2 {
+	// Many submissions fail while the daemon is down; a quarter getting
+	// through shows the burst really ran against a live daemon.
+	if want < smtpClients*perClient/4 {
 		t.Fatalf("only %d messages were acknowledged: the burst did not get through\n%s", want, d.log())
 	}
 	// Wait for every acknowledged message, then for the queue to go quiet.

@@ -32,7 +32,7 @@ var bins struct {
 }
 
 // buildBinaries builds herald and herald-sendmail once per test run.
-func buildBinaries(t *testing.T) (herald, shim string) {
+func buildBinaries(t testing.TB) (herald, shim string) {
 	t.Helper()
 	bins.once.Do(func() {
 		dir, err := os.MkdirTemp("", "herald-e2e-bin-")
@@ -81,7 +81,7 @@ func moduleRoot() string {
 }
 
 // needTool fails (never skips) when a real client is missing.
-func needTool(t *testing.T, name string) string {
+func needTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -91,7 +91,7 @@ func needTool(t *testing.T, name string) string {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,7 +103,7 @@ func freePort(t *testing.T) int {
 
 // daemon is one herald serve process with its own config and state.
 type daemon struct {
-	t         *testing.T
+	t         testing.TB
 	herald    string
 	shim      string
 	configDir string
@@ -130,7 +130,7 @@ matcher: everything
 // notifications.cfg routing everything to a file and an mbox) and a state
 // dir. notifications may override the notifications.cfg text (%[1]s is the
 // state dir).
-func newDaemon(t *testing.T, notifications string) *daemon {
+func newDaemon(t testing.TB, notifications string) *daemon {
 	t.Helper()
 	herald, shim := buildBinaries(t)
 	base := t.TempDir()
@@ -151,7 +151,7 @@ func newDaemon(t *testing.T, notifications string) *daemon {
 	return d
 }
 
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func (d *daemon) waitEvents(n int, timeout time.Duration) []event.Event {
 // waitEvent waits for an event whose title is title.
 func (d *daemon) waitEvent(title string) event.Event {
 	d.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		for _, ev := range d.events() {
 			if ev.Title == title {
@@ -303,7 +303,7 @@ func (d *daemon) waitEvent(title string) event.Event {
 			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("no event titled %q within 20 s\ndaemon log:\n%s", title, d.log())
+			d.t.Fatalf("no event titled %q within 60 s\ndaemon log:\n%s", title, d.log())
 		}
 		time.Sleep(25 * time.Millisecond)
 	}

@@ -125,8 +125,15 @@ func TestShimBinary(t *testing.T) {
 	if code, _, errs := runBin(t, shimEnv(filepath.Join(state, "nope")), "Subject: x\n\n", bin, "r"); code != 75 || !strings.Contains(errs, "cannot queue message") {
 		t.Errorf("missing state dir: %d %q", code, errs)
 	}
-	if code, _, errs := runBin(t, env, "", bin, "-bs"); code != 70 || !strings.Contains(errs, "-bs") {
-		t.Errorf("-bs before it is wired: %d %q", code, errs)
+	// -bs speaks SMTP on stdin/stdout (cmd/herald-sendmail wires it to
+	// smtpd.ServeStdio) and submits into the maildrop like any shim call.
+	dialogue := "EHLO php\r\nMAIL FROM:<app@x>\r\nRCPT TO:<r@y>\r\nDATA\r\nSubject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n"
+	if code, out, errs := runBin(t, env, dialogue, bin, "-bs"); code != 0 || !strings.Contains(out, "220 ") ||
+		!strings.Contains(out, "250 2.0.0") || !strings.Contains(out, "221 ") {
+		t.Errorf("-bs: %d %q %q", code, out, errs)
+	}
+	if es, _ := s.Pending(); len(es) != 3 || es[2].Env.From != "app@x" || es[2].Env.Source != "sendmail" {
+		t.Errorf("-bs did not submit into the maildrop: %+v", es)
 	}
 }
 

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sendOne submits one message over a fresh SMTP session.
+func sendOne(addr, subject string, body []byte) error {
+	msg := append([]byte("From: bench@example.org\r\nTo: root@localhost\r\nSubject: "+subject+"\r\n\r\n"), body...)
+	return smtp.SendMail(addr, nil, "bench@example.org", []string{"root@localhost"}, msg)
+}
+
+// follow tails events.jsonl and reports when each title first appears.
+type follower struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	stop chan struct{}
+	done chan struct{}
+}
+
+func follow(path string) *follower {
+	f := &follower{seen: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		var off int64
+		var partial []byte
+		for {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			fh, err := os.Open(path)
+			if err == nil {
+				if _, err := fh.Seek(off, io.SeekStart); err == nil {
+					data, _ := io.ReadAll(fh)
+					off += int64(len(data))
+					now := time.Now()
+					partial = append(partial, data...)
+					for {
+						i := bytes.IndexByte(partial, '\n')
+						if i < 0 {
+							break
+						}
+						var ev struct{ Title string }
+						if json.Unmarshal(partial[:i], &ev) == nil {
+							f.mu.Lock()
+							if _, ok := f.seen[ev.Title]; !ok {
+								f.seen[ev.Title] = now
+							}
+							f.mu.Unlock()
+						}
+						partial = partial[i+1:]
+					}
+				}
+				fh.Close()
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	return f
+}
+
+func (f *follower) at(title string) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.seen[title]
+	return t, ok
+}
+
+func (f *follower) close() { close(f.stop); <-f.done }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+// BenchmarkAcceptToFile measures SMTP 250 → line in events.jsonl at a steady
+// 100 messages/s (b.N seconds of load, at least 5), reporting p50 and p99.
+func BenchmarkAcceptToFile(b *testing.B) {
+	d := newDaemon(b, fileOnly)
+	d.start()
+	defer d.stop()
+	addr := fmt.Sprintf("127.0.0.1:%d", d.port)
+	fl := follow(filepath.Join(d.stateDir, "events.jsonl"))
+	defer fl.close()
+
+	seconds := max(b.N, 5)
+	const rate = 100
+	total := seconds * rate
+	accepted := make([]time.Time, total)
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	body := bytes.Repeat([]byte("x"), 1000)
+	b.ResetTimer()
+	for i := 0; i < total; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := sendOne(addr, "lat-"+strconv.Itoa(i), body); err != nil {
+				b.Errorf("send %d: %v", i, err)
+				return
+			}
+			accepted[i] = time.Now()
+		}(i)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Minute)
+	var lat []time.Duration
+	for i := 0; i < total; i++ {
+		for {
+			at, ok := fl.at("lat-" + strconv.Itoa(i))
+			if ok {
+				lat = append(lat, max(at.Sub(accepted[i]), 0))
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("message %d never reached the file target", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(total), "messages")
+}
+
+// vmKB reads a field (VmRSS, VmHWM) of /proc/PID/status in KiB.
+func vmKB(pid int, field string) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// BenchmarkRSS reports the daemon's resident memory when idle, the peak
+// while it receives one 50 MB message over SMTP (sampled every 5 ms during
+// the transfer: the spool streams it to disk), and the high-water mark after
+// the message was converted and delivered.
+func BenchmarkRSS(b *testing.B) {
+	d := newDaemon(b, fileOnly)
+	writeFile(b, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
+		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nmax-message-size 64M\n", d.port), 0o644)
+	d.start()
+	defer d.stop()
+	pid := d.cmd.Process.Pid
+	time.Sleep(500 * time.Millisecond)
+	idle := vmKB(pid, "VmRSS")
+
+	line := strings.Repeat("0123456789abcdef", 4) + "\r\n" // 66 bytes
+	body := []byte(strings.Repeat(line, 50<<20/len(line)))
+	var peak int
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				peak = max(peak, vmKB(pid, "VmRSS"))
+			}
+		}
+	}()
+	b.ResetTimer()
+	if err := sendOne(fmt.Sprintf("127.0.0.1:%d", d.port), "big", body); err != nil {
+		b.Fatal(err)
+	}
+	close(stop)
+	<-sampled
+	d.waitEvent("big")
+	b.StopTimer()
+	hwm := vmKB(pid, "VmHWM")
+	b.ReportMetric(float64(idle)/1024, "idle-MiB")
+	b.ReportMetric(float64(peak)/1024, "receiving-peak-MiB")
+	b.ReportMetric(float64(hwm)/1024, "after-processing-hwm-MiB")
+}
