@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,53 @@ type App struct {
 	ready     chan struct{}
 	listeners []net.Listener
 	addrs     []net.Addr
+
+	// ingestBusy is the UnixNano time the ingest loop last made progress
+	// (started a pass or an entry), 0 while it waits for work: one entry
+	// that never finishes is a wedged daemon.
+	ingestBusy atomic.Int64
+}
+
+// maxStall is how long the ingest pass or the delivery loop may be stuck
+// with due work before the daemon reports itself unhealthy (and systemd's
+// watchdog restarts it).
+const maxStall = 2 * time.Minute
+
+// Healthy reports whether the ingest and delivery loops are turning. It
+// never blocks (the systemd watchdog calls it).
+func (a *App) Healthy() bool {
+	if t := a.ingestBusy.Load(); t != 0 && time.Since(time.Unix(0, t)) > maxStall {
+		return false
+	}
+	return a.queue.Healthy(maxStall)
+}
+
+// Reload reads the whole configuration again and applies it when it is
+// valid: new deliveries route and deliver with the new matchers and
+// targets; queued deliveries stay queued and resolve their target by name
+// at their next attempt. An invalid configuration is refused (the error is
+// a config.Diagnostics) and the old one stays in force. Listen addresses
+// take effect only at a restart.
+func (a *App) Reload() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, err := LoadSettings(a.opt.Paths, a.opt.ShimPaths)
+	if err != nil {
+		return err
+	}
+	targets, err := buildTargets(s, a.log)
+	if err != nil {
+		return err
+	}
+	old := a.Settings()
+	if !slices.Equal(addrStrings(old.Daemon.SMTPListen), addrStrings(s.Daemon.SMTPListen)) {
+		a.log.Warn("smtp-listen changed: the new addresses take effect at the next restart")
+	}
+	a.settings.Store(s)
+	a.targets.Store(&targets)
+	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
+	a.queue.Kick()
+	return nil
 }
 
 // New loads the configuration, opens and recovers the spool and opens the

@@ -17,7 +17,9 @@ import (
 // start-up and whenever the spool signals new work.
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 	for {
+		a.ingestBusy.Store(time.Now().UnixNano())
 		a.ingestPending(ctx)
+		a.ingestBusy.Store(0)
 		select {
 		case <-ctx.Done():
 			return
@@ -42,6 +44,7 @@ func (a *App) ingestPending(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
 		if err := a.ingest(e); err != nil {
 			a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
 		}
@@ -122,7 +125,7 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 		ID:        event.NewID(),
 		Timestamp: a.now().Truncate(time.Second),
 		Severity:  event.Error,
-		Title:     fmt.Sprintf("herald: delivery to %s failed", d.Target),
+		Title:     fmt.Sprintf("herald on %s: delivery to %s failed", a.Settings().Daemon.Hostname, d.Target),
 		Body: fmt.Sprintf("herald gave up delivering event %s to target %s after %d attempts.\nLast error: %s\n",
 			d.EventID, d.Target, d.Attempts, d.LastError),
 		Fields: map[string]string{

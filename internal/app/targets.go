@@ -74,15 +74,19 @@ type builder struct {
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
 
-// localMailbox returns the mailbox target of a local user: STATE/mail/USER
-// for the embedded default and unprivileged runs, /var/mail/USER otherwise.
+// localMailbox returns the mailbox target of a local user: MAIL-DIR/USER
+// (herald.cfg mail-dir, default /var/mail), STATE/mail/USER for the
+// embedded default.
 func (b builder) localMailbox(user string) (target.Target, bool) {
 	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
 		return nil, false
 	}
-	dir := "/var/mail"
-	if b.s.Paths.Embedded || os.Geteuid() != 0 {
+	dir := b.s.Daemon.MailDir
+	switch {
+	case b.s.Paths.Embedded:
 		dir = filepath.Join(b.s.Paths.StateDir, "mail")
+	case dir == "":
+		dir = "/var/mail"
 	}
 	return mbox.New(filepath.Join(dir, user), b.hostname()), true
 }

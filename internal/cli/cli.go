@@ -25,6 +25,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/router"
+	"herald/internal/service"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 	"herald/internal/target"
@@ -119,21 +120,61 @@ func (e env) serve(args []string) int {
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return sysexits.Usage
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := slog.New(service.NewLogHandler(e.stderr, slog.LevelInfo))
+	// Sockets from systemd (herald.socket: "smtp", herald-http.socket:
+	// "http"); none when started by hand.
+	listeners, err := service.Listeners()
+	if err != nil {
+		log.Error("socket activation", "err", err)
+		return sysexits.OSErr
+	}
 	paths := app.Resolve(*cdir, *sdir)
-	a, err := app.New(app.Options{Paths: paths, Logger: log, ShimPaths: shimPaths()})
+	a, err := app.New(app.Options{Paths: paths, Logger: log, ShimPaths: shimPaths(), Listeners: listeners})
 	if err != nil {
 		var ds config.Diagnostics
 		if errors.As(err, &ds) {
-			e.printDiags(ds)
-			log.Error("configuration is invalid; not starting")
+			for _, d := range ds {
+				log.Error("configuration problem", "problem", d.Error())
+			}
+			log.Error("configuration is invalid; not starting (herald check shows the problems)")
 			return sysexits.Config
 		}
 		log.Error("cannot start", "err", err)
 		return sysexits.Software
 	}
+	n := service.NewNotifier()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.Ready():
+		}
+		if err := n.Ready(); err != nil {
+			log.Warn("sd_notify READY", "err", err)
+		}
+		go n.Watchdog(ctx, a.Healthy, log)
+		for {
+			select {
+			case <-ctx.Done():
+				_ = n.Stopping()
+				return
+			case <-hup:
+				_ = n.Reloading()
+				if err := a.Reload(); err != nil {
+					for _, d := range app.Diagnostics(err) {
+						log.Error("reload refused: configuration problem", "problem", d.Error())
+					}
+					log.Error("reload refused; the previous configuration stays in force")
+				}
+				_ = n.Ready()
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		log.Error("herald stopped with an error", "err", err)
 		return sysexits.Software

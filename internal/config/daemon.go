@@ -42,6 +42,10 @@ type Daemon struct {
 	MaxDeliveryAge    time.Duration `json:"max-delivery-age"`
 	// DeliveryConcurrency bounds the deliveries in flight at once.
 	DeliveryConcurrency int `json:"delivery-concurrency"`
+	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
+	// targets delivering locally ("" = /var/mail; the embedded default
+	// uses STATE/mail).
+	MailDir string `json:"mail-dir,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
@@ -183,6 +187,7 @@ var daemonKeys = map[string]daemonKey{
 	"delivery-concurrency": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseInt(&d.DeliveryConcurrency, v, 1, 1024)
 	}},
+	"mail-dir": {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
 }
 
 func parseListen(dst *[]netip.AddrPort, v string, first bool) string {

@@ -170,7 +170,7 @@ func vmKB(pid int, field string) int {
 func BenchmarkRSS(b *testing.B) {
 	d := newDaemon(b, fileOnly)
 	writeFile(b, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
-		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nmax-message-size 64M\n", d.port), 0o644)
+		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nmax-message-size 64M\nmail-dir %s\n", d.port, filepath.Join(d.stateDir, "mail")), 0o644)
 	d.start()
 	defer d.stop()
 	pid := d.cmd.Process.Pid

@@ -145,8 +145,8 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	}
 	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(notifications, d.stateDir), 0o644)
 	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
-		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nsmtp-listen [::1]:%d\nhttp-listen 127.0.0.1:%d\n",
-		d.port, d.port, freePort(t)), 0o644)
+		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nsmtp-listen [::1]:%d\nhttp-listen 127.0.0.1:%d\nmail-dir %s\n",
+		d.port, d.port, freePort(t), filepath.Join(d.stateDir, "mail")), 0o644)
 	t.Cleanup(d.stop)
 	return d
 }

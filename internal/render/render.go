@@ -44,7 +44,9 @@ type Error struct {
 	Msg       string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: column %d: %s", e.File, e.Line, e.Col, e.Msg) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d: column %d: %s", e.File, e.Line, e.Col, e.Msg)
+}
 
 // New loads the built-in templates and every *.hbs file of overrideDir
 // (which may be missing). A template that does not parse is an error naming

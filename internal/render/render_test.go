@@ -37,7 +37,7 @@ func TestBuiltinDeliveryFailed(t *testing.T) {
 	e := ev("delivery-failed", "x", "herald gave up.\n")
 	e.Fields["target"], e.Fields["event-id"], e.Fields["delivery-id"] = "phone", "abc", "abc.phone"
 	out := r.Render(e)
-	if out.Title != "herald on pve1: delivery to phone failed" {
+	if out.Title != "x" {
 		t.Fatalf("title %q", out.Title)
 	}
 	if !strings.Contains(out.Body, "herald queue show abc.phone") || !strings.HasPrefix(out.Body, "herald gave up.") {
