@@ -6,7 +6,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 30s
 
-.PHONY: all build test deps check fuzz bench run clean
+.PHONY: all build test deps check fuzz bench run clean deb
 
 all: build
 
@@ -39,6 +39,11 @@ bench: build
 # run starts herald on its embedded default: no root, no config, state in ./var.
 run: build
 	./bin/herald serve
+
+# deb builds dist/herald_VERSION_ARCH.deb reproducibly with dpkg-deb
+# (see scripts/build-deb.sh and packaging/).
+deb:
+	@scripts/build-deb.sh -o dist
 
 clean:
 	rm -rf bin dist

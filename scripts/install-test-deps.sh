@@ -15,6 +15,9 @@ have bsd-mailx || need+=(bsd-mailx)
 have python3 || need+=(python3)
 have systemd-socket-activate || need+=(systemd)
 have openssl || need+=(openssl)
+have lintian || need+=(lintian)
+[ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+have systemd-analyze || need+=(systemd)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -70,5 +73,10 @@ if [ -n "${need_sink:-}" ]; then
   mkdir -p "$sink_dir"
   dpkg -x "$tmp"/postfix_*.deb "$sink_dir"
   rm -rf "$tmp"
+fi
+# The .deb test installs herald into a throwaway bookworm root; building it
+# once here (cached as a tarball) keeps the test itself fast.
+if [ -x packaging/test-root.sh ]; then
+  packaging/test-root.sh >/dev/null || echo "install-test-deps: could not prepare the package test root" >&2
 fi
 echo "install-test-deps: installed ${need[*]} ${need_sink:+postfix(smtp-sink, unpacked)}"
