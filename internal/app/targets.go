@@ -74,19 +74,17 @@ type builder struct {
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
 
-// localMailbox returns the mailbox target of a local user: MAIL-DIR/USER
-// (herald.cfg mail-dir, default /var/mail), STATE/mail/USER for the
-// embedded default.
+// localMailbox returns the mailbox target of a local user: MAIL-DIR/USER,
+// where mail-dir (herald.cfg) defaults to STATE/mail. The daemon runs
+// unprivileged, so it cannot hand /var/mail/USER files to their users;
+// /var/mail is for admins who add the herald user to group mail.
 func (b builder) localMailbox(user string) (target.Target, bool) {
 	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
 		return nil, false
 	}
 	dir := b.s.Daemon.MailDir
-	switch {
-	case b.s.Paths.Embedded:
+	if dir == "" || b.s.Paths.Embedded {
 		dir = filepath.Join(b.s.Paths.StateDir, "mail")
-	case dir == "":
-		dir = "/var/mail"
 	}
 	return mbox.New(filepath.Join(dir, user), b.hostname()), true
 }

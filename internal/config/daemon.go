@@ -43,8 +43,7 @@ type Daemon struct {
 	// DeliveryConcurrency bounds the deliveries in flight at once.
 	DeliveryConcurrency int `json:"delivery-concurrency"`
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
-	// targets delivering locally ("" = /var/mail; the embedded default
-	// uses STATE/mail).
+	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
 }
 
