@@ -157,6 +157,10 @@ func TestTargetDownThenRecovers(t *testing.T) {
 	}
 	d.waitEvents(3, 30*time.Second)
 	waitFor(t, "3 pending webhook deliveries", 30*time.Second, func() bool { return len(d.queueIDs("pending")) == 3 })
+	// mailq (sendmail -bp) lists the spool and the delivery queue.
+	if out := d.run("", d.shim, "-bp"); strings.Count(out, ".hook") != 3 || !strings.Contains(out, "pending") {
+		t.Fatalf("sendmail -bp does not show the pending deliveries:\n%s", out)
+	}
 	// Phase 2: 503 and a daemon killed in between.
 	h.up(503)
 	d.kill()

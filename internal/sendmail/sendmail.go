@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -331,6 +332,40 @@ func listQueue(prog string, stdout, stderr io.Writer) int {
 	if err := PrintQueue(stdout, entries); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.IOErr
+	}
+	return listDeliveries(prog, stdout, stderr)
+}
+
+// heraldPaths are where the herald command is looked for: next to the
+// shim (a build tree, the package's /usr/sbin → /usr/bin is covered by the
+// second entry), then the packaged path.
+func heraldPaths() []string {
+	var ps []string
+	if exe, err := os.Executable(); err == nil {
+		ps = append(ps, filepath.Join(filepath.Dir(exe), "herald"))
+	}
+	return append(ps, "/usr/bin/herald")
+}
+
+// listDeliveries adds the delivery queue (pending and dead deliveries of
+// events already taken from the spool) to mailq's listing. The queue
+// belongs to the daemon, so the shim asks `herald queue list` instead of
+// reading its files; the shim itself stays small.
+func listDeliveries(prog string, stdout, stderr io.Writer) int {
+	for _, h := range heraldPaths() {
+		if fi, err := os.Stat(h); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		if _, err := io.WriteString(stdout, "\nDeliveries (herald queue list):\n"); err != nil {
+			return sysexits.IOErr
+		}
+		cmd := exec.Command(h, "queue", "list")
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(stderr, "%s: herald queue list: %v\n", prog, err)
+			return sysexits.TempFail
+		}
+		return sysexits.OK
 	}
 	return sysexits.OK
 }
