@@ -68,6 +68,7 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
+	useCredentials(d)
 	s.Daemon = d
 	cfg, err := config.Load(p.ConfigDir, config.LoadOptions{
 		Flavor:      d.Flavor,
@@ -94,4 +95,37 @@ func Diagnostics(err error) config.Diagnostics {
 		return config.Diagnostics{d}
 	}
 	return config.Diagnostics{{Msg: err.Error()}}
+}
+
+// Names of the systemd credentials herald takes its secrets from when
+// herald.cfg does not name a file (LoadCredential=NAME:PATH in a drop-in).
+const (
+	CredentialNotificationsPriv = "notifications-priv.cfg"
+	CredentialRelayPassword     = "relay-password"
+)
+
+// useCredentials points the private notifications file and the relay
+// password at systemd credentials ($CREDENTIALS_DIRECTORY) when herald.cfg
+// leaves them unset and the credential exists. systemd hands the daemon a
+// private read-only copy, so the secret never has to be readable in /etc.
+func useCredentials(d *config.Daemon) {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return
+	}
+	if d.NotificationsPrivFile == "" {
+		if p := filepath.Join(dir, CredentialNotificationsPriv); fileExists(p) {
+			d.NotificationsPrivFile = p
+		}
+	}
+	if d.RelayPasswordFile == "" && d.Relay != "" {
+		if p := filepath.Join(dir, CredentialRelayPassword); fileExists(p) {
+			d.RelayPasswordFile = p
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

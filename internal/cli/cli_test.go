@@ -306,3 +306,23 @@ webhook: hook
 		}
 	}
 }
+
+// The private file can come from a systemd credential instead of /etc.
+func TestPrivateFileFromSystemdCredential(t *testing.T) {
+	d := configDir(t, configTestdata, "docs-gotify")
+	priv, _ := os.ReadFile(filepath.Join(d, "notifications-priv.cfg"))
+	if err := os.Remove(filepath.Join(d, "notifications-priv.cfg")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := run(t, "", "check", "--config-dir", d); code != 1 || !strings.Contains(stderr, "token") {
+		t.Fatalf("without the private part: exit %d %q", code, stderr)
+	}
+	creds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(creds, "notifications-priv.cfg"), priv, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	if out, stderr, code := run(t, "", "check", "--config-dir", d); code != 0 {
+		t.Fatalf("with the credential: exit %d %q %q", code, out, stderr)
+	}
+}
