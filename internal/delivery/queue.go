@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -117,10 +118,14 @@ type Queue struct {
 	lock *os.File // flock on Dir/lock: one process owns the queue
 	kick chan struct{}
 
-	// fileMu serialises the operations that create or remove event files
-	// (Enqueue, Drop, garbage collection), so that an event file is never
-	// removed while a record naming it is being added. Taken before mu.
-	fileMu sync.Mutex
+	// fileMu keeps the operations that remove event files (Drop, garbage
+	// collection: write lock) apart from those that create them (Enqueue:
+	// read lock), so that an event file is never removed while a record
+	// naming it is being added. Enqueues of different events run in
+	// parallel (their fsyncs share journal commits); enqueues of one event
+	// are serialised by eventMu. Taken before mu.
+	fileMu  sync.RWMutex
+	eventMu [64]sync.Mutex
 
 	mu       sync.Mutex
 	entries  map[string]*entry   // by delivery ID
@@ -433,8 +438,11 @@ func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 		}
 	}
 
-	q.fileMu.Lock()
-	defer q.fileMu.Unlock()
+	q.fileMu.RLock()
+	defer q.fileMu.RUnlock()
+	em := q.eventLock(ev.ID)
+	em.Lock()
+	defer em.Unlock()
 	q.mu.Lock()
 	haveEvent := q.byEvent[ev.ID] > 0
 	var missing []string
@@ -483,6 +491,13 @@ func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 	}
 	q.log.Debug("queued", "event_id", ev.ID, "targets", strings.Join(missing, ","))
 	return nil
+}
+
+// eventLock returns the mutex that serialises Enqueue calls for one event.
+func (q *Queue) eventLock(id string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return &q.eventMu[h.Sum32()%uint32(len(q.eventMu))]
 }
 
 // Kick makes the scheduler look for due work now (new work, `sendmail -q`,
@@ -724,12 +739,25 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 // finish records an attempt's outcome on disk and in memory, then runs the
 // hooks.
 func (q *Queue) finish(e *entry, rec record, ev *event.Event, derr error, log *slog.Logger) {
-	if err := q.writeRecord(&rec); err != nil {
-		// The file still says in flight: after a crash the attempt is
-		// resolved again (verified or repeated). In memory the outcome holds.
-		log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+	var d Delivery
+	if rec.State == StateDone {
+		// A success frees its target before the outcome is on disk, so the
+		// target's next attempt overlaps this write instead of waiting for
+		// it. A crash in between leaves this record in flight, exactly as a
+		// crash between Deliver and the write always could: the attempt is
+		// verified (local targets) or repeated at the next start.
+		d = q.settle(e, rec)
+		if err := q.writeRecord(&rec); err != nil {
+			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+		}
+	} else {
+		if err := q.writeRecord(&rec); err != nil {
+			// The file still says in flight: after a crash the attempt is
+			// resolved again (verified or repeated). In memory the outcome holds.
+			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+		}
+		d = q.settle(e, rec)
 	}
-	d := q.settle(e, rec)
 	if q.opt.OnOutcome != nil {
 		q.opt.OnOutcome(d, derr)
 	}
