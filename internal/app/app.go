@@ -20,6 +20,8 @@ import (
 
 	"herald/internal/delivery"
 	"herald/internal/event"
+	"herald/internal/httpapi"
+	"herald/internal/metrics"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
@@ -43,11 +45,17 @@ type Options struct {
 
 // App is one running herald daemon.
 type App struct {
-	opt   Options
-	log   *slog.Logger
-	now   func() time.Time
-	spool *spool.Spool
-	queue *delivery.Queue
+	opt     Options
+	log     *slog.Logger
+	now     func() time.Time
+	spool   *spool.Spool
+	queue   *delivery.Queue
+	metrics *metrics.Metrics
+
+	// spoolEntries and spoolBytes are the spool's size at the last ingest
+	// pass, for the metrics (a scrape does not walk the spool).
+	spoolEntries atomic.Int64
+	spoolBytes   atomic.Int64
 
 	mu       sync.Mutex // guards settings and targets swaps (reload)
 	settings atomic.Pointer[Settings]
@@ -56,6 +64,7 @@ type App struct {
 	ready     chan struct{}
 	listeners []net.Listener
 	addrs     []net.Addr
+	httpAddrs []net.Addr
 
 	// ingestBusy is the UnixNano time the ingest loop last made progress
 	// (started a pass or an entry), 0 while it waits for work: one entry
@@ -111,7 +120,7 @@ func New(opt Options) (*App, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{})}
+	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -150,11 +159,18 @@ func New(opt Options) (*App, error) {
 		MaxAge:      s.Daemon.MaxDeliveryAge,
 		Now:         a.now,
 		OnDead:      a.onDead,
+		OnOutcome:   func(d delivery.Delivery, _ error) { a.metrics.Delivery(d.Target, d.State) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
+	a.metrics.SetSources(func() (int, int, int, time.Duration) {
+		st := q.Stats()
+		return st.Pending, st.Inflight, st.Dead, st.OldestPending
+	}, func() (int, int64) {
+		return int(a.spoolEntries.Load()), a.spoolBytes.Load()
+	})
 	return a, nil
 }
 
@@ -169,6 +185,9 @@ func (a *App) Settings() *Settings { return a.settings.Load() }
 
 // Queue gives access to the delivery queue (status, tests).
 func (a *App) Queue() *delivery.Queue { return a.queue }
+
+// Metrics returns the daemon's metrics (for `herald status` and tests).
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
 // Ready is closed once the spool is recovered and every listener is bound.
 func (a *App) Ready() <-chan struct{} { return a.ready }
@@ -200,6 +219,29 @@ func (a *App) Run(ctx context.Context) error {
 		WriteTimeout:   s.Daemon.SMTPTimeout,
 		Allow:          s.Daemon.SMTPAllow,
 		Logger:         a.log,
+		OnAccepted:     func(string) { a.metrics.Accepted("smtp") },
+	})
+	httpLs := a.opt.Listeners["http"]
+	if httpLs == nil {
+		var err error
+		httpLs, err = listenTCP(s.Daemon.HTTPListen)
+		if err != nil {
+			closeAll(ls)
+			return fmt.Errorf("http listen: %w", err)
+		}
+	}
+	api := httpapi.New(a.spool, httpapi.Options{
+		Metrics:  a.metrics,
+		Logger:   a.log,
+		Hostname: s.Daemon.Hostname,
+		Allow:    s.Daemon.SMTPAllow,
+		Now:      a.now,
+		Healthy: func() error {
+			if !a.Healthy() {
+				return errors.New("the ingest or delivery loop is stuck")
+			}
+			return nil
+		},
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())
@@ -209,13 +251,23 @@ func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(ls)+2)
+	errc := make(chan error, len(ls)+len(httpLs)+2)
 	for _, l := range ls {
 		wg.Add(1)
 		go func(l net.Listener) {
 			defer wg.Done()
 			if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 				errc <- fmt.Errorf("smtp on %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	for _, l := range httpLs {
+		a.httpAddrs = append(a.httpAddrs, l.Addr())
+		wg.Add(1)
+		go func(l net.Listener) {
+			defer wg.Done()
+			if err := api.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("http on %s: %w", l.Addr(), err)
 			}
 		}(l)
 	}
@@ -241,7 +293,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer stopControl()
-	a.log.Info("herald ready", "smtp", addrList(a.addrs), "state", a.opt.Paths.StateDir,
+	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)
 	close(a.ready)
 
@@ -256,9 +308,32 @@ func (a *App) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		a.log.Warn("smtp shutdown", "err", err)
 	}
+	if err := api.Shutdown(sctx); err != nil {
+		a.log.Warn("http shutdown", "err", err)
+	}
 	wg.Wait()
 	a.log.Info("herald stopped")
 	return runErr
+}
+
+// listenTCP binds each address (the HTTP API; loopback by configuration).
+func listenTCP(aps []netip.AddrPort) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, ap := range aps {
+		l, err := net.Listen("tcp", ap.String())
+		if err != nil {
+			closeAll(ls)
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
 }
 
 func addrStrings(aps []netip.AddrPort) []string {

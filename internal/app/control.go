@@ -15,6 +15,7 @@ import (
 
 	"herald/internal/delivery"
 	"herald/internal/event"
+	"herald/internal/metrics"
 	"herald/internal/target"
 )
 
@@ -64,6 +65,10 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 	mux.HandleFunc("POST /queue/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Retry(r.PathValue("id")))
 	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(),
+			SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}, nil)
+	})
 	mux.HandleFunc("POST /queue/{id}/drop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Drop(r.PathValue("id")))
 	})
@@ -97,6 +102,39 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// Status is what `herald status` shows of a running daemon.
+type Status struct {
+	Snapshot metrics.Snapshot
+	Healthy  bool
+	SMTP     []string
+	HTTP     []string
+}
+
+// DaemonStatus asks the daemon using stateDir for its status; an error
+// when it does not run.
+func DaemonStatus(stateDir string) (Status, error) {
+	var st Status
+	c, err := dialControl(stateDir)
+	if err != nil {
+		return st, fmt.Errorf("herald is not running with state directory %s: %w", stateDir, err)
+	}
+	return st, c.do("GET", "/status", &st)
+}
+
+func dialControl(stateDir string) (controlClient, error) {
+	sock := filepath.Join(stateDir, ControlSocket)
+	conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return controlClient{}, err
+	}
+	conn.Close()
+	return controlClient{&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}}, nil
+}
+
 // controlClient reaches a running daemon's control socket.
 type controlClient struct{ c *http.Client }
 
@@ -104,15 +142,8 @@ type controlClient struct{ c *http.Client }
 // control socket when it runs, else the queue directory itself (whose lock
 // then keeps a daemon from starting on it meanwhile). close releases it.
 func OpenQueueAdmin(stateDir string) (adm QueueAdmin, close func(), err error) {
-	sock := filepath.Join(stateDir, ControlSocket)
-	if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
-		conn.Close()
-		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			}}}
-		return controlClient{c}, func() {}, nil
+	if c, err := dialControl(stateDir); err == nil {
+		return c, func() {}, nil
 	}
 	q, err := delivery.Open(delivery.Options{Dir: filepath.Join(stateDir, "queue"),
 		Target: func(string) (target.Target, bool) { return nil, false }})

@@ -47,6 +47,12 @@ func (a *App) ingestPending(ctx context.Context) {
 		a.log.Error("listing the spool", "err", err)
 		return
 	}
+	var size int64
+	for _, e := range entries {
+		size += e.Size
+	}
+	a.spoolEntries.Store(int64(len(entries)))
+	a.spoolBytes.Store(size)
 	work := make(chan spool.Entry)
 	var wg sync.WaitGroup
 	for range min(ingestWorkers, len(entries)) {
@@ -93,6 +99,10 @@ func (a *App) ingest(e spool.Entry) error {
 	if err := a.spool.Remove(e); err != nil {
 		return fmt.Errorf("remove from spool: %w", err)
 	}
+	if src := e.Env.Source; src == "sendmail" || src == "notify" {
+		a.metrics.Accepted(src) // smtp and http count when they answer
+	}
+	a.metrics.Event(ev.Type(), ev.Severity.String())
 	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
 		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
 		"targets", strings.Join(targets, ","))
@@ -161,6 +171,7 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 		}
 	}
 	targets := a.route(ev, d.Target)
+	a.metrics.Event(ev.Type(), ev.Severity.String())
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return

@@ -44,6 +44,7 @@ commands:
                                                     submit an event through the spool
   test    [--config-dir DIR] TARGET                 send a test notification to one target
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
+  status                                            what a running daemon has done and holds
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -80,6 +81,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.test(rest)
 	case "queue":
 		return e.queueCmd(rest)
+	case "status":
+		return e.status(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0

@@ -37,7 +37,7 @@ func newHookServer(t testing.TB) *hookServer {
 	return h
 }
 
-// up starts answering with status; down closes the port (refused).
+// up starts answering with status; until then the port refuses.
 func (h *hookServer) up(status int) {
 	h.mu.Lock()
 	h.status = status
@@ -65,16 +65,6 @@ func (h *hookServer) up(status int) {
 	h.mu.Unlock()
 	go srv.Serve(l)
 	h.t.Cleanup(func() { srv.Close() })
-}
-
-func (h *hookServer) down() {
-	h.mu.Lock()
-	srv := h.srv
-	h.srv = nil
-	h.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
 }
 
 func (h *hookServer) counts() map[string]int {

@@ -109,6 +109,7 @@ type daemon struct {
 	configDir string
 	stateDir  string
 	port      int
+	httpPort  int
 	cmd       *exec.Cmd
 	logs      *bytes.Buffer
 	logMu     *sync.Mutex
@@ -136,7 +137,7 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	base := t.TempDir()
 	d := &daemon{t: t, herald: herald, shim: shim,
 		configDir: filepath.Join(base, "etc"), stateDir: filepath.Join(base, "state"),
-		port: freePort(t), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		port: freePort(t), httpPort: freePort(t), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(notifications, d.stateDir), 0o644)
 	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
 		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nsmtp-listen [::1]:%d\nhttp-listen 127.0.0.1:%d\nmail-dir %s\n",
-		d.port, d.port, freePort(t), filepath.Join(d.stateDir, "mail")), 0o644)
+		d.port, d.port, d.httpPort, filepath.Join(d.stateDir, "mail")), 0o644)
 	t.Cleanup(d.stop)
 	return d
 }
