@@ -23,6 +23,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/target/httpsend"
 )
 
 // Timeout is the default client's limit for one request, as in Proxmox.
@@ -108,7 +109,7 @@ func New(opt Options) *Target {
 				proxy = http.ProxyURL(u)
 			}
 		}
-		t.client = newClient(proxy)
+		t.client = httpsend.NewClient(proxy, Timeout)
 	}
 	return t
 }
@@ -205,7 +206,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	req.Header.Set("Authorization", "Bearer "+t.token)
 	req.Header.Set("X-Gotify-Key", t.token)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", httpsend.UserAgent)
 
 	resp, err := t.client.Do(req)
 	if err != nil {
@@ -213,7 +214,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	}
 	// Mask before cutting, so that a token the server echoes cannot be
 	// left half-visible at the cut.
-	snippet := oneLine(mask(readSnippet(resp.Body), t.token))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token))
 	return t.classify(resp.StatusCode, resp.Header, nil, snippet)
 }
 
@@ -230,8 +231,8 @@ func (t *Target) classify(status int, h http.Header, err error, snippet string) 
 		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
 	}
 	te.Err = t.scrub(fmt.Errorf("gotify %s: %w", target.RedactURL(t.url), te.Err))
-	te.Reply = mask(te.Reply, t.token)
+	te.Reply = httpsend.Mask(te.Reply, t.token)
 	return te
 }
 
-func (t *Target) scrub(err error) error { return scrubbed(err, t.token) }
+func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token) }

@@ -42,6 +42,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/target/httpsend"
 )
 
 // Defaults.
@@ -151,7 +152,7 @@ func New(opt Options) (*Target, error) {
 			}
 			proxy = http.ProxyURL(p)
 		}
-		t.client = newClient(proxy)
+		t.client = httpsend.NewClient(proxy, Timeout)
 	}
 	return t, nil
 }
@@ -237,7 +238,7 @@ func (t *Target) Request(ctx context.Context, ev *event.Event) (*http.Request, e
 		return nil, target.Permanent(t.scrub(fmt.Errorf("ntfy %s: %w", target.RedactURL(t.url), err)))
 	}
 	h := req.Header
-	h.Set("User-Agent", userAgent)
+	h.Set("User-Agent", httpsend.UserAgent)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	if useTitle && strings.TrimSpace(ev.Title) != "" {
 		h.Set("X-Title", headerText(ev.Title))
@@ -272,7 +273,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return t.classify(0, nil, err, "")
 	}
-	snippet := oneLine(mask(readSnippet(resp.Body), t.token, t.topic))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token, t.topic))
 	return t.classify(resp.StatusCode, resp.Header, nil, snippet)
 }
 
@@ -287,8 +288,8 @@ func (t *Target) classify(status int, h http.Header, err error, snippet string) 
 		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
 	}
 	te.Err = t.scrub(fmt.Errorf("ntfy %s: %w", target.RedactURL(t.url), te.Err))
-	te.Reply = mask(te.Reply, t.token, t.topic)
+	te.Reply = httpsend.Mask(te.Reply, t.token, t.topic)
 	return te
 }
 
-func (t *Target) scrub(err error) error { return scrubbed(err, t.token, t.topic) }
+func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token, t.topic) }

@@ -30,6 +30,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/handlebars"
 	"herald/internal/target"
+	"herald/internal/target/httpsend"
 )
 
 // Timeout is the default client's limit for one request, as in Proxmox.
@@ -71,7 +72,7 @@ func (o Options) String() string {
 	}
 	slices.Sort(names)
 	return fmt.Sprintf("webhook{%s %s headers=%d secrets=%v}",
-		strings.ToUpper(o.Method), mask(target.RedactURL(o.URL), secretValues(o.Secrets)...), len(o.Headers), names)
+		strings.ToUpper(o.Method), httpsend.Mask(target.RedactURL(o.URL), secretValues(o.Secrets)...), len(o.Headers), names)
 }
 
 // GoString keeps %#v from printing secrets.
@@ -106,7 +107,7 @@ func New(opt Options) (*Target, error) {
 	}
 	t.masked = secretValues(opt.Secrets)
 	if err := t.init(opt); err != nil {
-		return nil, scrubbed(fmt.Errorf("webhook: %w", err), t.masked...)
+		return nil, httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...)
 	}
 	return t, nil
 }
@@ -151,7 +152,7 @@ func (t *Target) init(opt Options) error {
 			}
 			proxy = http.ProxyURL(u)
 		}
-		t.client = newClient(proxy)
+		t.client = httpsend.NewClient(proxy, Timeout)
 	}
 	return nil
 }
@@ -208,7 +209,7 @@ func secretValues(m map[string]string) []string {
 // String names the target without secrets (the URL's path, which often
 // holds a token, is dropped).
 func (t *Target) String() string {
-	return "webhook " + t.method + " " + mask(target.RedactURL(t.urlSrc), t.masked...)
+	return "webhook " + t.method + " " + httpsend.Mask(target.RedactURL(t.urlSrc), t.masked...)
 }
 
 // GoString keeps %#v from printing secrets.
@@ -246,7 +247,7 @@ func (t *Target) Data(ev *event.Event) map[string]any {
 func (t *Target) Request(ctx context.Context, ev *event.Event) (*http.Request, error) {
 	req, err := t.request(ctx, ev)
 	if err != nil {
-		return nil, target.Permanent(scrubbed(fmt.Errorf("webhook: %w", err), t.masked...))
+		return nil, target.Permanent(httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...))
 	}
 	return req, nil
 }
@@ -283,7 +284,7 @@ func (t *Target) request(ctx context.Context, ev *event.Event) (*http.Request, e
 	if err != nil {
 		return nil, fmt.Errorf("building request for %s: %w", target.RedactURL(rawURL), err)
 	}
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", httpsend.UserAgent)
 	userAgentSet := false
 	for _, h := range t.headers {
 		v, err := h.value.Render(data)
@@ -317,12 +318,12 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	where := mask(target.RedactURL(req.URL.String()), t.masked...)
+	where := httpsend.Mask(target.RedactURL(req.URL.String()), t.masked...)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return t.classify(where, 0, nil, err, "")
 	}
-	snippet := oneLine(mask(readSnippet(resp.Body), t.masked...))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked...))
 	return t.classify(where, resp.StatusCode, resp.Header, nil, snippet)
 }
 
@@ -336,7 +337,7 @@ func (t *Target) classify(where string, status int, h http.Header, err error, sn
 		te.Reply += ": " + snippet
 		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
 	}
-	te.Err = scrubbed(fmt.Errorf("webhook %s %s: %w", t.method, where, te.Err), t.masked...)
-	te.Reply = mask(te.Reply, t.masked...)
+	te.Err = httpsend.Scrubbed(fmt.Errorf("webhook %s %s: %w", t.method, where, te.Err), t.masked...)
+	te.Reply = httpsend.Mask(te.Reply, t.masked...)
 	return te
 }

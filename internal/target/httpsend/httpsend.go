@@ -1,7 +1,8 @@
-package gotify
-
-// HTTP plumbing kept in step with the gotify, webhook and ntfy targets
-// (each has its own copy so that the targets stay independent packages).
+// Package httpsend holds the HTTP plumbing the gotify, webhook and ntfy
+// targets share: a client that does not carry credentials to other hosts,
+// bounded one-line response snippets for errors, and masking of secrets in
+// everything a target reports.
+package httpsend
 
 import (
 	"errors"
@@ -10,19 +11,21 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"herald/internal/version"
 )
 
-var userAgent = "herald/" + version.Version
+// UserAgent is what herald sends as User-Agent.
+var UserAgent = "herald/" + version.Version
 
-// newClient returns the default client: Timeout per request, proxy from
-// the given function or the environment, and redirects followed only
+// NewClient returns a target's default client: timeout per request, proxy
+// from the given function or the environment, and redirects followed only
 // within the same host, since Go re-sends custom headers (X-Gotify-Key,
 // webhook headers) to wherever a redirect points.
-func newClient(proxy func(*http.Request) (*url.URL, error)) *http.Client {
+func NewClient(proxy func(*http.Request) (*url.URL, error), timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if proxy == nil {
 		proxy = http.ProxyFromEnvironment
@@ -30,7 +33,7 @@ func newClient(proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	tr.Proxy = proxy
 	return &http.Client{
 		Transport: tr,
-		Timeout:   Timeout,
+		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 || req.URL.Hostname() != via[0].URL.Hostname() {
 				return http.ErrUseLastResponse
@@ -48,9 +51,9 @@ const (
 	snippetLen = 200
 )
 
-// readSnippet reads (part of) a response body, closes it, and returns its
+// ReadSnippet reads (part of) a response body, closes it, and returns its
 // start as one printable line.
-func readSnippet(body io.ReadCloser) string {
+func ReadSnippet(body io.ReadCloser) string {
 	b, _ := io.ReadAll(io.LimitReader(body, readLimit))
 	// Drain a little more so the connection can be reused; the rest is
 	// dropped with the connection.
@@ -59,9 +62,9 @@ func readSnippet(body io.ReadCloser) string {
 	return string(b)
 }
 
-// oneLine collapses whitespace and control characters and cuts s to
+// OneLine collapses whitespace and control characters and cuts s to
 // snippetLen bytes at a character boundary.
-func oneLine(s string) string {
+func OneLine(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r)
@@ -76,9 +79,9 @@ func oneLine(s string) string {
 	return s[:n] + "…"
 }
 
-// mask replaces every occurrence of each secret, also in its URL- and
+// Mask replaces every occurrence of each secret, also in its URL- and
 // JSON-escaped forms, with "<masked>" (proxmox-notify's word for it).
-func mask(s string, secrets ...string) string {
+func Mask(s string, secrets ...string) string {
 	// Longest first, so that a secret containing another is masked whole.
 	secrets = slices.Clone(secrets)
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
@@ -109,9 +112,10 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string        { return e.msg }
 func (e *scrubbedError) Is(target error) bool { return errors.Is(e.cause, target) }
 
-func scrubbed(err error, secrets ...string) error {
+// Scrubbed returns err with every secret masked in its text.
+func Scrubbed(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
-	return &scrubbedError{msg: mask(err.Error(), secrets...), cause: err}
+	return &scrubbedError{msg: Mask(err.Error(), secrets...), cause: err}
 }
