@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -205,4 +207,147 @@ func BenchmarkRSS(b *testing.B) {
 	b.ReportMetric(float64(idle)/1024, "idle-MiB")
 	b.ReportMetric(float64(peak)/1024, "receiving-peak-MiB")
 	b.ReportMetric(float64(hwm)/1024, "after-processing-hwm-MiB")
+}
+
+// receiver is a local webhook endpoint recording when each body first
+// arrived.
+type receiver struct {
+	mu    sync.Mutex
+	first map[string]time.Time
+	total int
+	addr  string
+}
+
+func newReceiver(b *testing.B) *receiver {
+	r := &receiver{first: map[string]time.Time{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.addr = l.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		now := time.Now()
+		r.mu.Lock()
+		if _, ok := r.first[string(body)]; !ok {
+			r.first[string(body)] = now
+		}
+		r.total++
+		r.mu.Unlock()
+	})}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return r
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.total
+}
+
+// webhooks returns a notifications.cfg with n webhook targets posting the
+// event title to addr, all routed by one matcher.
+func webhooks(addr string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "webhook: hook%d\n\turl http://%s/hook%d\n\tmethod post\n\tbody e3sgdGl0bGUgfX0=\n\n", i, addr, i)
+	}
+	b.WriteString("matcher: default-matcher\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "\ttarget hook%d\n", i)
+	}
+	return b.String()
+}
+
+// benchWebhookDeliveries submits b.N×50 events over the HTTP API as fast as
+// it can and reports webhook deliveries per second until the last arrives.
+func benchWebhookDeliveries(b *testing.B, targets int) {
+	r := newReceiver(b)
+	d := newDaemon(b, webhooks(r.addr, targets))
+	d.start()
+	events := max(b.N, 4) * 50
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/events", d.httpPort)
+	b.ResetTimer()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < events; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, err := http.Post(url, "application/json", strings.NewReader(
+				fmt.Sprintf(`{"severity":"info","title":"ev-%d","fields":{"type":"bench"}}`, i)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+		}(i)
+	}
+	wg.Wait()
+	want := events * targets
+	deadline := time.Now().Add(3 * time.Minute)
+	for r.count() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d deliveries after 3 min", r.count(), want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	el := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(want)/el.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(events)/el.Seconds(), "events/s")
+}
+
+func BenchmarkWebhookDeliveries1Target(b *testing.B)  { benchWebhookDeliveries(b, 1) }
+func BenchmarkWebhookDeliveries8Targets(b *testing.B) { benchWebhookDeliveries(b, 8) }
+
+// BenchmarkAcceptToWebhook measures SMTP 250 → webhook request received at
+// a steady 100 messages/s, p50 and p99.
+func BenchmarkAcceptToWebhook(b *testing.B) {
+	r := newReceiver(b)
+	d := newDaemon(b, webhooks(r.addr, 1))
+	d.start()
+	addr := fmt.Sprintf("127.0.0.1:%d", d.port)
+	seconds := max(b.N, 5)
+	const rate = 100
+	total := seconds * rate
+	accepted := make([]time.Time, total)
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	body := bytes.Repeat([]byte("x"), 1000)
+	b.ResetTimer()
+	for i := 0; i < total; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := sendOne(addr, "wh-"+strconv.Itoa(i), body); err != nil {
+				b.Errorf("send %d: %v", i, err)
+				return
+			}
+			accepted[i] = time.Now()
+		}(i)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Minute)
+	for r.count() < total {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d webhooks after 2 min", r.count(), total)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.StopTimer()
+	var lat []time.Duration
+	r.mu.Lock()
+	for i := 0; i < total; i++ {
+		lat = append(lat, max(r.first["wh-"+strconv.Itoa(i)].Sub(accepted[i]), 0))
+	}
+	r.mu.Unlock()
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 }

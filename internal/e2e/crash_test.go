@@ -12,10 +12,13 @@ import (
 	"time"
 )
 
+// fileOnly routes every event to the file target alone: naming the matcher
+// default-matcher keeps the built-in one (which would add mail-to-root)
+// from being injected.
 const fileOnly = `file: events
 	path %[1]s/events.jsonl
 
-matcher: everything
+matcher: default-matcher
 	target events
 `
 

@@ -144,7 +144,10 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	if notifications == "" {
 		notifications = defaultNotifications
 	}
-	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(notifications, d.stateDir), 0o644)
+	if strings.Contains(notifications, "%[1]s") {
+		notifications = fmt.Sprintf(notifications, d.stateDir)
+	}
+	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), notifications, 0o644)
 	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
 		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nsmtp-listen [::1]:%d\nhttp-listen 127.0.0.1:%d\nmail-dir %s\n",
 		d.port, d.port, d.httpPort, filepath.Join(d.stateDir, "mail")), 0o644)
