@@ -267,6 +267,9 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 	return rt
 }
 
+// IgnoresMail passes the wrapped target's answer on (target.MailBlind).
+func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }
+
 func (t renderedTarget) Deliver(ctx context.Context, ev *event.Event) error {
 	return t.Target.Deliver(ctx, t.r.Render(ev))
 }

@@ -1207,3 +1207,43 @@ func TestAttemptIsRecordedBeforeItIsMade(t *testing.T) {
 		t.Errorf("after the attempt the record on disk is %s, want done", r.State)
 	}
 }
+
+// mailSeer records whether the event it got carried the raw mail.
+type mailSeer struct {
+	mu  sync.Mutex
+	got []bool
+}
+
+func (m *mailSeer) Deliver(_ context.Context, ev *event.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got = append(m.got, ev.Mail != nil && len(ev.Mail.Raw) > 0)
+	return nil
+}
+
+type blindSeer struct{ *mailSeer }
+
+func (blindSeer) IgnoresMail() bool { return true }
+
+// A target that declares it never reads the raw mail (target.MailBlind) is
+// handed the event without it, so a 50 MB mail is not loaded for a file or
+// webhook target; every other target gets the mail.
+func TestMailNotLoadedForMailBlindTargets(t *testing.T) {
+	seer, blind := &mailSeer{}, blindSeer{&mailSeer{}}
+	h := newHarness(t, t.TempDir(), map[string]target.Target{"mbox": seer, "file": blind}, nil)
+	q := h.open()
+	h.run()
+	ev := newEvent("ev1")
+	ev.Mail = &event.Mail{Raw: []byte("Subject: x\n\nbody\n"), From: "a@b"}
+	if err := q.Enqueue(ev, []string{"mbox", "file"}); err != nil {
+		t.Fatal(err)
+	}
+	h.outcome()
+	h.outcome()
+	if seer.got == nil || !seer.got[0] {
+		t.Errorf("the mail-reading target did not get the mail: %v", seer.got)
+	}
+	if blind.got == nil || blind.got[0] {
+		t.Errorf("the mail-blind target got the mail loaded: %v", blind.got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +372,33 @@ func TestStripTags(t *testing.T) {
 		if got := stripTags(tc.in); got != tc.want {
 			t.Errorf("stripTags(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A huge text body is decoded only as far as the body cap needs, and the
+// truncation note still counts everything that was left out.
+func TestHugeBodyIsBoundedAndCounted(t *testing.T) {
+	line := strings.Repeat("0123456789abcdef", 4) + "\n"
+	body := strings.Repeat(line, 20<<20/len(line))
+	raw := []byte("From: a@b\nSubject: big\n\n" + body)
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	ev := Convert(raw, Options{ID: "x", Hostname: "h"})
+	runtime.ReadMemStats(&m1)
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 30<<20 {
+		t.Errorf("converting a 20 MB body allocated %d MB", alloc>>20)
+	}
+	i := strings.LastIndex(ev.Body, "\n[... truncated, ")
+	if i < 0 {
+		t.Fatalf("no truncation note at the end of %d bytes", len(ev.Body))
+	}
+	var more int
+	if _, err := fmt.Sscanf(ev.Body[i:], "\n[... truncated, %d bytes more]", &more); err != nil {
+		t.Fatal(err)
+	}
+	want := len(strings.TrimRight(body, "\n")) - i
+	if more != want {
+		t.Errorf("note says %d bytes more, want %d", more, want)
 	}
 }

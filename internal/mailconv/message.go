@@ -1,6 +1,7 @@
 package mailconv
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
@@ -123,8 +124,9 @@ func Parse(raw []byte) (m *Message) {
 		chosen = nil // a lone non-text part is an attachment, not a body
 	}
 	if chosen != nil {
-		m.Body, m.BodyType = chosen.text()
-		m.Body = capBody(trimEnd(m.Body))
+		var skipped int
+		m.Body, m.BodyType, skipped = chosen.text()
+		m.Body = capBodySkipped(trimEnd(m.Body), skipped)
 	}
 	collectAttachments(root, chosen, &m.Attachments)
 	return m
@@ -225,18 +227,39 @@ func pick(p *part) *part {
 }
 
 // text decodes a leaf part into UTF-8 text, rendering HTML.
-func (p *part) text() (string, string) {
+func (p *part) text() (text, kind string, skipped int) {
 	data := transferDecode(p.header.Get("Content-Transfer-Encoding"), p.body)
-	kind := textKind(p.mediaType, true)
+	kind = textKind(p.mediaType, true)
+	// The text is cut at MaxBodyBytes anyway: decoding all of a 50 MB body
+	// to keep 1 MB only costs memory (several copies of it). HTML shrinks
+	// when rendered, so more of it is read.
+	limit := textInputCap
+	if kind == "text/html" {
+		limit = htmlInputCap
+	}
+	if len(data) > limit {
+		cut := limit
+		if i := bytes.LastIndexByte(data[:limit], '\n'); i > limit/2 {
+			cut = i + 1
+		}
+		skipped = len(data) - cut
+		data = data[:cut]
+	}
 	if kind == "text/html" {
 		label := p.params["charset"]
 		if label == "" {
 			label = sniffHTMLCharset(data)
 		}
-		return cleanText(htmlToText(cleanText(decodeCharset(label, data)))), kind
+		return cleanText(htmlToText(cleanText(decodeCharset(label, data)))), kind, skipped
 	}
-	return cleanText(decodeCharset(p.params["charset"], data)), "text/plain"
+	return cleanText(decodeCharset(p.params["charset"], data)), "text/plain", skipped
 }
+
+// How much of a text part's decoded bytes are turned into the body.
+const (
+	textInputCap = 4 * MaxBodyBytes
+	htmlInputCap = 16 * MaxBodyBytes
+)
 
 // sniffHTMLCharset finds a <meta charset> declaration near the start of an
 // HTML body whose Content-Type names no charset.
@@ -292,12 +315,16 @@ func trimEnd(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace)
 
 // capBody cuts a text longer than MaxBodyBytes at a character boundary and
 // says how much was left out.
-func capBody(s string) string {
-	if len(s) <= MaxBodyBytes {
+func capBody(s string) string { return capBodySkipped(s, 0) }
+
+// capBodySkipped is capBody for a text whose source was already cut:
+// skipped more bytes (of decoded source) were left out before it.
+func capBodySkipped(s string, skipped int) string {
+	if len(s) <= MaxBodyBytes && skipped == 0 {
 		return s
 	}
 	kept := cutUTF8(s, MaxBodyBytes)
-	return fmt.Sprintf("%s\n[... truncated, %d bytes more]", kept, len(s)-len(kept))
+	return fmt.Sprintf("%s\n[... truncated, %d bytes more]", kept, len(s)-len(kept)+skipped)
 }
 
 // attachmentList renders the list appended to an event body.

@@ -29,6 +29,19 @@ type Target interface {
 	Deliver(ctx context.Context, ev *event.Event) error
 }
 
+// MailBlind is implemented by targets that never read ev.Mail (the raw
+// message) and say so: the delivery queue then does not load a mail that
+// may be tens of megabytes for them.
+type MailBlind interface {
+	IgnoresMail() bool
+}
+
+// IgnoresMail reports whether t declares that it never reads ev.Mail.
+func IgnoresMail(t Target) bool {
+	mb, ok := t.(MailBlind)
+	return ok && mb.IgnoresMail()
+}
+
 // Verifier is implemented by targets that can tell, after a crash, whether
 // a delivery that was in flight actually happened. Local targets (file,
 // mbox) can; remote ones cannot, and the queue then delivers again

@@ -292,3 +292,7 @@ func (t *tail) String() string {
 	}
 	return s
 }
+
+// IgnoresMail tells the delivery queue that this target never reads the raw
+// mail (target.MailBlind).
+func (t *Target) IgnoresMail() bool { return true }

@@ -200,3 +200,7 @@ func containsID(r io.Reader, id string) (bool, error) {
 		}
 	}
 }
+
+// IgnoresMail tells the delivery queue that this target never reads the raw
+// mail (target.MailBlind).
+func (t *Target) IgnoresMail() bool { return true }

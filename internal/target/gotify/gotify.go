@@ -236,3 +236,7 @@ func (t *Target) classify(status int, h http.Header, err error, snippet string) 
 }
 
 func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token) }
+
+// IgnoresMail tells the delivery queue that this target never reads the raw
+// mail (target.MailBlind).
+func (t *Target) IgnoresMail() bool { return true }

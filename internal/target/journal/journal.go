@@ -437,3 +437,7 @@ func (t *Target) sendSyslog(ctx context.Context, line []byte) error {
 	_, err = conn.Write(line)
 	return ctxErr(ctx, err)
 }
+
+// IgnoresMail tells the delivery queue that this target never reads the raw
+// mail (target.MailBlind).
+func (t *Target) IgnoresMail() bool { return true }

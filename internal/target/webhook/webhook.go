@@ -341,3 +341,7 @@ func (t *Target) classify(where string, status int, h http.Header, err error, sn
 	te.Reply = httpsend.Mask(te.Reply, t.masked...)
 	return te
 }
+
+// IgnoresMail tells the delivery queue that this target never reads the raw
+// mail (target.MailBlind).
+func (t *Target) IgnoresMail() bool { return true }
