@@ -45,11 +45,12 @@ func (t *Target) Path() string { return t.path }
 
 // Deliver appends ev as one JSON line and fsyncs the file.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
-	line, err := json.Marshal(ev)
+	// event.JSONLine leaves <, > and & readable (json.Marshal would write
+	// \u003c...), as people read this file.
+	line, err := event.JSONLine(ev)
 	if err != nil {
 		return target.Permanent(fmt.Errorf("file: encode event: %w", err))
 	}
-	line = append(line, '\n')
 
 	f, err := openAppend(t.path)
 	if err != nil {
