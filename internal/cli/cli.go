@@ -11,7 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -384,19 +386,52 @@ func (e env) notify(args []string) int {
 		return sysexits.Software
 	}
 	paths := app.Resolve("", *sdir)
-	d, err := spool.OpenDrop(paths.StateDir)
-	if err != nil {
-		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
-		return sysexits.TempFail
-	}
-	id, err := d.Submit(spool.Envelope{Kind: spool.KindEvent, Source: "notify", Received: time.Now()},
-		bytes.NewReader(line), 1<<20)
+	id, err := submitEvent(paths, line)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
 		return sysexits.TempFail
 	}
 	fmt.Fprintln(e.stdout, id)
 	return 0
+}
+
+// submitEvent puts an event into the spool's maildrop, like the sendmail
+// shim does with mail. A user who may not write the maildrop (only the
+// setgid shim may, in a system install) goes through the daemon's HTTP API
+// on loopback instead, which spools it the same way.
+func submitEvent(paths app.Paths, line []byte) (string, error) {
+	d, err := spool.OpenDrop(paths.StateDir)
+	if err == nil {
+		var id string
+		id, err = d.Submit(spool.Envelope{Kind: spool.KindEvent, Source: "notify", Received: time.Now()},
+			bytes.NewReader(line), 1<<20)
+		if err == nil {
+			return id, nil
+		}
+	}
+	if !errors.Is(err, fs.ErrPermission) {
+		return "", err
+	}
+	s, lerr := app.LoadSettings(paths, nil)
+	if lerr != nil || len(s.Daemon.HTTPListen) == 0 {
+		return "", fmt.Errorf("%w (and the daemon's HTTP API is not configured)", err)
+	}
+	url := "http://" + s.Daemon.HTTPListen[0].String() + "/api/v1/events"
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, herr := c.Post(url, "application/json", bytes.NewReader(line))
+	if herr != nil {
+		return "", fmt.Errorf("%w; through the HTTP API: %v", err, herr)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		ID    string `json:"id"`
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&r)
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("the daemon's HTTP API answered %s %s", resp.Status, r.Error)
+	}
+	return r.ID, nil
 }
 
 func (e env) test(args []string) int {

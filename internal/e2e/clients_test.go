@@ -191,3 +191,32 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("bad severity: exit %d, want 64", code)
 	}
 }
+
+// An unprivileged user may not write the maildrop (only the setgid shim
+// may): herald notify then submits through the daemon's HTTP API.
+func TestNotifyAsUnprivilegedUser(t *testing.T) {
+	setpriv := needTool(t, "setpriv")
+	if os.Geteuid() != 0 {
+		t.Fatal("this test switches to the user nobody and must run as root (CI does)")
+	}
+	d := newDaemon(t, "")
+	d.start()
+	// nobody must reach the binaries and the config, not the state.
+	for _, p := range []string{bins.dir, filepath.Dir(d.configDir), filepath.Dir(filepath.Dir(d.configDir)), d.configDir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(d.stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, code := d.runCode("", nil, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", d.herald,
+		"notify", "--severity", "warning", "--type", "quota", "--title", "from nobody")
+	if code != 0 {
+		t.Fatalf("herald notify as nobody: exit %d\n%s", code, out)
+	}
+	ev := d.waitEvent("from nobody")
+	if ev.Severity.String() != "warning" || ev.Fields["type"] != "quota" {
+		t.Fatalf("event %+v", ev)
+	}
+}
