@@ -105,28 +105,8 @@ func BenchmarkAcceptToFile(b *testing.B) {
 	fl := follow(filepath.Join(d.stateDir, "events.jsonl"))
 	defer fl.close()
 
-	seconds := max(b.N, 5)
-	const rate = 100
-	total := seconds * rate
-	accepted := make([]time.Time, total)
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / rate)
-	defer tick.Stop()
-	body := bytes.Repeat([]byte("x"), 1000)
-	b.ResetTimer()
-	for i := 0; i < total; i++ {
-		<-tick.C
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if err := sendOne(addr, "lat-"+strconv.Itoa(i), body); err != nil {
-				b.Errorf("send %d: %v", i, err)
-				return
-			}
-			accepted[i] = time.Now()
-		}(i)
-	}
-	wg.Wait()
+	accepted := pacedSMTP(b, addr, "lat-", max(b.N, 5)*100, 100)
+	total := len(accepted)
 	deadline := time.Now().Add(2 * time.Minute)
 	var lat []time.Duration
 	for i := 0; i < total; i++ {
@@ -146,6 +126,32 @@ func BenchmarkAcceptToFile(b *testing.B) {
 	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(total), "messages")
+}
+
+// pacedSMTP sends total 1 KB messages titled PREFIX<n> at rate per second,
+// each in its own session (several at once when the daemon is slow), and
+// returns when each one was accepted (250).
+func pacedSMTP(b *testing.B, addr, prefix string, total, rate int) []time.Time {
+	accepted := make([]time.Time, total)
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	body := bytes.Repeat([]byte("x"), 1000)
+	b.ResetTimer()
+	for i := 0; i < total; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := sendOne(addr, prefix+strconv.Itoa(i), body); err != nil {
+				b.Errorf("send %d: %v", i, err)
+				return
+			}
+			accepted[i] = time.Now()
+		}(i)
+	}
+	wg.Wait()
+	return accepted
 }
 
 // vmKB reads a field (VmRSS, VmHWM) of /proc/PID/status in KiB.
@@ -327,28 +333,8 @@ func BenchmarkAcceptToWebhook(b *testing.B) {
 	d := newDaemon(b, webhooks(r.addr, 1))
 	d.start()
 	addr := fmt.Sprintf("127.0.0.1:%d", d.port)
-	seconds := max(b.N, 5)
-	const rate = 100
-	total := seconds * rate
-	accepted := make([]time.Time, total)
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / rate)
-	defer tick.Stop()
-	body := bytes.Repeat([]byte("x"), 1000)
-	b.ResetTimer()
-	for i := 0; i < total; i++ {
-		<-tick.C
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if err := sendOne(addr, "wh-"+strconv.Itoa(i), body); err != nil {
-				b.Errorf("send %d: %v", i, err)
-				return
-			}
-			accepted[i] = time.Now()
-		}(i)
-	}
-	wg.Wait()
+	accepted := pacedSMTP(b, addr, "wh-", max(b.N, 5)*100, 100)
+	total := len(accepted)
 	deadline := time.Now().Add(2 * time.Minute)
 	for r.count() < total {
 		if time.Now().After(deadline) {

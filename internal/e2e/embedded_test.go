@@ -37,24 +37,9 @@ func TestEmbeddedDefault(t *testing.T) {
 	cmd := exec.Command(herald, "serve")
 	cmd.Dir = dir
 	cmd.Env = env
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("embedded herald did not stop on SIGTERM")
-		}
-	}()
-	waitPort(t, "127.0.0.1:2525", done, &logs)
-	waitPort(t, "[::1]:2525", done, &logs)
+	logs, done := startBackground(t, cmd)
+	waitPort(t, "127.0.0.1:2525", done, logs)
+	waitPort(t, "[::1]:2525", done, logs)
 
 	run := func(stdin string, extraEnv []string, name string, args ...string) {
 		t.Helper()
@@ -83,6 +68,31 @@ func TestEmbeddedDefault(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startBackground starts cmd with its output collected, and stops it
+// (SIGTERM, then SIGKILL after 15 s, which fails the test) when the test
+// ends. done receives its exit.
+func startBackground(t *testing.T, cmd *exec.Cmd) (*lockedBuffer, chan error) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { err := cmd.Wait(); close(exited); done <- err }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop on SIGTERM\n%s", cmd.Path, logs.String())
+		}
+	})
+	return logs, done
 }
 
 type lockedBuffer struct {

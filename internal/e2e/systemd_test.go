@@ -28,21 +28,7 @@ func TestSocketActivation(t *testing.T) {
 	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=smtp",
 		"-E", "HERALD_CONFIG_DIR="+d.configDir, "-E", "HERALD_STATE_DIR="+d.stateDir, d.herald, "serve")
 	cmd.Env = d.env()
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
+	logs, _ := startBackground(t, cmd)
 	// systemd-socket-activate listens itself and starts herald on the first
 	// connection, which swaks makes.
 	out, err := exec.Command(swaks, "--server", "127.0.0.1", "--port", fmt.Sprint(port), "--to", "root@localhost",

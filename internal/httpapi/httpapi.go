@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"herald/internal/metrics"
+	"herald/internal/peer"
 	"herald/internal/spool"
 )
 
@@ -197,42 +198,16 @@ func crossSite(r *http.Request) bool {
 }
 
 // allowed reports whether the peer of r may use the API: loopback, a Unix
-// socket, or inside Options.Allow.
+// socket, or inside Options.Allow (internal/peer's rule, as for SMTP).
 func (s *Server) allowed(r *http.Request) bool {
 	if a, ok := r.Context().Value(remoteKey{}).(net.Addr); ok {
-		switch a := a.(type) {
-		case *net.UnixAddr:
-			// Whoever reached a Unix socket passed its file permissions.
-			return true
-		case *net.TCPAddr:
-			ip, _ := netip.AddrFromSlice(a.IP)
-			return allowedAddr(ip, s.opt.Allow)
-		}
+		return peer.Allowed(a, s.opt.Allow)
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
-	return allowedAddr(ap.Addr(), s.opt.Allow)
-}
-
-// allowedAddr reports whether ip is loopback or inside one of allow.
-func allowedAddr(ip netip.Addr, allow []netip.Prefix) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	// A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d; zones do not
-	// matter for the prefix test.
-	ip = ip.Unmap().WithZone("")
-	if ip.IsLoopback() {
-		return true
-	}
-	for _, p := range allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return peer.AllowedAddr(ap.Addr(), s.opt.Allow)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

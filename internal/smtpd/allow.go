@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"errors"
+	"herald/internal/peer"
 	"io"
 	"net"
 	"net/netip"
@@ -9,48 +10,9 @@ import (
 	"time"
 )
 
-// Allowed reports whether a peer may use the server: loopback addresses
-// (all of 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6), Unix-socket peers,
-// and addresses inside one of allow. Anything else, including an address of
-// an unknown kind, is refused.
-func Allowed(remote net.Addr, allow []netip.Prefix) bool {
-	var ip netip.Addr
-	switch a := remote.(type) {
-	case *net.UnixAddr:
-		// Whoever reached a Unix socket passed its file permissions.
-		return true
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.IPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		ap, err := netip.ParseAddrPort(remote.String())
-		if err != nil {
-			return false
-		}
-		ip = ap.Addr()
-	}
-	return AllowedAddr(ip, allow)
-}
-
-// AllowedAddr is Allowed for an IP address.
-func AllowedAddr(ip netip.Addr, allow []netip.Prefix) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	// A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d; zones do not
-	// matter for the prefix test.
-	ip = ip.Unmap().WithZone("")
-	if ip.IsLoopback() {
-		return true
-	}
-	for _, p := range allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+// Allowed reports whether a peer may use the server (the rule lives in
+// internal/peer, shared with the HTTP API).
+func Allowed(remote net.Addr, allow []netip.Prefix) bool { return peer.Allowed(remote, allow) }
 
 // refusalReply is sent instead of the greeting to a peer that is not
 // allowed; RFC 5321 section 3.1 lets a server answer 554 at connection time.

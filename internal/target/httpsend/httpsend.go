@@ -6,6 +6,7 @@ package httpsend
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"herald/internal/target"
 	"herald/internal/version"
 )
 
@@ -118,4 +120,22 @@ func Scrubbed(err error, secrets ...string) error {
 		return nil
 	}
 	return &scrubbedError{msg: Mask(err.Error(), secrets...), cause: err}
+}
+
+// Classify turns an HTTP outcome into a target error (target.ClassifyHTTP)
+// whose text and Reply carry the server's answer snippet and the redacted
+// URL, with every secret masked. name starts the message ("gotify", ...).
+func Classify(name, rawURL string, status int, h http.Header, err error, snippet string, secrets ...string) error {
+	res := target.ClassifyHTTP(status, h, err)
+	var te *target.Error
+	if !errors.As(res, &te) {
+		return res
+	}
+	if snippet != "" && status >= 300 {
+		te.Reply += ": " + snippet
+		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
+	}
+	te.Err = Scrubbed(fmt.Errorf("%s %s: %w", name, target.RedactURL(rawURL), te.Err), secrets...)
+	te.Reply = Mask(te.Reply, secrets...)
+	return te
 }

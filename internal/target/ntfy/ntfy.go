@@ -277,19 +277,9 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	return t.classify(resp.StatusCode, resp.Header, nil, snippet)
 }
 
+// classify turns the outcome into a target error with the token and topic masked.
 func (t *Target) classify(status int, h http.Header, err error, snippet string) error {
-	res := target.ClassifyHTTP(status, h, err)
-	var te *target.Error
-	if !errors.As(res, &te) {
-		return res
-	}
-	if snippet != "" && status >= 300 {
-		te.Reply += ": " + snippet
-		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
-	}
-	te.Err = t.scrub(fmt.Errorf("ntfy %s: %w", target.RedactURL(t.url), te.Err))
-	te.Reply = httpsend.Mask(te.Reply, t.token, t.topic)
-	return te
+	return httpsend.Classify("ntfy", t.url, status, h, err, snippet, t.token, t.topic)
 }
 
 func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token, t.topic) }
