@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Step names a point in a durable write where a test can inject a failure.
@@ -40,11 +41,24 @@ func hook(step Step, path string) error {
 	return nil
 }
 
-// SyncDir fsyncs a directory so that a rename or create in it is durable.
+// SyncDir fsyncs a directory so that a rename or create in it that
+// happened before the call is durable when it returns nil.
+//
+// Concurrent calls for one directory share fsyncs (group commit): a call
+// waits for the next fsync that starts after it was made, and one fsync
+// serves every caller waiting at that moment. Under load (many SMTP
+// sessions, parallel ingest) that turns N directory fsyncs into about two.
 func SyncDir(dir string) error {
 	if err := hook(StepSyncDir, dir); err != nil {
 		return err
 	}
+	return dirSyncerFor(dir).sync()
+}
+
+// dirFsync is the fsync a dirSyncer runs; tests replace it.
+var dirFsync = fsyncDir
+
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -55,6 +69,70 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, serr)
 	}
 	return cerr
+}
+
+// dirSyncer coalesces the fsyncs of one directory. started and done count
+// fsyncs; a caller needs fsync number started+1 (one that begins after its
+// call) to complete. failed is the number of the last fsync that failed.
+type dirSyncer struct {
+	dir     string
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool
+	started uint64
+	done    uint64
+	failed  uint64
+	lastErr error
+}
+
+var (
+	syncersMu sync.Mutex
+	syncers   = map[string]*dirSyncer{}
+)
+
+func dirSyncerFor(dir string) *dirSyncer {
+	dir = filepath.Clean(dir)
+	syncersMu.Lock()
+	defer syncersMu.Unlock()
+	s := syncers[dir]
+	if s == nil {
+		s = &dirSyncer{dir: dir}
+		s.cond = sync.NewCond(&s.mu)
+		syncers[dir] = s
+	}
+	return s
+}
+
+func (s *dirSyncer) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// An fsync already running may have started before our rename: we need
+	// the next one.
+	want := s.started + 1
+	for s.done < want {
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		s.running = true
+		s.started++
+		n := s.started
+		s.mu.Unlock()
+		err := dirFsync(s.dir)
+		s.mu.Lock()
+		s.running = false
+		s.done = n
+		if err != nil {
+			s.failed, s.lastErr = n, err
+		}
+		s.cond.Broadcast()
+	}
+	// Conservative: a failure of our fsync or of any later one is reported
+	// (the caller then treats the write as not durable).
+	if s.failed >= want {
+		return s.lastErr
+	}
+	return nil
 }
 
 // Temp is a file being written that becomes durable at Commit. Until then it

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestWriteFileReplacesAtomically(t *testing.T) {
@@ -101,5 +103,100 @@ func TestTempAbortAndDoubleCommit(t *testing.T) {
 	tmp2.Abort() // no-op after commit
 	if b, _ := os.ReadFile(filepath.Join(dir, "y")); string(b) != "abc" {
 		t.Fatalf("content %q", b)
+	}
+}
+
+// A SyncDir call is served only by an fsync that started after it: one
+// already running may predate the caller's rename.
+func TestSyncDirWaitsForAnFsyncStartedAfterTheCall(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	calls := 0
+	release := make(chan struct{})
+	dirFsync = func(d string) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			<-release
+		}
+		return nil
+	}
+	defer func() { dirFsync = fsyncDir }()
+
+	first := make(chan error)
+	go func() { first <- SyncDir(dir) }()
+	waitCalls := func(want int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			n := calls
+			mu.Unlock()
+			if n >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fsync %d never started", want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitCalls(1) // fsync 1 is running and blocked
+	second := make(chan error)
+	go func() { second <- SyncDir(dir) }()
+	time.Sleep(20 * time.Millisecond) // let the second caller register
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Fatalf("%d fsyncs: the second caller must not have been served by the first", calls)
+	}
+}
+
+// Many concurrent callers share few fsyncs, and a failed fsync reaches every
+// caller it served.
+func TestSyncDirCoalescesAndReportsFailures(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	calls := 0
+	fail := false
+	dirFsync = func(string) error {
+		mu.Lock()
+		calls++
+		f := fail
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		if f {
+			return errors.New("disk gone")
+		}
+		return nil
+	}
+	defer func() { dirFsync = fsyncDir }()
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := SyncDir(dir); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	if calls >= 50 || calls < 1 {
+		t.Errorf("%d fsyncs for 50 concurrent callers", calls)
+	}
+	fail = true
+	mu.Unlock()
+	if err := SyncDir(dir); err == nil {
+		t.Fatal("a failed fsync was reported as success")
 	}
 }
