@@ -110,10 +110,12 @@ type daemon struct {
 	stateDir  string
 	port      int
 	httpPort  int
-	cmd       *exec.Cmd
-	logs      *bytes.Buffer
-	logMu     *sync.Mutex
-	done      chan error
+	// eventsFile is where the file target writes ("" = STATE/events.jsonl).
+	eventsFile string
+	cmd        *exec.Cmd
+	logs       *bytes.Buffer
+	logMu      *sync.Mutex
+	done       chan error
 }
 
 const defaultNotifications = `file: events
@@ -256,7 +258,11 @@ func (d *daemon) stop() {
 // events reads every event the file target wrote so far.
 func (d *daemon) events() []event.Event {
 	d.t.Helper()
-	f, err := os.Open(filepath.Join(d.stateDir, "events.jsonl"))
+	path := d.eventsFile
+	if path == "" {
+		path = filepath.Join(d.stateDir, "events.jsonl")
+	}
+	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
 	}
