@@ -359,6 +359,15 @@ func listDeliveries(prog string, stdout, stderr io.Writer) int {
 		if _, err := io.WriteString(stdout, "\nDeliveries (herald queue list):\n"); err != nil {
 			return sysexits.IOErr
 		}
+		// herald must not inherit the shim's setgid group: it needs none
+		// (only root and herald may list the queue, which the spool listing
+		// above already required).
+		if gid := os.Getgid(); os.Getegid() != gid {
+			if err := syscall.Setregid(gid, gid); err != nil {
+				fmt.Fprintf(stderr, "%s: cannot drop the group privilege: %v\n", prog, err)
+				return sysexits.OSErr
+			}
+		}
 		cmd := exec.Command(h, "queue", "list")
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		if err := cmd.Run(); err != nil {
