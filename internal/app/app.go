@@ -62,7 +62,6 @@ type App struct {
 	targets  atomic.Pointer[map[string]target.Target]
 
 	ready     chan struct{}
-	listeners []net.Listener
 	addrs     []net.Addr
 	httpAddrs []net.Addr
 
@@ -246,7 +245,6 @@ func (a *App) Run(ctx context.Context) error {
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())
 	}
-	a.listeners = ls
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -352,8 +350,8 @@ func addrList(as []net.Addr) []string {
 	return out
 }
 
-// Route is the daemon's routing step for one event (exported for tests and
-// the delivery-failed path): targets that matched, minus exclude.
+// route is the daemon's routing step for one event (ingest and the
+// delivery-failed path): the targets that matched, minus exclude.
 func (a *App) route(ev *event.Event, exclude string) []string {
 	s := a.Settings()
 	r := router.Router{Config: s.Notify}
