@@ -137,7 +137,7 @@ func New(opt Options) (*App, error) {
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 
-	sp, err := spool.Open(opt.Paths.StateDir, a.log)
+	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}

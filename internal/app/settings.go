@@ -129,3 +129,26 @@ func fileExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// SpoolDir is where the spool lives: herald.cfg's spool-dir, else
+// STATE/spool. The sendmail shim finds it the same way.
+func (s *Settings) SpoolDir() string {
+	if s.Daemon.SpoolDir != "" && !s.Paths.Embedded {
+		return s.Daemon.SpoolDir
+	}
+	return filepath.Join(s.Paths.StateDir, "spool")
+}
+
+// SpoolDirFor reads only herald.cfg to find the spool of p (for commands
+// that submit and need nothing else of the configuration).
+func SpoolDirFor(p Paths) (string, error) {
+	s := &Settings{Paths: p, Daemon: config.DefaultDaemon()}
+	if !p.Embedded {
+		d, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg"))
+		if err != nil {
+			return "", err
+		}
+		s.Daemon = d
+	}
+	return s.SpoolDir(), nil
+}

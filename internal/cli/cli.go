@@ -400,7 +400,11 @@ func (e env) notify(args []string) int {
 // setgid shim may, in a system install) goes through the daemon's HTTP API
 // on loopback instead, which spools it the same way.
 func submitEvent(paths app.Paths, line []byte) (string, error) {
-	d, err := spool.OpenDrop(paths.StateDir)
+	dir, err := app.SpoolDirFor(paths)
+	if err != nil {
+		return "", err
+	}
+	d, err := spool.OpenDropDir(dir)
 	if err == nil {
 		var id string
 		id, err = d.Submit(spool.Envelope{Kind: spool.KindEvent, Source: "notify", Received: time.Now()},

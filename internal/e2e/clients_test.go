@@ -220,3 +220,27 @@ func TestNotifyAsUnprivilegedUser(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// herald.cfg's spool-dir moves the spool: the daemon, the shim and herald
+// notify all find it there.
+func TestConfiguredSpoolDir(t *testing.T) {
+	d := newDaemon(t, "")
+	spoolDir := filepath.Join(t.TempDir(), "elsewhere", "spool")
+	cfgPath := filepath.Join(d.configDir, "herald.cfg")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfgPath, string(cfg)+"spool-dir "+spoolDir+"\n", 0o644)
+	d.start()
+	d.run("Subject: via spool-dir\n\nmoved\n", d.shim, "root")
+	checkEvent(t, d.waitEvent("via spool-dir"), "moved", nil)
+	d.run("", d.herald, "notify", "--severity", "info", "--type", "t", "--title", "notify via spool-dir")
+	d.waitEvent("notify via spool-dir")
+	if _, err := os.Stat(filepath.Join(spoolDir, "maildrop")); err != nil {
+		t.Fatalf("the spool is not where herald.cfg says: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.stateDir, "spool")); !os.IsNotExist(err) {
+		t.Fatalf("a spool was made in the state directory too (%v)", err)
+	}
+}

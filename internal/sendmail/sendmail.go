@@ -98,20 +98,52 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return deliver(prog, o, stdin, stderr)
 }
 
-// stateDir returns the spool's state directory. A directory named by
-// HERALD_STATE_DIR is the caller's choice, so the shim first gives up its
+// spoolDir returns the spool directory: herald.cfg's spool-dir when set,
+// else STATE/spool. A directory named by HERALD_STATE_DIR or
+// HERALD_CONFIG_DIR is the caller's choice, so the shim first gives up its
 // setgid group (and a setuid owner, should it ever be installed so):
 // otherwise any user could use the shim's group to write wherever that
 // group may write.
-func stateDir() (string, error) {
-	dir := os.Getenv("HERALD_STATE_DIR")
-	if dir == "" {
-		return DefaultStateDir, nil
+func spoolDir() (string, error) {
+	state, cfgDir := os.Getenv("HERALD_STATE_DIR"), os.Getenv("HERALD_CONFIG_DIR")
+	if state != "" || cfgDir != "" {
+		if err := dropPrivileges(); err != nil {
+			return "", err
+		}
 	}
-	if err := dropPrivileges(); err != nil {
-		return "", err
+	if cfgDir == "" {
+		cfgDir = DefaultConfigDir
 	}
-	return dir, nil
+	if dir := configSpoolDir(filepath.Join(cfgDir, "herald.cfg")); dir != "" {
+		return dir, nil
+	}
+	if state == "" {
+		state = DefaultStateDir
+	}
+	return filepath.Join(state, "spool"), nil
+}
+
+// DefaultConfigDir is where herald.cfg is read when HERALD_CONFIG_DIR is
+// not set.
+const DefaultConfigDir = "/etc/herald"
+
+// configSpoolDir returns the spool-dir of herald.cfg, "" when the file or
+// the key is missing. The shim reads only this one key, with a line scan
+// rather than the config package, to start fast; `herald check` validates
+// the file (spool-dir must be an absolute path), and a relative or odd
+// value is ignored here.
+func configSpoolDir(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "spool-dir" && filepath.IsAbs(f[1]) {
+			return filepath.Clean(f[1])
+		}
+	}
+	return ""
 }
 
 // privileged reports whether the process runs with a set-id identity.
@@ -159,12 +191,12 @@ func maxSize() (int64, error) {
 // openDrop opens the maildrop, or reports why not and returns the exit
 // status.
 func openDrop(prog string, stderr io.Writer) (*spool.Drop, int) {
-	dir, err := stateDir()
+	dir, err := spoolDir()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return nil, sysexits.OSErr
 	}
-	d, err := spool.OpenDrop(dir)
+	d, err := spool.OpenDropDir(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: cannot queue message: %v (temporary failure; try again later)\n", prog, err)
 		return nil, sysexits.TempFail
@@ -315,12 +347,12 @@ func dedupe(list []string) []string {
 
 // listQueue implements mailq / -bp.
 func listQueue(prog string, stdout, stderr io.Writer) int {
-	dir, err := stateDir()
+	dir, err := spoolDir()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.OSErr
 	}
-	entries, err := spool.List(dir)
+	entries, err := spool.ListDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		fmt.Fprintf(stderr, "%s: permission denied: only root and the herald user can list the queue\n", prog)

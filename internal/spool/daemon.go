@@ -46,10 +46,15 @@ type Spool struct {
 // install relies on), and refuses modes that would let other users forge or
 // delete entries.
 func Open(stateDir string, log *slog.Logger) (*Spool, error) {
+	return OpenDir(filepath.Join(stateDir, spoolDirName), log)
+}
+
+// OpenDir is Open for a spool at root (herald.cfg's spool-dir) instead of
+// STATE/spool.
+func OpenDir(root string, log *slog.Logger) (*Spool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	root := filepath.Join(stateDir, spoolDirName)
 	s := &Spool{
 		root:       root,
 		maildrop:   filepath.Join(root, maildropDirName),
@@ -63,7 +68,7 @@ func Open(stateDir string, log *slog.Logger) (*Spool, error) {
 		path string
 		perm os.FileMode
 	}{
-		{stateDir, 0o755},
+		{filepath.Dir(root), 0o755},
 		{root, 0o755},
 		{s.maildrop, os.ModeSticky | 0o730},
 		{s.incoming, 0o700},

@@ -27,7 +27,12 @@ type Drop struct {
 // that the directory exists; a missing spool is a temporary failure (the
 // daemon's package may not be installed completely yet).
 func OpenDrop(stateDir string) (*Drop, error) {
-	dir := filepath.Join(stateDir, spoolDirName, maildropDirName)
+	return OpenDropDir(filepath.Join(stateDir, spoolDirName))
+}
+
+// OpenDropDir is OpenDrop for a spool at root instead of STATE/spool.
+func OpenDropDir(root string) (*Drop, error) {
+	dir := filepath.Join(root, maildropDirName)
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, &spoolError{op: "open maildrop", err: err}
@@ -207,7 +212,11 @@ func syncFS(path string) error {
 // permission on both spool directories (root or the herald user); otherwise
 // the error satisfies errors.Is(err, fs.ErrPermission).
 func List(stateDir string) ([]Entry, error) {
-	root := filepath.Join(stateDir, spoolDirName)
+	return ListDir(filepath.Join(stateDir, spoolDirName))
+}
+
+// ListDir is List for a spool at root instead of STATE/spool.
+func ListDir(root string) ([]Entry, error) {
 	var all []Entry
 	for _, d := range []struct {
 		name  string
