@@ -71,6 +71,12 @@ type App struct {
 	ingestBusy atomic.Int64
 }
 
+func logWarnings(log *slog.Logger, s *Settings) {
+	for _, w := range s.Notify.Warnings {
+		log.Warn("configuration warning", "problem", w.Error())
+	}
+}
+
 // maxStall is how long the ingest pass or the delivery loop may be stuck
 // with due work before the daemon reports itself unhealthy (and systemd's
 // watchdog restarts it).
@@ -102,6 +108,7 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
+	logWarnings(a.log, s)
 	old := a.Settings()
 	if !slices.Equal(addrStrings(old.Daemon.SMTPListen), addrStrings(s.Daemon.SMTPListen)) {
 		a.log.Warn("smtp-listen changed: the new addresses take effect at the next restart")
@@ -127,6 +134,7 @@ func New(opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	logWarnings(a.log, s)
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}

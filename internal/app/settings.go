@@ -61,8 +61,12 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 		s.Notify = cfg
 		return s, nil
 	}
+	// A missing directory is read like one with no files (built-ins only),
+	// as Proxmox reads missing files; check and serve say so.
+	var dirWarning *config.Diagnostic
 	if fi, err := os.Stat(p.ConfigDir); err != nil || !fi.IsDir() {
-		return nil, config.Diagnostics{{File: p.ConfigDir, Msg: "config directory does not exist"}}
+		dirWarning = &config.Diagnostic{File: p.ConfigDir, Warning: true,
+			Msg: "config directory does not exist: only the built-in mail-to-root and default-matcher apply"}
 	}
 	d, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg"))
 	if err != nil {
@@ -78,6 +82,9 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if dirWarning != nil {
+		cfg.Warnings = append(config.Diagnostics{*dirWarning}, cfg.Warnings...)
 	}
 	s.Notify = cfg
 	return s, nil
