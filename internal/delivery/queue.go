@@ -1,8 +1,11 @@
-// Package delivery holds herald's durable delivery queue: one record per
+// Package delivery holds herald's durable delivery queue: one delivery per
 // (event, target), retried with backoff until it is delivered, given up on
 // (a dead letter), or dropped by the admin. It is what makes SPEC §1's "at
 // most once per target per event" true across crashes:
 //
+//   - Enqueue commits every delivery of an event with one durable write, the
+//     event file listing its targets; a delivery gets a record file of its
+//     own from its first attempt on (store.go describes the layout);
 //   - an attempt is recorded as in flight (durably) before the target is
 //     called, and its outcome is recorded after;
 //   - at start-up, a delivery still marked in flight was interrupted by a
@@ -129,7 +132,7 @@ type Queue struct {
 
 	mu       sync.Mutex
 	entries  map[string]*entry   // by delivery ID
-	byEvent  map[string]int      // records per event ID
+	byEvent  map[string]int      // deliveries (recorded or listed) per event ID
 	targets  map[string]*targetQ // pending deliveries per target
 	inflight int
 	running  bool
@@ -137,11 +140,18 @@ type Queue struct {
 	openedAt time.Time
 }
 
-// entry is one delivery in memory; rec mirrors its file.
+// entry is one delivery in memory; rec mirrors its record file, or, before
+// the first attempt, what its event file's target list implies.
 type entry struct {
 	id  string
 	rec record
 	idx int // position in its target's heap; -1 when not pending there
+	// listed: the event file's target list names it, so removing the
+	// delivery must take it off the list.
+	listed bool
+	// onDisk: a record file may exist (one was written or is being
+	// written). False means there is certainly none.
+	onDisk bool
 }
 
 // targetQ holds one target's pending deliveries, earliest first.
@@ -153,8 +163,9 @@ type targetQ struct {
 
 // Open opens (creating it when missing) the queue in opt.Dir and recovers
 // it: temporary files of interrupted writes are removed, unreadable files
-// quarantined, events without records (never acknowledged) removed, and
-// deliveries left in flight by a crash are resolved, each decision logged.
+// quarantined, events without deliveries (never acknowledged, or collected)
+// removed, and deliveries left in flight by a crash are resolved, each
+// decision logged.
 func Open(opt Options) (*Queue, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("delivery: no queue directory")
@@ -255,7 +266,9 @@ func (q *Queue) load() error {
 	if err != nil {
 		return err
 	}
-	events := map[string]bool{}
+	// events maps each readable event to its target list (nil for files
+	// written before the list existed).
+	events := map[string][]listedTarget{}
 	var stale, staleRecs []string
 	for _, name := range evNames {
 		p := filepath.Join(evDir, name)
@@ -268,14 +281,15 @@ func (q *Queue) load() error {
 				q.quarantine(p, err)
 				continue
 			}
-			if _, err := q.readEvent(id, false); err != nil {
+			_, listed, err := q.readEventAndTargets(id, false)
+			if err != nil {
 				q.quarantine(p, err)
 				if _, err := os.Stat(q.mailPath(id)); err == nil {
 					q.quarantine(q.mailPath(id), errors.New("its event file is unreadable"))
 				}
 				continue
 			}
-			events[id] = true
+			events[id] = listed
 		case strings.HasSuffix(name, ".eml"):
 			// Checked below, once every .json is known.
 		default:
@@ -283,7 +297,8 @@ func (q *Queue) load() error {
 		}
 	}
 	for _, name := range evNames {
-		if id, ok := strings.CutSuffix(name, ".eml"); ok && !events[id] && !strings.HasPrefix(name, safeio.TempPrefix) {
+		id, ok := strings.CutSuffix(name, ".eml")
+		if _, committed := events[id]; ok && !committed && !strings.HasPrefix(name, safeio.TempPrefix) {
 			stale = append(stale, filepath.Join(evDir, name))
 		}
 	}
@@ -294,6 +309,8 @@ func (q *Queue) load() error {
 		return err
 	}
 	var inflight []*entry
+	var collected []string
+	unreadable := map[string][]string{} // event ID → targets whose record was quarantined
 	for _, name := range recNames {
 		p := filepath.Join(recDir, name)
 		if strings.HasPrefix(name, safeio.TempPrefix) {
@@ -312,17 +329,55 @@ func (q *Queue) load() error {
 		r, err := readRecord(p, id)
 		if err != nil {
 			q.quarantine(p, err)
+			evID, tg, _ := splitID(id)
+			unreadable[evID] = append(unreadable[evID], tg)
 			continue
 		}
-		if !events[r.EventID] {
+		if _, ok := events[r.EventID]; !ok {
+			if r.State == StateDone {
+				// Collection removes an event file before the done records
+				// it lists (so none of them is implied again): a crash in
+				// between leaves these, and they have served their purpose.
+				collected = append(collected, p)
+				continue
+			}
 			q.quarantine(p, fmt.Errorf("its event %s is missing", r.EventID))
 			continue
 		}
-		e := &entry{id: id, rec: *r, idx: -1}
+		e := &entry{id: id, rec: *r, idx: -1, onDisk: true}
 		q.entries[id] = e
 		q.byEvent[r.EventID]++
 		if r.State == StateInflight {
 			inflight = append(inflight, e)
+		}
+	}
+	// A listed target whose record was quarantined was attempted (perhaps
+	// delivered): it must not pass for one never attempted, now or at the
+	// next start, so it leaves the list, as the delivery left the queue
+	// before lists existed.
+	for evID, names := range unreadable {
+		listed, ok := events[evID]
+		if !ok || !slices.ContainsFunc(listed, func(t listedTarget) bool { return slices.Contains(names, t.Name) }) {
+			continue
+		}
+		events[evID] = slices.DeleteFunc(listed, func(t listedTarget) bool { return slices.Contains(names, t.Name) })
+		if err := q.rewriteTargets(evID, nil, names); err != nil {
+			q.log.Error("cannot take deliveries with unreadable records off their event's list", "event_id", evID, "error", err)
+		}
+	}
+	// Targets an event file lists without a record were never attempted:
+	// pending since they were queued.
+	for evID, listed := range events {
+		for _, t := range listed {
+			id := deliveryID(evID, t.Name)
+			if e, ok := q.entries[id]; ok {
+				e.listed = true
+				continue
+			}
+			q.entries[id] = &entry{id: id, idx: -1, listed: true, rec: record{
+				EventID: evID, Target: t.Name, State: StatePending, Created: t.Created, NextAttempt: t.Created,
+			}}
+			q.byEvent[evID]++
 		}
 	}
 	// Temporary files of writes that never committed: their writer was this
@@ -334,8 +389,15 @@ func (q *Queue) load() error {
 			q.log.Warn("cannot remove uncommitted queue files", "error", err)
 		}
 	}
-	// Events no record names were never acknowledged (Enqueue failed before
-	// writing a record), or all their records were collected.
+	if len(collected) > 0 {
+		q.log.Info("removing delivered records whose event was collected", "count", len(collected))
+		if err := removeFiles(recDir, collected); err != nil {
+			q.log.Warn("cannot remove delivered records whose event was collected", "error", err)
+		}
+	}
+	// Events without deliveries: written by an Enqueue before any record in
+	// files without a target list (never acknowledged), or left by a
+	// collection or drop that a crash interrupted.
 	var orphans []string
 	for id := range events {
 		if q.byEvent[id] == 0 {
@@ -416,9 +478,14 @@ func (q *Queue) recoverInflight(e *entry) {
 
 // Enqueue queues ev for each named target, durably before it returns. It is
 // idempotent: a delivery that already exists for (ev.ID, target), in any
-// state, is left as it is. No targets means nothing to write. If a write
-// fails, the records already written stay (complete and valid, as after a
-// crash at that point) and calling Enqueue again adds the missing ones.
+// state, is left as it is. No targets means nothing to write.
+//
+// The deliveries are committed by one durable write, the event file that
+// lists them (see store.go): no record is written before the first attempt.
+// Targets added to an event already queued are committed by rewriting its
+// event file with the union of both lists (an atomic rename; the mail is
+// not rewritten). If the write fails nothing was queued by this call, and
+// calling Enqueue again queues it.
 func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 	if ev == nil {
 		return errors.New("delivery: nil event")
@@ -445,51 +512,44 @@ func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 	defer em.Unlock()
 	q.mu.Lock()
 	haveEvent := q.byEvent[ev.ID] > 0
-	var missing []string
+	var missing []listedTarget
+	now := q.now()
 	for _, n := range names {
 		if _, ok := q.entries[deliveryID(ev.ID, n)]; !ok {
-			missing = append(missing, n)
+			missing = append(missing, listedTarget{Name: n, Created: now})
 		}
 	}
 	q.mu.Unlock()
 	if len(missing) == 0 {
 		return nil
 	}
-	if !haveEvent {
-		if err := q.writeEvent(ev); err != nil {
-			return fmt.Errorf("delivery: %w", err)
-		}
+	var err error
+	if haveEvent {
+		err = q.rewriteTargets(ev.ID, missing, nil)
+	} else {
+		err = q.writeEvent(ev, missing)
 	}
-	// The records are written in parallel: each is durable on its own, and
-	// concurrent fsyncs share the file system's journal commits, which makes
-	// an event for 8 targets cost little more than one for 1.
-	now := q.now()
-	entries := make([]*entry, len(missing))
-	errs := make([]error, len(missing))
-	var wg sync.WaitGroup
-	for i, n := range missing {
-		entries[i] = &entry{id: deliveryID(ev.ID, n), idx: -1, rec: record{
-			EventID: ev.ID, Target: n, State: StatePending, Created: now, NextAttempt: now,
-		}}
-		wg.Go(func() { errs[i] = q.writeRecord(&entries[i].rec) })
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
 	}
-	wg.Wait()
 	q.mu.Lock()
-	for i, e := range entries {
-		// A record that was written is queued even if another failed: it is
-		// complete and valid, as after a crash at this point.
-		if errs[i] == nil {
-			q.entries[e.id] = e
-			q.byEvent[ev.ID]++
-			q.push(e)
-		}
+	for _, t := range missing {
+		e := &entry{id: deliveryID(ev.ID, t.Name), idx: -1, listed: true, rec: record{
+			EventID: ev.ID, Target: t.Name, State: StatePending, Created: t.Created, NextAttempt: t.Created,
+		}}
+		q.entries[e.id] = e
+		q.byEvent[ev.ID]++
+		q.push(e)
 	}
 	q.mu.Unlock()
 	q.Kick()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delivery: %w", err)
+	if q.log.Enabled(context.Background(), slog.LevelDebug) {
+		added := make([]string, len(missing))
+		for i, t := range missing {
+			added[i] = t.Name
+		}
+		q.log.Debug("queued", "event_id", ev.ID, "targets", strings.Join(added, ","))
 	}
-	q.log.Debug("queued", "event_id", ev.ID, "targets", strings.Join(missing, ","))
 	return nil
 }
 
@@ -622,6 +682,7 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		e := heap.Pop(&tq.pending).(*entry)
 		prev := e.rec
 		e.rec.State = StateInflight
+		e.onDisk = true // every attempt writes its record
 		tq.busy = true
 		q.inflight++
 		wg.Add(1)
@@ -886,6 +947,7 @@ func (q *Queue) Retry(id string) error {
 	}
 	rec.State, rec.NextAttempt = StatePending, now
 	// Written under mu: the loop cannot dispatch it meanwhile.
+	e.onDisk = true
 	if err := q.writeRecord(&rec); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
@@ -916,8 +978,7 @@ func (q *Queue) Drop(id string) error {
 		q.mu.Unlock()
 		return fmt.Errorf("delivery %s: already delivered", id)
 	}
-	// Removed from memory first (under mu) so the loop cannot dispatch it;
-	// the record file goes before the event file.
+	// Removed from memory first (under mu) so the loop cannot dispatch it.
 	q.remove(e)
 	delete(q.entries, id)
 	q.byEvent[e.rec.EventID]--
@@ -925,14 +986,30 @@ func (q *Queue) Drop(id string) error {
 	if lastRef {
 		delete(q.byEvent, e.rec.EventID)
 	}
-	rec := e.rec
+	rec, listed, onDisk := e.rec, e.listed, e.onDisk
 	q.mu.Unlock()
-	if err := removeFiles(filepath.Join(q.dir, recordsDir), []string{q.recordPath(id)}); err != nil {
-		return fmt.Errorf("delivery: drop %s: %w", id, err)
-	}
-	if lastRef {
-		if err := removeFiles(filepath.Join(q.dir, eventsDir), []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
-			q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "error", err)
+	evDir, recDir := filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)
+	if lastRef && !onDisk {
+		// The event file is all there is: removing it drops the delivery.
+		if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+			return fmt.Errorf("delivery: drop %s: %w", id, err)
+		}
+	} else {
+		// Off the list first, so that nothing implies the delivery once its
+		// record is gone; a crash in between leaves the record, as if Drop
+		// had not run.
+		if listed {
+			if err := q.rewriteTargets(rec.EventID, nil, []string{rec.Target}); err != nil {
+				return fmt.Errorf("delivery: drop %s: %w", id, err)
+			}
+		}
+		if err := removeFiles(recDir, []string{q.recordPath(id)}); err != nil {
+			return fmt.Errorf("delivery: drop %s: %w", id, err)
+		}
+		if lastRef {
+			if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+				q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "error", err)
+			}
 		}
 	}
 	q.log.Info("delivery dropped", "event_id", rec.EventID, "delivery_id", id, "target", rec.Target, "state", rec.State)
@@ -940,13 +1017,18 @@ func (q *Queue) Drop(id string) error {
 }
 
 // gc removes done records past DoneRetention, and then the events no
-// record names any more.
+// delivery names any more.
 func (q *Queue) gc() {
 	q.fileMu.Lock()
 	defer q.fileMu.Unlock()
 	q.mu.Lock()
 	now := q.now()
-	var recs, evs []string
+	// Per event: the targets collected, and those of them its file lists.
+	type collect struct {
+		recs   []string
+		listed []string
+	}
+	byEv := map[string]*collect{}
 	for id, e := range q.entries {
 		if e.rec.State != StateDone {
 			continue
@@ -959,26 +1041,82 @@ func (q *Queue) gc() {
 			continue
 		}
 		delete(q.entries, id)
-		recs = append(recs, q.recordPath(id))
+		c := byEv[e.rec.EventID]
+		if c == nil {
+			c = &collect{}
+			byEv[e.rec.EventID] = c
+		}
+		c.recs = append(c.recs, q.recordPath(id))
+		if e.listed {
+			c.listed = append(c.listed, e.rec.Target)
+		}
 		if q.byEvent[e.rec.EventID]--; q.byEvent[e.rec.EventID] == 0 {
 			delete(q.byEvent, e.rec.EventID)
-			evs = append(evs, q.eventPath(e.rec.EventID), q.mailPath(e.rec.EventID))
+		}
+	}
+	var whole []string // events with nothing left
+	for evID := range byEv {
+		if q.byEvent[evID] == 0 {
+			whole = append(whole, evID)
 		}
 	}
 	q.mu.Unlock()
-	if len(recs) == 0 {
+	if len(byEv) == 0 {
 		return
 	}
-	// Records first, durably, so an event file never disappears while a
-	// record naming it could come back after a crash.
-	if err := removeFiles(filepath.Join(q.dir, recordsDir), recs); err != nil {
-		q.log.Warn("cannot remove delivered records", "error", err)
-		return
+	// Nothing may imply a collected delivery once its record is gone (it
+	// would be delivered again): an event that keeps other deliveries gets
+	// the collected targets off its list first; an event with nothing left
+	// loses its .json first. A crash in between leaves done records, which
+	// Open keeps (list rewritten) or removes (event gone).
+	evDir, recDir := filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)
+	var recs, emls []string
+	var errs []error
+	if len(whole) > 0 {
+		var gone []string
+		for _, evID := range whole {
+			if err := os.Remove(q.eventPath(evID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			gone = append(gone, evID)
+		}
+		if err := safeio.SyncDir(evDir); err != nil {
+			errs = append(errs, err)
+			gone = nil // not known durable: the records stay
+		}
+		for _, evID := range gone {
+			recs = append(recs, byEv[evID].recs...)
+			emls = append(emls, q.mailPath(evID))
+			delete(byEv, evID)
+		}
+		for _, evID := range whole {
+			delete(byEv, evID) // those whose .json could not go keep their records
+		}
 	}
-	if err := removeFiles(filepath.Join(q.dir, eventsDir), evs); err != nil {
-		q.log.Warn("cannot remove delivered events", "error", err)
+	for evID, c := range byEv {
+		if len(c.listed) > 0 {
+			if err := q.rewriteTargets(evID, nil, c.listed); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		recs = append(recs, c.recs...)
 	}
-	q.log.Debug("collected delivered records", "records", len(recs), "events", len(evs)/2)
+	if err := removeFiles(recDir, recs); err != nil {
+		errs = append(errs, err)
+	}
+	if len(emls) > 0 {
+		if err := removeFiles(evDir, emls); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// In memory they are collected; on disk what is left is loaded as
+		// done at the next start, and collected again.
+		q.log.Warn("cannot remove all delivered records", "error", err)
+	}
+	q.log.Debug("collected delivered records", "records", len(recs), "events", len(emls))
 }
 
 // Stats returns the queue's counts.

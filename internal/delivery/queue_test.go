@@ -385,7 +385,7 @@ func TestDeadNotReportedBeforeCrashIsReportedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The process died after writing the dead record, before OnDead ran.
-	r := readRecordFile(t, dir, "ev1.relay")
+	r := firstRecord(t, h, "ev1.relay")
 	r.State, r.Attempts, r.LastError = StateDead, 1, "550 no"
 	writeRecordFile(t, dir, r)
 
@@ -548,7 +548,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The crash: the attempt was recorded in flight, then nothing.
-			r := readRecordFile(t, dir, "ev1.local")
+			r := firstRecord(t, h, "ev1.local")
 			r.State, r.Attempts = StateInflight, 1
 			writeRecordFile(t, dir, r)
 
@@ -606,16 +606,19 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 	if err := q.Enqueue(ev, []string{"a", "b", "a"}); err != nil {
 		t.Fatal(err)
 	}
-	before := readRecordFile(t, dir, "ev1.a")
+	before := h.get("ev1.a")
 	h.clock.Advance(time.Minute)
 	if err := q.Enqueue(ev, []string{"b", "c"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirNames(t, filepath.Join(dir, recordsDir)); !slices.Equal(got, []string{"ev1.a.json", "ev1.b.json", "ev1.c.json"}) {
-		t.Fatalf("records %v", got)
+	if got := ids(h.list()); !slices.Equal(got, []string{"ev1.a", "ev1.b", "ev1.c"}) {
+		t.Fatalf("deliveries %v", got)
 	}
-	if after := readRecordFile(t, dir, "ev1.a"); !after.Created.Equal(before.Created) {
-		t.Error("existing record rewritten")
+	if got := listedNames(t, dir, "ev1"); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("event file lists %v", got)
+	}
+	if after := h.get("ev1.a"); !after.Created.Equal(before.Created) {
+		t.Error("existing delivery changed")
 	}
 	// Delivered, then the spool routes the same entry again after a
 	// restart: nothing new happens.
@@ -670,25 +673,36 @@ func TestEnqueueRejectsBadNames(t *testing.T) {
 }
 
 // TestEnqueueWriteFailures injects a failure at every step of every file
-// write of one Enqueue: it must return an error, leave no partial file, and
-// leave a state that Open accepts and a second Enqueue completes without
-// duplicates.
+// write of an Enqueue (a new mail event to 3 targets, and targets added to an
+// event already queued): it must return an error, leave no partial file, and
+// leave a state that Open accepts, with nothing of the failed call queued,
+// and that a second Enqueue completes without duplicates.
 func TestEnqueueWriteFailures(t *testing.T) {
 	// StepSyncDir names the directory, not the file: TestSyncDirFailure.
 	steps := []safeio.Step{safeio.StepCreate, safeio.StepWrite, safeio.StepSync, safeio.StepClose, safeio.StepRename}
-	// The writes of one Enqueue of a mail event to 3 targets, in order.
-	files := []string{"ev1.eml", "ev1.json", "ev1.a.json", "ev1.b.json", "ev1.c.json"}
-	for _, file := range files {
+	cases := []struct {
+		name   string
+		before []string // queued first, without failure
+		file   string   // the write that fails
+	}{
+		{"new", nil, "ev1.eml"},
+		{"new", nil, "ev1.json"},
+		{"add", []string{"a"}, "ev1.json"},
+	}
+	for _, tc := range cases {
 		for _, step := range steps {
-			t.Run(file+"/"+string(step), func(t *testing.T) {
+			t.Run(tc.name+"/"+tc.file+"/"+string(step), func(t *testing.T) {
 				dir := t.TempDir()
 				h := newHarness(t, dir, map[string]target.Target{"a": &fake{}, "b": &fake{}, "c": &fake{}}, nil)
 				q := h.open()
 				ev := newEvent("ev1")
 				ev.Mail = &event.Mail{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), From: "root@h", Recipients: []string{"root"}}
+				if err := q.Enqueue(ev, tc.before); err != nil {
+					t.Fatal(err)
+				}
 				injected := errors.New("injected failure")
 				safeio.FailHook = func(s safeio.Step, path string) error {
-					if s == step && filepath.Base(path) == file {
+					if s == step && filepath.Base(path) == tc.file {
 						return injected
 					}
 					return nil
@@ -698,17 +712,27 @@ func TestEnqueueWriteFailures(t *testing.T) {
 				if !errors.Is(err, injected) {
 					t.Fatalf("Enqueue = %v, want the injected failure", err)
 				}
+				if got := ids(h.list()); len(got) != len(tc.before) {
+					t.Errorf("after the failed Enqueue the queue holds %v", got)
+				}
 				if err := q.Close(); err != nil {
 					t.Fatal(err)
 				}
 				checkConsistent(t, dir)
 				h2 := newHarness(t, dir, h.targets, nil)
 				q2 := h2.open()
+				var want []string
+				for _, n := range tc.before {
+					want = append(want, "ev1."+n)
+				}
+				if got := ids(h2.list()); !slices.Equal(got, want) {
+					t.Fatalf("after reopening: %v, want %v (what was queued before the failure)", got, want)
+				}
 				if err := q2.Enqueue(ev, []string{"a", "b", "c"}); err != nil {
 					t.Fatal(err)
 				}
-				if got := dirNames(t, filepath.Join(dir, recordsDir)); !slices.Equal(got, []string{"ev1.a.json", "ev1.b.json", "ev1.c.json"}) {
-					t.Fatalf("records after the retry: %v", got)
+				if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.a", "ev1.b", "ev1.c"}) {
+					t.Fatalf("deliveries after the retry: %v", got)
 				}
 				_, got, err := q2.Get("ev1.b")
 				if err != nil || got.Mail == nil || string(got.Mail.Raw) != string(ev.Mail.Raw) {
@@ -718,20 +742,29 @@ func TestEnqueueWriteFailures(t *testing.T) {
 				if err := q2.Close(); err != nil {
 					t.Fatal(err)
 				}
+				h3 := newHarness(t, dir, h.targets, nil)
+				q3 := h3.open()
+				if got := ids(h3.list()); !slices.Equal(got, []string{"ev1.a", "ev1.b", "ev1.c"}) {
+					t.Fatalf("deliveries after the retry and a restart: %v", got)
+				}
+				if err := q3.Close(); err != nil {
+					t.Fatal(err)
+				}
 			})
 		}
 	}
 }
 
 // TestSyncDirFailure: safeio's directory sync is a step of its own (the
-// hook sees the directory's path).
+// hook sees the directory's path); the event file is the commit of an
+// Enqueue, so its directory sync failing fails the Enqueue.
 func TestSyncDirFailure(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, dir, map[string]target.Target{"a": &fake{}}, nil)
 	q := h.open()
 	defer q.Close()
 	safeio.FailHook = func(s safeio.Step, path string) error {
-		if s == safeio.StepSyncDir && filepath.Base(path) == recordsDir {
+		if s == safeio.StepSyncDir && filepath.Base(path) == eventsDir {
 			return errors.New("injected EIO")
 		}
 		return nil
@@ -739,7 +772,7 @@ func TestSyncDirFailure(t *testing.T) {
 	err := q.Enqueue(newEvent("ev1"), []string{"a"})
 	safeio.FailHook = nil
 	if err == nil {
-		t.Fatal("Enqueue succeeded although the record was not durable")
+		t.Fatal("Enqueue succeeded although the event file was not durable")
 	}
 }
 
@@ -990,7 +1023,8 @@ func TestOpenQuarantinesAndCleans(t *testing.T) {
 	if got := dirNames(t, filepath.Join(dir, eventsDir)); !slices.Equal(got, []string{"good.json"}) {
 		t.Errorf("events left: %v", got)
 	}
-	if got := dirNames(t, filepath.Join(dir, recordsDir)); !slices.Equal(got, []string{"good.a.json"}) {
+	// good.a was never attempted: the event file alone holds it.
+	if got := dirNames(t, filepath.Join(dir, recordsDir)); len(got) != 0 {
 		t.Errorf("records left: %v", got)
 	}
 	if !strings.Contains(h2.logs.String(), "moved unreadable queue file to quarantine") {
@@ -1068,6 +1102,44 @@ func readRecordFile(t *testing.T, dir, id string) *record {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// firstRecord is the record the first attempt of a delivery that was never
+// attempted writes, before its state is set: what a crash test edits to
+// stand for the state a crash left on disk.
+func firstRecord(t *testing.T, h *harness, id string) *record {
+	t.Helper()
+	d := h.get(id)
+	if d.State != StatePending || d.Attempts != 0 {
+		t.Fatalf("%s is %s after %d attempts, want pending and never attempted", id, d.State, d.Attempts)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, recordsDir, id+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s has a record file before its first attempt: %v", id, err)
+	}
+	return &record{EventID: d.EventID, Target: d.Target, State: d.State, Created: d.Created, NextAttempt: d.NextAttempt}
+}
+
+// ids returns the delivery IDs of l, in its order.
+func ids(l []Delivery) []string {
+	var out []string
+	for _, d := range l {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// listedNames returns the target list of an event file on disk.
+func listedNames(t *testing.T, dir, eventID string) []string {
+	t.Helper()
+	ef, err := (&Queue{dir: dir}).readEventFile(eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ef.Targets {
+		out = append(out, l.Name)
+	}
+	return out
 }
 
 func writeRecordFile(t *testing.T, dir string, r *record) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,15 +17,26 @@ import (
 // On disk, under Options.Dir:
 //
 //	lock                    flock'ed by the one process that owns the queue
-//	events/ID.json          the event (SPEC §2 form) and its mail's envelope
+//	events/ID.json          the event (SPEC §2 form), its mail's envelope,
+//	                        and the targets it was queued for
 //	events/ID.eml           the raw mail, when the event came from one
-//	deliveries/ID.TARGET.json  one record per (event, target)
+//	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on
 //	quarantine/             unreadable files, moved aside with a log line
 //
 // Every file is written whole with safeio (temp file, fsync, rename, fsync
-// directory). The event is written before any record that names it, and
-// the .eml before the .json that commits it, so a crash leaves at worst an
-// event without records, which Open removes: nobody was told it was queued.
+// directory). The .eml is written before the .json that commits it, and the
+// .json names every target the event was queued for: a target named there
+// without a record file is a pending delivery that was never attempted
+// (created when it was queued, due then, no attempts). So Enqueue costs one
+// durable write however many targets there are, and a crash leaves at worst
+// an .eml without its .json, which Open removes: nobody was told it was
+// queued. A record, once written, is the delivery's state; the list only
+// says which deliveries exist. Dropping or collecting a delivery therefore
+// takes its target off the list (rewriting the .json, an atomic rename)
+// before its record goes, or removes the whole .json first when nothing else
+// of the event remains, so that nothing ever implies a delivery that was
+// dropped or collected. Event files written before the list existed have no
+// "targets" field: their deliveries are their records alone.
 
 const (
 	eventsDir     = "events"
@@ -139,6 +151,16 @@ func validTarget(name string) error {
 type eventFile struct {
 	Event json.RawMessage `json:"event"`
 	Mail  *mailMeta       `json:"mail,omitempty"`
+	// Targets lists the deliveries of the event, sorted by name, without
+	// duplicates. Absent in files written before it existed.
+	Targets []listedTarget `json:"targets,omitempty"`
+}
+
+// listedTarget is a delivery named by its event file: pending, due at
+// Created and never attempted, until its record exists.
+type listedTarget struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
 }
 
 // mailMeta is the envelope of the mail whose bytes are in events/ID.eml.
@@ -154,32 +176,60 @@ func (q *Queue) recordPath(id string) string {
 	return filepath.Join(q.dir, recordsDir, id+".json")
 }
 
-// writeEvent stores ev durably: the raw mail first, then the JSON that
-// commits it.
-func (q *Queue) writeEvent(ev *event.Event) error {
+// writeEvent stores ev durably, queued for targets: the raw mail first,
+// then the JSON that commits it.
+func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	ef := eventFile{Event: evJSON}
+	ef := eventFile{Event: evJSON, Targets: targets}
 	if ev.Mail != nil {
 		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
 		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw)}
 	}
+	return q.storeEventFile(ev.ID, &ef)
+}
+
+// storeEventFile writes events/ID.json durably and atomically.
+func (q *Queue) storeEventFile(id string, ef *eventFile) error {
 	b, err := json.Marshal(ef)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return fmt.Errorf("encode event %s: %w", id, err)
 	}
-	if err := safeio.WriteFile(q.eventPath(ev.ID), b, fileMode); err != nil {
-		return fmt.Errorf("store event %s: %w", ev.ID, err)
+	if err := safeio.WriteFile(q.eventPath(id), b, fileMode); err != nil {
+		return fmt.Errorf("store event %s: %w", id, err)
 	}
 	return nil
 }
 
-// readEvent loads an event; withMail also reads the raw mail.
-func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
+// rewriteTargets changes the target list of a stored event: add (sorted)
+// joins it, the names in drop leave it. The event and its mail's envelope
+// are kept byte for byte, and the .eml is not touched. The caller
+// serialises writers of the event's file (eventLock under fileMu's read
+// lock, or fileMu's write lock).
+func (q *Queue) rewriteTargets(id string, add []listedTarget, drop []string) error {
+	ef, err := q.readEventFile(id)
+	if err != nil {
+		return err
+	}
+	list := slices.DeleteFunc(ef.Targets, func(t listedTarget) bool { return slices.Contains(drop, t.Name) })
+	for _, t := range add {
+		i, found := slices.BinarySearchFunc(list, t.Name, func(l listedTarget, n string) int { return strings.Compare(l.Name, n) })
+		if found {
+			list[i] = t // left by a write that failed: what the caller queues now wins
+		} else {
+			list = slices.Insert(list, i, t)
+		}
+	}
+	ef.Targets = list
+	return q.storeEventFile(id, ef)
+}
+
+// readEventFile loads and checks events/ID.json (not the mail).
+func (q *Queue) readEventFile(id string) (*eventFile, error) {
 	b, err := os.ReadFile(q.eventPath(id))
 	if err != nil {
 		return nil, err
@@ -188,27 +238,54 @@ func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
 	if err := json.Unmarshal(b, &ef); err != nil {
 		return nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
+	for i, t := range ef.Targets {
+		if err := validTarget(t.Name); err != nil {
+			return nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		}
+		if t.Created.IsZero() {
+			return nil, fmt.Errorf("event file %s: target %s has no creation time", q.eventPath(id), t.Name)
+		}
+		if i > 0 && ef.Targets[i-1].Name >= t.Name {
+			return nil, fmt.Errorf("event file %s: target list not sorted or not unique at %s", q.eventPath(id), t.Name)
+		}
+	}
+	return &ef, nil
+}
+
+// readEvent loads an event; withMail also reads the raw mail.
+func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
+	ev, _, err := q.readEventAndTargets(id, withMail)
+	return ev, err
+}
+
+// readEventAndTargets loads an event and its target list; withMail also
+// reads the raw mail.
+func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []listedTarget, error) {
+	ef, err := q.readEventFile(id)
+	if err != nil {
+		return nil, nil, err
+	}
 	ev := new(event.Event)
 	if err := json.Unmarshal(ef.Event, ev); err != nil {
-		return nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		return nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
 	if ev.ID != id {
-		return nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+		return nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
 	if ef.Mail != nil {
 		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients}
 		if withMail {
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {
-				return nil, fmt.Errorf("mail of event %s: %w", id, err)
+				return nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
 			}
 			if len(raw) != ef.Mail.Size {
-				return nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
+				return nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
 			}
 			ev.Mail.Raw = raw
 		}
 	}
-	return ev, nil
+	return ev, ef.Targets, nil
 }
 
 // writeRecord stores a delivery record durably.
