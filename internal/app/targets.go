@@ -39,25 +39,20 @@ const usersFile = "user.cfg"
 // buildTargets makes one target per configured section. A section that
 // cannot be built is a configuration error naming its FILE:LINE.
 func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, error) {
-	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	b, err := newBuilder(s, log)
 	if err != nil {
-		return nil, config.Diagnostics{{File: filepath.Join(s.Paths.ConfigDir, usersFile), Msg: err.Error()}}
+		return nil, err
 	}
-	rnd, err := render.New(filepath.Join(s.Paths.ConfigDir, templatesDir))
-	if err != nil {
-		return nil, templateDiag(err)
-	}
-	b := builder{s: s, log: log, users: users, shimPaths: s.ShimPaths}
 	out := make(map[string]target.Target, len(s.Notify.Targets))
 	var ds config.Diagnostics
 	for _, sec := range s.Notify.Targets {
-		t, err := b.build(sec)
+		t, err := b.buildRendered(sec)
 		if err != nil {
 			ds = append(ds, config.Diagnostic{File: sec.File, Line: sec.Line,
 				Msg: fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)})
 			continue
 		}
-		out[sec.Name] = rendered(t, sec.Type, rnd)
+		out[sec.Name] = t
 	}
 	if len(ds) > 0 {
 		return nil, ds
@@ -65,10 +60,35 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 	return out, nil
 }
 
+// newBuilder loads what every target build needs: the users file for
+// mailto-user and the title/body templates.
+func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
+	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	if err != nil {
+		return builder{}, config.Diagnostics{{File: filepath.Join(s.Paths.ConfigDir, usersFile), Msg: err.Error()}}
+	}
+	rnd, err := render.New(filepath.Join(s.Paths.ConfigDir, templatesDir))
+	if err != nil {
+		return builder{}, templateDiag(err)
+	}
+	return builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths}, nil
+}
+
+// buildRendered builds one target, wrapped so it gets rendered titles and
+// bodies.
+func (b builder) buildRendered(sec *config.Section) (target.Target, error) {
+	t, err := b.build(sec)
+	if err != nil {
+		return nil, err
+	}
+	return rendered(t, sec.Type, b.rnd), nil
+}
+
 type builder struct {
 	s         *Settings
 	log       *slog.Logger
 	users     *directory.Users
+	rnd       *render.Renderer
 	shimPaths []string
 }
 
@@ -188,19 +208,11 @@ func BuildTarget(s *Settings, name string) (target.Target, error) {
 	if sec == nil {
 		return nil, fmt.Errorf("no target named %q", name)
 	}
-	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	b, err := newBuilder(s, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
-	rnd, err := render.New(filepath.Join(s.Paths.ConfigDir, templatesDir))
-	if err != nil {
-		return nil, templateDiag(err)
-	}
-	t, err := builder{s: s, log: slog.New(slog.DiscardHandler), users: users, shimPaths: s.ShimPaths}.build(sec)
-	if err != nil {
-		return nil, err
-	}
-	return rendered(t, sec.Type, rnd), nil
+	return b.buildRendered(sec)
 }
 
 // relay is the smarthost of herald.cfg for sendmail targets, nil when none

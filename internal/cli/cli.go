@@ -222,17 +222,6 @@ func (e env) readInput(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "localhost"
-	}
-	if i := strings.IndexByte(h, '.'); i > 0 {
-		h = h[:i]
-	}
-	return h
-}
-
 func (e env) printJSON(v any) int {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -258,7 +247,7 @@ func (e env) convert(args []string) int {
 		fmt.Fprintln(e.stderr, "herald convert:", err)
 		return sysexits.NoInput
 	}
-	ev := mailconv.Convert(raw, mailconv.Options{Hostname: hostname()})
+	ev := mailconv.Convert(raw, mailconv.Options{}) // this host's short name, as the daemon would
 	return e.printJSON(ev)
 }
 
@@ -377,9 +366,7 @@ func (e env) notify(args []string) int {
 	}
 	ev := &event.Event{Timestamp: time.Now().Truncate(time.Second), Severity: s, Title: *title, Body: text, Fields: fields}
 	ev.SetField(event.FieldType, *typ)
-	if ev.Fields[event.FieldHostname] == "" {
-		ev.SetField(event.FieldHostname, hostname())
-	}
+	// The daemon fills hostname from herald.cfg unless --field set it.
 	line, err := event.JSONLine(ev)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald notify:", err)

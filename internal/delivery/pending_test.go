@@ -381,12 +381,11 @@ func TestOldFormatEventFile(t *testing.T) {
 	}
 }
 
-// Collection never removes an event file that still implies a pending
-// delivery, and takes a collected target off the list so that it does not
-// come back as pending after a restart. A crash between removing a
-// collected event's file and its records leaves done records that Open
-// removes.
-func TestCollectionKeepsImpliedPending(t *testing.T) {
+// queuedForAB leaves a closed queue in a fresh directory holding event ev1
+// for targets a and b (one shared fake), with ev1.a recorded as delivered when
+// aDone, else both never attempted.
+func queuedForAB(t *testing.T, aDone bool) (string, map[string]target.Target, *fake) {
+	t.Helper()
 	dir := t.TempDir()
 	f := &fake{}
 	targets := map[string]target.Target{"a": f, "b": f}
@@ -395,13 +394,25 @@ func TestCollectionKeepsImpliedPending(t *testing.T) {
 	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}
-	// ev1.a delivered (its record says so); ev1.b never attempted.
-	r := firstRecord(t, h, "ev1.a")
-	r.State, r.Attempts, r.Finished = StateDone, 1, h.clock.Now()
-	writeRecordFile(t, dir, r)
+	if aDone {
+		r := firstRecord(t, h, "ev1.a")
+		r.State, r.Attempts, r.Finished = StateDone, 1, h.clock.Now()
+		writeRecordFile(t, dir, r)
+	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return dir, targets, f
+}
+
+// Collection never removes an event file that still implies a pending
+// delivery, and takes a collected target off the list so that it does not
+// come back as pending after a restart. A crash between removing a
+// collected event's file and its records leaves done records that Open
+// removes.
+func TestCollectionKeepsImpliedPending(t *testing.T) {
+	// ev1.a delivered (its record says so); ev1.b never attempted.
+	dir, targets, f := queuedForAB(t, true)
 	h2 := newHarness(t, dir, targets, nil)
 	q2 := h2.open()
 	if d := h2.get("ev1.a"); d.State != StateDone {
@@ -466,20 +477,7 @@ func TestCollectionKeepsImpliedPending(t *testing.T) {
 // If a collection cannot take a target off its event's list, the done
 // record stays, so the delivery comes back done, never pending.
 func TestCollectionRewriteFailureKeepsRecord(t *testing.T) {
-	dir := t.TempDir()
-	f := &fake{}
-	targets := map[string]target.Target{"a": f, "b": f}
-	h := newHarness(t, dir, targets, nil)
-	q := h.open()
-	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	r := firstRecord(t, h, "ev1.a")
-	r.State, r.Attempts, r.Finished = StateDone, 1, h.clock.Now()
-	writeRecordFile(t, dir, r)
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, targets, _ := queuedForAB(t, true)
 	h2 := newHarness(t, dir, targets, nil)
 	q2 := h2.open()
 	h2.clock.Advance(2 * time.Hour)
@@ -541,17 +539,7 @@ func TestBadTargetListIsQuarantined(t *testing.T) {
 // before lists existed: it must not come back as never attempted (it may
 // have been delivered), neither now nor after the next start.
 func TestUnreadableRecordOfListedTarget(t *testing.T) {
-	dir := t.TempDir()
-	f := &fake{}
-	targets := map[string]target.Target{"a": f, "b": f}
-	h := newHarness(t, dir, targets, nil)
-	q := h.open()
-	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, targets, _ := queuedForAB(t, false)
 	if err := os.WriteFile(filepath.Join(dir, recordsDir, "ev1.a.json"), []byte("{damaged"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,8 +112,7 @@ type daemon struct {
 	// eventsFile is where the file target writes ("" = STATE/events.jsonl).
 	eventsFile string
 	cmd        *exec.Cmd
-	logs       *bytes.Buffer
-	logMu      *sync.Mutex
+	logs       *lockedBuffer
 	done       chan error
 }
 
@@ -139,7 +137,7 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	base := t.TempDir()
 	d := &daemon{t: t, herald: herald, shim: shim,
 		configDir: filepath.Join(base, "etc"), stateDir: filepath.Join(base, "state"),
-		port: freePort(t), httpPort: freePort(t), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		port: freePort(t), httpPort: freePort(t), logs: &lockedBuffer{}}
 	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,17 +170,6 @@ func (d *daemon) env() []string {
 	return append(os.Environ(), "HERALD_CONFIG_DIR="+d.configDir, "HERALD_STATE_DIR="+d.stateDir)
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // start runs herald serve and waits until it accepts SMTP connections.
 func (d *daemon) start() {
 	d.t.Helper()
@@ -195,8 +182,7 @@ func (d *daemon) start() {
 func (d *daemon) tryStart() error {
 	cmd := exec.Command(d.herald, "serve")
 	cmd.Env = d.env()
-	w := lockedWriter{d.logMu, d.logs}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = d.logs, d.logs
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -223,11 +209,7 @@ func (d *daemon) tryStart() error {
 	}
 }
 
-func (d *daemon) log() string {
-	d.logMu.Lock()
-	defer d.logMu.Unlock()
-	return d.logs.String()
-}
+func (d *daemon) log() string { return d.logs.String() }
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (d *daemon) kill() {
