@@ -140,10 +140,13 @@ func BuiltinConfig(f Flavor) string {
 // Config is a loaded and validated notifications configuration. It holds
 // no secret outside Sections' redacting accessors, so it is safe to print.
 type Config struct {
-	Targets  []*Section  `json:"targets"`  // target sections, file order, then injected built-ins
-	Matchers []*Matcher  `json:"matchers"` // file order, then injected built-ins
-	Groups   []*Group    `json:"groups,omitempty"`
-	Filters  []*Filter   `json:"filters,omitempty"`
+	Targets  []*Section `json:"targets"`  // target sections, file order, then injected built-ins
+	Matchers []*Matcher `json:"matchers"` // file order, then injected built-ins
+	Groups   []*Group   `json:"groups,omitempty"`
+	Filters  []*Filter  `json:"filters,omitempty"`
+	// Herald holds herald's own non-target sections (kindHerald), file
+	// order, private parts joined; their build hooks fill the typed fields.
+	Herald   []*Section  `json:"-"`
 	Warnings Diagnostics `json:"warnings,omitempty"`
 	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
@@ -337,13 +340,13 @@ func parseFile(d diags, data []byte, private bool) []*parsedSection {
 		def := sectionTypes[raw.typ]
 		switch {
 		case def == nil && private:
-			d.errf(raw.line, "unknown section type (not shown: the private file holds secrets); it only takes %s sections", privTypeList)
+			d.errf(raw.line, "unknown section type (not shown: the private file holds secrets); it only takes %s sections", privTypeList())
 			continue
 		case def == nil:
-			d.errf(raw.line, "unknown section type '%s' (known: %s)", raw.typ, knownTypes)
+			d.errf(raw.line, "unknown section type '%s' (known: %s)", raw.typ, knownTypes())
 			continue
 		case private && def.priv == nil:
-			d.errf(raw.line, "%s sections have no secrets and do not belong in the private file (it only takes %s sections)", raw.typ, privTypeList)
+			d.errf(raw.line, "%s sections have no secrets and do not belong in the private file (it only takes %s sections)", raw.typ, privTypeList())
 			continue
 		}
 		if !validID(raw.id) {
@@ -473,6 +476,7 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 
 	cfg := &Config{Flavor: opt.Flavor, PublicFile: pubName, PrivateFile: privName}
 	targets := map[string]*Section{}
+	heraldSecs := map[string]*Section{}
 	for _, s := range secs {
 		o := origin[s]
 		if o == "" {
@@ -487,6 +491,10 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 			t := &Section{Type: s.typ, Name: s.id, File: s.file, Line: s.line, Origin: o, props: s.props}
 			cfg.Targets = append(cfg.Targets, t)
 			targets[t.Name] = t
+		case kindHerald:
+			h := &Section{Type: s.typ, Name: s.id, File: s.file, Line: s.line, Origin: o, props: s.props}
+			cfg.Herald = append(cfg.Herald, h)
+			heraldSecs[h.Name] = h
 		case kindMatcher:
 			cfg.Matchers = append(cfg.Matchers, buildMatcher(d, s, o))
 		case kindGroup:
@@ -516,9 +524,12 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 		}
 	}
 
-	joinPrivate(pd, vd, privSecs, byName, targets)
+	joinPrivate(pd, vd, privSecs, byName, targets, heraldSecs)
 	checkReferences(pd, secs, byName)
 	checkTargets(pd, cfg, opt)
+	for _, h := range cfg.Herald {
+		sectionTypes[h.Type].build(pd, h, cfg)
+	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})
 	if ds.HasErrors() {
@@ -577,7 +588,7 @@ func buildMatcher(d diags, s *parsedSection, origin string) *Matcher {
 
 // joinPrivate attaches each private section to the public section of the
 // same name and type.
-func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*parsedSection, targets map[string]*Section) {
+func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*parsedSection, targets, herald map[string]*Section) {
 	seen := map[string]int{}
 	for _, ps := range privSecs {
 		if first, dup := seen[ps.id]; dup {
@@ -595,6 +606,9 @@ func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*par
 			continue
 		}
 		t := targets[ps.id]
+		if t == nil {
+			t = herald[ps.id]
+		}
 		if t == nil {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,11 @@ const (
 	kindMatcher
 	kindGroup  // legacy (proxmox-notify 0.1/0.2)
 	kindFilter // legacy (proxmox-notify 0.1/0.2)
+	// kindHerald is one of herald's own non-target sections (classifier,
+	// heartbeat, ...): Proxmox has no such type. Each is kept as a Section
+	// (private part joined) in Config.Herald and handed to its type's build
+	// hook, which turns it into typed config and reports problems.
+	kindHerald
 )
 
 // check validates one value; it returns a reason ("" when valid). Reasons
@@ -49,6 +55,9 @@ type typeDef struct {
 	// secretKeys are keys that belong in the private file; naming one in
 	// the public file gets a hint instead of a bare "unknown property".
 	secretKeys []string
+	// build, for kindHerald types, converts a loaded section (private part
+	// already joined) into typed config on cfg, reporting problems on d.
+	build func(d diags, s *Section, cfg *Config)
 }
 
 func common(keys map[string]keyDef) map[string]keyDef {
@@ -137,11 +146,44 @@ var sectionTypes = map[string]*typeDef{
 	}},
 }
 
-// knownTypes names the public section types, for messages.
-const knownTypes = "sendmail, smtp, gotify, webhook, ntfy, mbox, file, journal, exec, matcher, group, filter"
+// registerType adds a section type to the schema. herald's own section
+// types register themselves from their own files (init), so that each
+// feature's schema lives beside its builder.
+func registerType(name string, def *typeDef) {
+	if _, dup := sectionTypes[name]; dup {
+		panic("config: section type registered twice: " + name)
+	}
+	sectionTypes[name] = def
+}
+
+// knownTypes names the public section types, for messages: Proxmox's in
+// their documented order, then herald's own in alphabetical order.
+func knownTypes() string {
+	names := []string{"sendmail", "smtp", "gotify", "webhook", "matcher", "group", "filter"}
+	var own []string
+	for n := range sectionTypes {
+		if !slices.Contains(names, n) {
+			own = append(own, n)
+		}
+	}
+	slices.Sort(own)
+	return strings.Join(append(names, own...), ", ")
+}
 
 // privTypeList names the types the private file knows, for messages.
-const privTypeList = "gotify, smtp, webhook and ntfy"
+func privTypeList() string {
+	var names []string
+	for n, def := range sectionTypes {
+		if def.priv != nil {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
 
 // validID reports whether s is a SAFE_ID of 2 to 32 characters, the schema
 // of section names and target references.
