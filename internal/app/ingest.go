@@ -12,6 +12,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/spool"
+	"herald/internal/target/httpsend"
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
@@ -149,6 +150,10 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	if orig != nil && orig.Type() == "delivery-failed" {
 		return
 	}
+	// The target masked its own secrets in its error; a server may also
+	// have echoed another target's (a shared token), and this event goes
+	// to every other target.
+	d.LastError = httpsend.Mask(d.LastError, a.Settings().Notify.RevealSecrets()...)
 	ev := &event.Event{
 		ID:        event.NewID(),
 		Timestamp: a.now().Truncate(time.Second),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/handlebars"
 	"herald/internal/target"
 )
 
@@ -504,5 +505,46 @@ func TestControlCharactersAreSanitised(t *testing.T) {
 				t.Errorf("body %q, want the title unchanged %q", got.body, tc.title)
 			}
 		})
+	}
+}
+
+// TestSecretsNeverLeakInAnyEncoding: a server that echoes the request back
+// re-encoded (the URL as it arrived, percent escapes lower-cased, the body
+// in base64, the headers as Go JSON, a Basic credential) gets no secret
+// into the error, the Reply or a log line.
+func TestSecretsNeverLeakInAnyEncoding(t *testing.T) {
+	tok := `p@ss "w<rd>/&x+y=z`
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hj, _ := json.Marshal(r.Header)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "uri=%s lower=%s body64=%s headers=%s basic=%s",
+			r.RequestURI, strings.ToLower(r.RequestURI[len("/hook/"):]), base64.StdEncoding.EncodeToString(b), hj,
+			base64.StdEncoding.EncodeToString([]byte("user:"+tok)))
+	}))
+	defer echo.Close()
+	tg, err := New(Options{Method: "post",
+		URL:     echo.URL + "/hook/{{ url-encode secrets.tok }}?q={{ url-encode secrets.tok }}",
+		Headers: []Header{{Name: "X-Token", Value: "{{ secrets.tok }}"}},
+		Body:    `{"t": {{ json secrets.tok }}, "e": "{{ escape secrets.tok }}"}`,
+		Secrets: map[string]string{"tok": tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tg.Deliver(context.Background(), testEvent())
+	if err == nil {
+		t.Fatal("delivery succeeded")
+	}
+	var logBuf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logBuf, nil)).Error("failed", "err", err, "reply", target.Reply(err))
+	got := fmt.Sprintf("%v\n%s\n%s\n%s", err, target.Reply(err), unwrapAll(err), logBuf.String())
+	for _, form := range []string{tok, "p@ss", "w<rd>", handlebars.URLEncode(tok), "p%40ss", "w%3crd", "p%40ss%20",
+		base64.StdEncoding.EncodeToString([]byte(tok)), "cEBzcyAid", `p@ss \"w`, `p@ss \\\"w`, `\u003crd`} {
+		if strings.Contains(got, form) {
+			t.Errorf("secret form %q leaked:\n%s", form, got)
+		}
+	}
+	if !strings.Contains(target.Reply(err), "<masked>") {
+		t.Errorf("Reply %q shows no masked echo", target.Reply(err))
 	}
 }
