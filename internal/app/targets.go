@@ -282,6 +282,9 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 // IgnoresMail passes the wrapped target's answer on (target.MailBlind).
 func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }
 
+// IsLocal passes the wrapped target's answer on (target.Local).
+func (t renderedTarget) IsLocal() bool { return target.IsLocal(t.Target) }
+
 func (t renderedTarget) Deliver(ctx context.Context, ev *event.Event) error {
 	return t.Target.Deliver(ctx, t.r.Render(ev))
 }

@@ -16,9 +16,11 @@
 //     does not duplicate deliveries.
 //
 // One scheduler loop (Run) owns dispatching: a timer to the earliest next
-// attempt, a kick channel, a global concurrency bound and at most one
-// attempt in flight per target, so a slow target never runs in parallel
-// with itself and deliveries to one target keep their order.
+// attempt, a kick channel, a concurrency bound per class (local targets —
+// target.Local — have slots of their own, so four hanging remote targets
+// never delay a file or mbox delivery) and at most one attempt in flight
+// per target, so a slow target never runs in parallel with itself and
+// deliveries to one target keep their order.
 package delivery
 
 import (
@@ -52,9 +54,14 @@ type Options struct {
 	// takes effect for deliveries already queued.
 	Target func(name string) (target.Target, bool)
 	Logger *slog.Logger
-	// Concurrency bounds the attempts in flight over all targets
-	// (default 4); one target never has more than one.
+	// Concurrency bounds the attempts in flight over all targets that are
+	// not local (default 4); one target never has more than one.
 	Concurrency int
+	// LocalConcurrency bounds the attempts in flight to local targets
+	// (target.Local: file, mbox, journal, local mailboxes), which have
+	// slots of their own so that they never wait behind remote targets
+	// that hang (default 2).
+	LocalConcurrency int
 	// MaxAge is how long temporary failures are retried before the delivery
 	// is given up (default 120 h).
 	MaxAge time.Duration
@@ -134,7 +141,10 @@ type Queue struct {
 	entries  map[string]*entry   // by delivery ID
 	byEvent  map[string]int      // deliveries (recorded or listed) per event ID
 	targets  map[string]*targetQ // pending deliveries per target
-	inflight int
+	inflight int                 // attempts in flight, local ones included
+	// inflightLocal counts the attempts in flight to local targets, which
+	// have their own bound (Options.LocalConcurrency).
+	inflightLocal int
 	running  bool
 	lastTurn time.Time
 	openedAt time.Time
@@ -159,6 +169,9 @@ type targetQ struct {
 	name    string
 	pending entryHeap
 	busy    bool // an attempt is in flight
+	// local is the class of the attempt in flight (or the last one): its
+	// slot is given back to that class.
+	local bool
 }
 
 // Open opens (creating it when missing) the queue in opt.Dir and recovers
@@ -178,6 +191,9 @@ func Open(opt Options) (*Queue, error) {
 	}
 	if opt.Concurrency < 1 {
 		opt.Concurrency = 4
+	}
+	if opt.LocalConcurrency < 1 {
+		opt.LocalConcurrency = 2
 	}
 	if opt.MaxAge <= 0 {
 		opt.MaxAge = 120 * time.Hour
@@ -676,28 +692,30 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		return cmp.Or(a.pending[0].rec.NextAttempt.Compare(b.pending[0].rec.NextAttempt), cmp.Compare(a.name, b.name))
 	})
 	for _, tq := range due {
-		if q.inflight >= q.opt.Concurrency {
-			break
+		local := q.isLocal(tq.name)
+		if q.classFull(local) {
+			continue // the other class may still have a slot
 		}
 		e := heap.Pop(&tq.pending).(*entry)
 		prev := e.rec
 		e.rec.State = StateInflight
 		e.onDisk = true // every attempt writes its record
 		tq.busy = true
+		tq.local = local
 		q.inflight++
+		if local {
+			q.inflightLocal++
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			q.attempt(ctx, e, prev)
 		}()
 	}
-	if q.inflight >= q.opt.Concurrency {
-		return -1 // a finishing attempt kicks
-	}
 	wait := time.Duration(-1)
 	for _, tq := range q.targets {
-		if tq.busy || len(tq.pending) == 0 {
-			continue
+		if tq.busy || len(tq.pending) == 0 || q.classFull(q.isLocal(tq.name)) {
+			continue // a finishing attempt kicks
 		}
 		d := max(tq.pending[0].rec.NextAttempt.Sub(now), 0)
 		if wait < 0 || d < wait {
@@ -705,6 +723,22 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		}
 	}
 	return wait
+}
+
+// isLocal reports whether the named target delivers locally (target.Local)
+// and so takes a local slot. Caller holds mu.
+func (q *Queue) isLocal(name string) bool {
+	tg, ok := q.opt.Target(name)
+	return ok && target.IsLocal(tg)
+}
+
+// classFull reports whether every slot of the class is taken. Caller holds
+// mu.
+func (q *Queue) classFull(local bool) bool {
+	if local {
+		return q.inflightLocal >= q.opt.LocalConcurrency
+	}
+	return q.inflight-q.inflightLocal >= q.opt.Concurrency
 }
 
 // attempt runs one delivery attempt; prev is the record before dispatch.
@@ -833,6 +867,9 @@ func (q *Queue) settle(e *entry, rec record) Delivery {
 	e.rec = rec
 	if tq := q.targets[rec.Target]; tq != nil {
 		tq.busy = false
+		if tq.local {
+			q.inflightLocal--
+		}
 	}
 	q.inflight--
 	if rec.State == StatePending {
@@ -1155,11 +1192,12 @@ func (q *Queue) Healthy(maxStall time.Duration) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
-	if now.Sub(q.lastTurn) <= maxStall || q.inflight >= q.opt.Concurrency {
+	if now.Sub(q.lastTurn) <= maxStall {
 		return true
 	}
 	for _, tq := range q.targets {
-		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall {
+		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall &&
+			!q.classFull(q.isLocal(tq.name)) {
 			return false
 		}
 	}

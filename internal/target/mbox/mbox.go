@@ -602,3 +602,7 @@ func containsEvent(r io.Reader, id string) (bool, error) {
 		}
 	}
 }
+
+// IsLocal tells the delivery queue that this target delivers on this
+// machine (target.Local).
+func (t *Target) IsLocal() bool { return true }

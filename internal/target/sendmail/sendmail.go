@@ -467,3 +467,8 @@ func (t *Target) pruneLocked() {
 		}
 	}
 }
+
+// IsLocal tells the delivery queue (target.Local) whether this target only
+// fills local mailboxes: not when it runs an external MTA or has a relay,
+// either of which may hang.
+func (t *Target) IsLocal() bool { return t.relay == nil && t.sendmailPath == "" }
