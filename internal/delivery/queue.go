@@ -145,9 +145,9 @@ type Queue struct {
 	// inflightLocal counts the attempts in flight to local targets, which
 	// have their own bound (Options.LocalConcurrency).
 	inflightLocal int
-	running  bool
-	lastTurn time.Time
-	openedAt time.Time
+	running       bool
+	lastTurn      time.Time
+	openedAt      time.Time
 }
 
 // entry is one delivery in memory; rec mirrors its record file, or, before
