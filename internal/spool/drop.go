@@ -3,11 +3,13 @@ package spool
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -130,10 +132,16 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if err != nil {
 		return "", err
 	}
-	head := make([]byte, 0, len(magic)+len(js)+1)
+	// The body's length goes into the envelope as a fixed-width field,
+	// filled in once the body is written (readers check it; see
+	// bodySizeField).
+	head := make([]byte, 0, len(magic)+len(js)+len(bodySizeField)+bodySizeDigits+3)
 	head = append(head, magic...)
-	head = append(head, js...)
-	head = append(head, '\n')
+	head = append(head, js[:len(js)-1]...)
+	head = append(head, bodySizeField...)
+	sizeAt := int64(len(head))
+	head = append(head, strings.Repeat("0", bodySizeDigits)...)
+	head = append(head, "\"}\n"...)
 
 	id := NewID(now)
 	dest := filepath.Join(dir, id)
@@ -148,11 +156,15 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if _, err := t.Write(head); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
-	if _, err := t.ReadFrom(&limitReader{r: body, max: maxSize}); err != nil {
+	n, err := t.ReadFrom(&limitReader{r: body, max: maxSize})
+	if err != nil {
 		var be *BodyError
 		if errors.Is(err, ErrTooLarge) || errors.As(err, &be) {
 			return "", err
 		}
+		return "", &spoolError{op: "write entry", err: err}
+	}
+	if _, err := t.WriteAt(fmt.Appendf(nil, "%0*d", bodySizeDigits, n), sizeAt); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
 	if err := t.Commit(); err != nil {
