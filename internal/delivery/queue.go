@@ -285,6 +285,9 @@ func (q *Queue) load() error {
 	// events maps each readable event to its target list (nil for files
 	// written before the list existed).
 	events := map[string][]listedTarget{}
+	// broken are the events whose file is unreadable or missing while
+	// deliveries name them: their deliveries become dead letters (corrupt.go).
+	broken := map[string]*brokenEvent{}
 	var stale, staleRecs []string
 	for _, name := range evNames {
 		p := filepath.Join(evDir, name)
@@ -299,9 +302,16 @@ func (q *Queue) load() error {
 			}
 			_, listed, err := q.readEventAndTargets(id, false)
 			if err != nil {
-				q.quarantine(p, err)
+				raw, _ := os.ReadFile(p)
+				dst := q.quarantine(p, err)
 				if _, err := os.Stat(q.mailPath(id)); err == nil {
 					q.quarantine(q.mailPath(id), errors.New("its event file is unreadable"))
+				}
+				if dst != "" {
+					broken[id] = &brokenEvent{
+						why:     fmt.Sprintf("its queued event file was unreadable (%v) and was moved to %s", err, dst),
+						targets: salvageTargets(raw),
+					}
 				}
 				continue
 			}
@@ -327,6 +337,9 @@ func (q *Queue) load() error {
 	var inflight []*entry
 	var collected []string
 	unreadable := map[string][]string{} // event ID → targets whose record was quarantined
+	// badRecords holds, per event and target, why a quarantined record's
+	// delivery is now a dead letter.
+	badRecords := map[string]map[string]string{}
 	for _, name := range recNames {
 		p := filepath.Join(recDir, name)
 		if strings.HasPrefix(name, safeio.TempPrefix) {
@@ -344,9 +357,19 @@ func (q *Queue) load() error {
 		}
 		r, err := readRecord(p, id)
 		if err != nil {
-			q.quarantine(p, err)
+			dst := q.quarantine(p, err)
 			evID, tg, _ := splitID(id)
+			if dst != "" {
+				if badRecords[evID] == nil {
+					badRecords[evID] = map[string]string{}
+				}
+				badRecords[evID][tg] = fmt.Sprintf("its delivery record was unreadable (%v) and was moved to %s", err, dst)
+			}
 			unreadable[evID] = append(unreadable[evID], tg)
+			continue
+		}
+		if b := broken[r.EventID]; b != nil {
+			b.records = append(b.records, r)
 			continue
 		}
 		if _, ok := events[r.EventID]; !ok {
@@ -357,7 +380,9 @@ func (q *Queue) load() error {
 				collected = append(collected, p)
 				continue
 			}
-			q.quarantine(p, fmt.Errorf("its event %s is missing", r.EventID))
+			// Not a collection's leftover: deliveries that were owed lost
+			// their event. They become dead letters, not silence.
+			broken[r.EventID] = &brokenEvent{why: "its queued event file is missing", records: []*record{r}}
 			continue
 		}
 		e := &entry{id: id, rec: *r, idx: -1, onDisk: true}
@@ -367,6 +392,9 @@ func (q *Queue) load() error {
 			inflight = append(inflight, e)
 		}
 	}
+	// A delivery whose record was quarantined, or whose event is unreadable
+	// or missing, becomes a dead letter saying why (corrupt.go).
+	q.deadLetterCorrupt(events, broken, badRecords, unreadable)
 	// A listed target whose record was quarantined was attempted (perhaps
 	// delivered): it must not pass for one never attempted, now or at the
 	// next start, so it leaves the list, as the delivery left the queue

@@ -21,7 +21,9 @@ import (
 //	                        and the targets it was queued for
 //	events/ID.eml           the raw mail, when the event came from one
 //	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on
-//	quarantine/             unreadable files, moved aside with a log line
+//	quarantine/             unreadable files, moved aside with a log line;
+//	                        the deliveries they held become dead letters
+//	                        (corrupt.go)
 //
 // Every file is written whole with safeio (temp file, fsync, rename, fsync
 // directory). The .eml is written before the .json that commits it, and the
@@ -322,8 +324,9 @@ func readRecord(path, id string) (*record, error) {
 	return &r, nil
 }
 
-// quarantine moves an unreadable file aside, never deleting it.
-func (q *Queue) quarantine(path string, why error) {
+// quarantine moves an unreadable file aside, never deleting it, and
+// returns where it went ("" when it could not be moved).
+func (q *Queue) quarantine(path string, why error) string {
 	dst := filepath.Join(q.dir, quarantineDir, filepath.Base(path))
 	err := os.MkdirAll(filepath.Dir(dst), dirMode)
 	if err == nil {
@@ -337,9 +340,10 @@ func (q *Queue) quarantine(path string, why error) {
 	}
 	if err != nil {
 		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "error", err)
-		return
+		return ""
 	}
 	q.log.Warn("moved unreadable queue file to quarantine", "path", path, "to", dst, "reason", why.Error())
+	return dst
 }
 
 // removeFiles removes paths and fsyncs their directory once, so that the
