@@ -472,3 +472,66 @@ func (t *Target) pruneLocked() {
 // fills local mailboxes: not when it runs an external MTA or has a relay,
 // either of which may hang.
 func (t *Target) IsLocal() bool { return t.relay == nil && t.sendmailPath == "" }
+
+// Delivered tells the delivery queue after a crash whether an interrupted
+// delivery reached its recipients (target.Verifier), so that mail-to-root
+// and other sendmail targets that fill local mailboxes get exactly one
+// copy, as an mbox target does. Each local recipient's mailbox is asked
+// whether it holds the event (its X-Herald-Event header); the ones that do
+// are remembered as served, so the attempt that follows skips them. Only
+// when every recipient is local and served is the delivery done. Recipients
+// behind a relay or an external MTA cannot be asked: that is an error, and
+// the queue delivers again (at least once) to those alone.
+func (t *Target) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	if t.sendmailPath != "" {
+		return false, fmt.Errorf("sendmail: %s cannot be asked what it delivered", t.sendmailPath)
+	}
+	if len(t.to) == 0 || ev.ID == "" {
+		return false, nil
+	}
+	all, remote := true, 0
+	var served []string
+	for _, rcpt := range t.to {
+		name, local := t.localUser(rcpt)
+		if !local {
+			all = false
+			remote++
+			continue
+		}
+		var v target.Verifier
+		if t.localMailbox != nil {
+			if mb, ok := t.localMailbox(name); ok && mb != nil {
+				v, _ = mb.(target.Verifier)
+			}
+		}
+		if v == nil {
+			return false, fmt.Errorf("sendmail: the mailbox of %s cannot be checked", name)
+		}
+		ok, err := v.Delivered(ctx, ev)
+		if err != nil {
+			return false, fmt.Errorf("sendmail: mailbox of %s: %w", name, err)
+		}
+		if !ok {
+			all = false
+			continue
+		}
+		served = append(served, name)
+	}
+	if len(served) > 0 {
+		t.mu.Lock()
+		t.pruneLocked()
+		ds := t.done[ev.ID]
+		if ds == nil {
+			ds = &doneSet{users: map[string]bool{}, since: t.now()}
+			t.done[ev.ID] = ds
+		}
+		for _, n := range served {
+			ds.users[n] = true
+		}
+		t.mu.Unlock()
+	}
+	if remote > 0 {
+		return false, fmt.Errorf("sendmail: %d recipient(s) behind the relay cannot be checked (local mailboxes that have it are skipped)", remote)
+	}
+	return all, nil
+}
