@@ -146,9 +146,12 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald   []*Section  `json:"-"`
-	Warnings Diagnostics `json:"warnings,omitempty"`
-	Flavor   Flavor      `json:"flavor"`
+	Herald []*Section `json:"-"`
+	// Broken are targets that stay routed but fail every delivery with
+	// their reason (compat.go).
+	Broken   []BrokenTarget `json:"broken,omitempty"`
+	Warnings Diagnostics    `json:"warnings,omitempty"`
+	Flavor   Flavor         `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
@@ -206,6 +209,9 @@ type LoadOptions struct {
 	// ShimPaths are the paths of herald's own sendmail shim: a sendmail
 	// target's sendmail-path pointing at one of them would loop.
 	ShimPaths []string
+	// Lenient disables a target with an error instead of failing the load
+	// (the daemon at start-up; compat.go).
+	Lenient bool
 }
 
 // Load reads notifications.cfg and its private file from dir (or the
@@ -526,9 +532,14 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 
 	joinPrivate(pd, vd, privSecs, byName, targets, heraldSecs)
 	checkReferences(pd, secs, byName)
+	cfg.Targets = slices.DeleteFunc(cfg.Targets, func(t *Section) bool { return t.uninstantiated })
 	checkTargets(pd, cfg, opt)
+	checkFromAddresses(pd, cfg)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
+	}
+	if opt.Lenient {
+		isolate(ds, cfg, map[string][]span{pubName: sectionSpans(pub, false), privName: sectionSpans(priv, true)})
 	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})
@@ -598,7 +609,8 @@ func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*par
 		seen[ps.id] = ps.line
 		pub, ok := byName[ps.id]
 		if !ok || pub.file == BuiltinFile {
-			vd.errf(ps.line, "%s section '%s' has no section of that name in %s", ps.typ, ps.id, pd.file)
+			// Proxmox ignores it (docs/proxmox-compat.md).
+			vd.warnf(ps.line, "%s section '%s' has no section of that name in %s: ignored, as Proxmox ignores it", ps.typ, ps.id, pd.file)
 			continue
 		}
 		if pub.typ != ps.typ {
@@ -620,7 +632,10 @@ func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*par
 	for _, t := range sortedTargets(targets) {
 		def := sectionTypes[t.Type]
 		if def.privRequired && t.PrivFile == "" {
-			pd.errf(t.Line, "%s target '%s' has no section in %s (the token lives there)", t.Type, t.Name, vd.file)
+			// Proxmox never instantiates it: nothing is sent to it.
+			pd.warnf(t.Line, "%s target '%s' has no section in %s: Proxmox does not instantiate such a target, so herald sends nothing to it either", t.Type, t.Name, vd.file)
+			t.uninstantiated = true
+			continue
 		}
 		if t.Type == "smtp" {
 			if _, ok := t.Get("username"); ok {
@@ -661,7 +676,8 @@ func checkReferences(pd diags, secs []*parsedSection, byName map[string]*parsedS
 				}
 				switch {
 				case !ok:
-					d.errf(p.line, "matcher '%s': target '%s' does not exist", s.id, p.value)
+					// Proxmox loads the file and skips the name when sending.
+					d.warnf(p.line, "matcher '%s': target '%s' does not exist: skipped when sending, as Proxmox does", s.id, p.value)
 				case ref.def.kind != kindTarget && ref.def.kind != kindGroup:
 					d.errf(p.line, "matcher '%s': '%s' is a %s section, not a target", s.id, p.value, ref.typ)
 				}
