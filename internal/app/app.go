@@ -104,10 +104,11 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, warns, err := buildTargets(s, a.log)
 	if err != nil {
 		return err
 	}
+	s.Notify.Warnings = append(s.Notify.Warnings, warns...)
 	logWarnings(a.log, s)
 	old := a.Settings()
 	if !slices.Equal(addrStrings(old.Daemon.SMTPListen), addrStrings(s.Daemon.SMTPListen)) {
@@ -130,18 +131,21 @@ func New(opt Options) (*App, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	s, err := LoadSettings(opt.Paths, opt.ShimPaths)
+	// Lenient: one broken target section does not silence the others
+	// (docs/proxmox-compat.md); reloads stay strict.
+	s, err := loadSettings(opt.Paths, opt.ShimPaths, true)
 	if err != nil {
 		return nil, err
 	}
-	logWarnings(a.log, s)
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, warns, err := buildTargets(s, a.log)
 	if err != nil {
 		return nil, err
 	}
+	s.Notify.Warnings = append(s.Notify.Warnings, warns...)
+	logWarnings(a.log, s)
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 
@@ -172,6 +176,7 @@ func New(opt Options) (*App, error) {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
+	a.reportBroken(targets)
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending

@@ -175,7 +175,7 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 			ev.Fields["original-type"] = t
 		}
 	}
-	targets := a.route(ev, d.Target)
+	targets := a.working(a.route(ev, d.Target))
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)

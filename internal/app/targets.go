@@ -36,29 +36,54 @@ const templatesDir = "templates"
 // format, PVE or PBS style), inside the config directory.
 const usersFile = "user.cfg"
 
-// buildTargets makes one target per configured section. A section that
-// cannot be built is a configuration error naming its FILE:LINE.
-func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, error) {
+// buildTargets makes one target per configured section. One section never
+// stops the others: a target the configuration marks broken, or that cannot
+// be built (a value that cannot work), becomes a brokenTarget, so matchers
+// still route to it and each delivery fails with the reason (a dead letter
+// and a delivery-failed event), and a warning naming its FILE:LINE says so
+// (docs/proxmox-compat.md). The error is for what every target shares (the
+// users file, the templates, the relay settings of herald.cfg).
+func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, config.Diagnostics, error) {
 	b, err := newBuilder(s, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[string]target.Target, len(s.Notify.Targets))
-	var ds config.Diagnostics
+	var warns config.Diagnostics
 	for _, sec := range s.Notify.Targets {
+		if reason, ok := s.Notify.BrokenReason(sec.Name); ok {
+			out[sec.Name] = brokenTarget{name: sec.Name, reason: reason}
+			continue
+		}
 		t, err := b.buildRendered(sec)
 		if err != nil {
-			ds = append(ds, config.Diagnostic{File: sec.File, Line: sec.Line,
-				Msg: fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)})
+			reason := fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)
+			warns = append(warns, config.Diagnostic{File: sec.File, Line: sec.Line, Warning: true,
+				Msg: reason + ": the target is disabled (its deliveries fail with this reason)"})
+			out[sec.Name] = brokenTarget{name: sec.Name, reason: reason}
 			continue
 		}
 		out[sec.Name] = t
 	}
-	if len(ds) > 0 {
-		return nil, ds
-	}
-	return out, nil
+	return out, warns, nil
 }
+
+// brokenTarget stands for a target whose configuration cannot work: every
+// delivery to it fails for good with the reason, so nothing is lost
+// silently (the dead letter and its delivery-failed event say why).
+type brokenTarget struct {
+	name, reason string
+}
+
+func (t brokenTarget) Deliver(context.Context, *event.Event) error {
+	return target.Permanent(fmt.Errorf("target %s is disabled by a configuration problem: %s", t.name, t.reason))
+}
+
+// IgnoresMail: it reads nothing (target.MailBlind).
+func (brokenTarget) IgnoresMail() bool { return true }
+
+// IsLocal: it never waits for anything (target.Local).
+func (brokenTarget) IsLocal() bool { return true }
 
 // newBuilder loads what every target build needs: the users file for
 // mailto-user and the title/body templates.
@@ -71,7 +96,12 @@ func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
 	if err != nil {
 		return builder{}, templateDiag(err)
 	}
-	return builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths}, nil
+	b := builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths}
+	if b.relaySettings, err = b.relay(); err != nil {
+		d := config.Diagnostic{File: s.Daemon.File, Msg: err.Error()}
+		return builder{}, config.Diagnostics{d}
+	}
+	return b, nil
 }
 
 // buildRendered builds one target, wrapped so it gets rendered titles and
@@ -85,11 +115,12 @@ func (b builder) buildRendered(sec *config.Section) (target.Target, error) {
 }
 
 type builder struct {
-	s         *Settings
-	log       *slog.Logger
-	users     *directory.Users
-	rnd       *render.Renderer
-	shimPaths []string
+	s             *Settings
+	log           *slog.Logger
+	users         *directory.Users
+	rnd           *render.Renderer
+	shimPaths     []string
+	relaySettings *sendmail.Relay // herald.cfg's relay; nil when none
 }
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
@@ -134,7 +165,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		return exec.New(exec.Options{Command: get("command"), Timeout: timeout})
 	case "gotify":
 		tok, _ := sec.Secret("token")
-		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal()}), nil
+		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal(), Proxy: b.s.Datacenter.HTTPProxy}), nil
 	case "ntfy":
 		tok, _ := sec.Secret("token")
 		prio := 0
@@ -158,7 +189,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		body, _ := sec.Decoded("body")
 		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
-			Body: body, Secrets: secrets})
+			Body: body, Secrets: secrets, Proxy: b.s.Datacenter.HTTPProxy})
 	case "smtp":
 		pw, _ := sec.Secret("password")
 		port := 0
@@ -169,36 +200,57 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 			}
 			port = p
 		}
-		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
-			Username: get("username"), Password: pw.Reveal(), From: get("from-address"),
-			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname()})
-	case "sendmail":
-		relay, err := b.relay()
+		from, author, err := b.fromAndAuthor(sec, "")
 		if err != nil {
 			return nil, err
 		}
-		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
-			Author: get("author"), Hostname: b.hostname(), Relay: relay,
+		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
+			Username: get("username"), Password: pw.Reveal(), From: from,
+			Author: author, To: b.recipients(sec), Hostname: b.hostname()})
+	case "sendmail":
+		from, author, err := b.fromAndAuthor(sec, "root@"+b.hostname())
+		if err != nil {
+			return nil, err
+		}
+		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: from,
+			Author: author, Hostname: b.hostname(), Relay: b.relaySettings,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
 			ShimPaths: b.shimPaths, Log: b.log})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
 
-// fromAddress is the sendmail target's from-address, else root@HOSTNAME as
-// Proxmox's docs describe.
-func (b builder) fromAddress(sec *config.Section) string {
-	if v, ok := sec.Get("from-address"); ok && v != "" {
-		return v
+// fromAndAuthor returns a mail target's envelope sender and author. The
+// from-address may carry a display name, as Proxmox accepts
+// ("Proxmox VE <pve@example.com>"): the address is the sender and the name
+// the author unless author is set. Without a from-address: datacenter.cfg's
+// email_from when herald shares Proxmox's files, else def (Proxmox's docs:
+// root@HOSTNAME).
+func (b builder) fromAndAuthor(sec *config.Section, def string) (from, author string, err error) {
+	author, _ = sec.Get("author")
+	v, ok := sec.Get("from-address")
+	if !ok || v == "" {
+		v = b.s.Datacenter.EmailFrom
 	}
-	return "root@" + b.hostname()
+	if v == "" {
+		return def, author, nil
+	}
+	name, addr, err := config.ParseFromAddress(v)
+	if err != nil {
+		return "", "", fmt.Errorf("from-address %w", err)
+	}
+	if author == "" {
+		author = name
+	}
+	return addr, author, nil
 }
 
 // CheckTargets builds every configured target without sending anything, so
-// that `herald check` reports what the daemon would refuse at start-up.
-func CheckTargets(s *Settings) error {
-	_, err := buildTargets(s, slog.New(slog.DiscardHandler))
-	return err
+// that `herald check` reports what the daemon would refuse at start-up (the
+// error) and the targets it would disable (the warnings).
+func CheckTargets(s *Settings) (config.Diagnostics, error) {
+	_, warns, err := buildTargets(s, slog.New(slog.DiscardHandler))
+	return warns, err
 }
 
 // BuildTarget builds one named target, disabled or not (`herald test`
@@ -207,6 +259,9 @@ func BuildTarget(s *Settings, name string) (target.Target, error) {
 	sec := s.Notify.Target(name)
 	if sec == nil {
 		return nil, fmt.Errorf("no target named %q", name)
+	}
+	if reason, ok := s.Notify.BrokenReason(name); ok {
+		return nil, fmt.Errorf("target %s is disabled by a configuration problem: %s", name, reason)
 	}
 	b, err := newBuilder(s, slog.New(slog.DiscardHandler))
 	if err != nil {

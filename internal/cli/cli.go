@@ -196,7 +196,9 @@ func (e env) check(args []string) int {
 	paths := app.Resolve(*cdir, "")
 	s, err := app.LoadSettings(paths, shimPaths())
 	if err == nil {
-		err = app.CheckTargets(s)
+		var warns config.Diagnostics
+		warns, err = app.CheckTargets(s)
+		s.Notify.Warnings = append(s.Notify.Warnings, warns...)
 	}
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))

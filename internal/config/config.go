@@ -43,6 +43,10 @@
 //	notifications-priv-file PATH   absolute, e.g. /etc/pve/priv/notifications.cfg
 //	                               (default: notifications-priv.cfg, then
 //	                               priv/notifications.cfg, next to the public file)
+//	datacenter-file PATH           absolute, e.g. /etc/pve/datacenter.cfg (PBS:
+//	                               /etc/proxmox-backup/node.cfg): email_from is
+//	                               the default from-address, http_proxy the
+//	                               proxy of gotify and webhook targets
 //	flavor pve|pbs                 built-in defaults to mimic (default pve)
 //	relay HOST:PORT                smarthost for sendmail targets (default none:
 //	                               local recipients get local mailboxes)

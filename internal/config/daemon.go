@@ -33,7 +33,11 @@ type Daemon struct {
 	// notifications.cfg and its private file are read ("" = config dir).
 	NotificationsFile     string `json:"notifications-file,omitempty"`
 	NotificationsPrivFile string `json:"notifications-priv-file,omitempty"`
-	Flavor                Flavor `json:"flavor"`
+	// DatacenterFile is Proxmox's node settings (/etc/pve/datacenter.cfg,
+	// PBS: /etc/proxmox-backup/node.cfg): default from-address and HTTP
+	// proxy, read when herald shares Proxmox's files ("" = none).
+	DatacenterFile string `json:"datacenter-file,omitempty"`
+	Flavor         Flavor `json:"flavor"`
 	// Relay is the smarthost host:port for sendmail targets ("" = none).
 	Relay             string        `json:"relay,omitempty"`
 	RelayMode         string        `json:"relay-mode,omitempty"` // insecure|starttls|tls
@@ -146,6 +150,7 @@ var daemonKeys = map[string]daemonKey{
 	"spool-dir":               {parse: absPathKey(func(d *Daemon) *string { return &d.SpoolDir })},
 	"notifications-file":      {parse: absPathKey(func(d *Daemon) *string { return &d.NotificationsFile })},
 	"notifications-priv-file": {parse: absPathKey(func(d *Daemon) *string { return &d.NotificationsPrivFile })},
+	"datacenter-file":         {parse: absPathKey(func(d *Daemon) *string { return &d.DatacenterFile })},
 	"flavor": {parse: func(d *Daemon, v string, _ bool) string {
 		f, err := ParseFlavor(v)
 		if err != nil {

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// brokenSectionsConfig has two targets that cannot work (an unknown key,
+// which Proxmox refuses, in a webhook; a placeholder from-address, which
+// Proxmox loads, in mail-to-root) next to a sound file target, and a matcher
+// naming a target that does not exist.
+const brokenSectionsConfig = `file: events
+	path %[1]s/events.jsonl
+
+webhook: hook
+	url http://127.0.0.1:1/notify
+	method post
+	retries 3
+
+sendmail: mail-to-root
+	mailto-user root@pam
+	from-address <FROM_ADDRESS>
+
+matcher: everything
+	target events
+	target hook
+	target mail-to-root
+	target removed-long-ago
+`
+
+// TestBrokenSectionDisablesOnlyItself: the daemon starts although two
+// target sections cannot work; the others deliver, the broken ones turn each
+// delivery into a dead letter with the reason and a delivery-failed event,
+// and one config-problem event says at start-up what is disabled. `herald
+// check` still judges the file as Proxmox does (exit 1 for the unknown key).
+func TestBrokenSectionDisablesOnlyItself(t *testing.T) {
+	d := newDaemon(t, brokenSectionsConfig)
+	writeFile(t, filepath.Join(d.configDir, "notifications-priv.cfg"), "webhook: hook\n", 0o600)
+	d.start()
+
+	problem := d.waitEvent("herald on testhost: 2 notification target(s) disabled by configuration problems")
+	if problem.Fields["type"] != "config-problem" || problem.Fields["targets"] != "hook,mail-to-root" ||
+		!strings.Contains(problem.Body, "unknown property 'retries'") || !strings.Contains(problem.Body, "placeholder") {
+		t.Fatalf("config-problem event %+v", problem)
+	}
+
+	d.run("Subject: still delivered\n\nbody\n", d.shim, "root")
+	d.waitEvent("still delivered")
+	for _, tg := range []string{"hook", "mail-to-root"} {
+		ev := d.waitEvent(fmt.Sprintf("herald on testhost: delivery to %s failed", tg))
+		if !strings.Contains(ev.Body, "disabled by a configuration problem") {
+			t.Errorf("delivery-failed event for %s does not say why: %s", tg, ev.Body)
+		}
+	}
+	waitFor(t, "two dead letters:\n"+d.run("", d.herald, "queue", "list"), 20*time.Second, func() bool { return len(d.queueIDs("dead")) == 2 })
+	if list := d.run("", d.herald, "queue", "list"); strings.Contains(list, "removed-long-ago") {
+		t.Errorf("a target that does not exist was queued:\n%s", list)
+	}
+	if !strings.Contains(d.log(), "removed-long-ago") || !strings.Contains(d.log(), "does not exist") {
+		t.Errorf("the missing target is not logged:\n%s", d.log())
+	}
+
+	out, code := d.runCode("", nil, d.herald, "check")
+	if code != 1 || !strings.Contains(out, "unknown property 'retries'") || !strings.Contains(out, "warning: matcher 'everything': target 'removed-long-ago'") {
+		t.Errorf("herald check: exit %d\n%s", code, out)
+	}
+}
+
+// TestUnparsableMatcherStopsTheDaemon: a matcher rule that does not parse
+// makes routing ambiguous: the daemon refuses to start with exit 78
+// (EX_CONFIG), naming FILE:LINE.
+func TestUnparsableMatcherStopsTheDaemon(t *testing.T) {
+	d := newDaemon(t, "file: events\n\tpath %[1]s/events.jsonl\n\nmatcher: m\n\tmatch-severity fatal\n\ttarget events\n")
+	out, code := d.runCode("", nil, d.herald, "serve")
+	if code != 78 || !strings.Contains(out, "notifications.cfg:5") {
+		t.Fatalf("herald serve: exit %d, want 78 naming the line\n%s", code, out)
+	}
+}
+
+// TestDatacenterFile: with datacenter-file, Proxmox VE's email_from is the
+// from-address of sendmail targets that set none.
+func TestDatacenterFile(t *testing.T) {
+	d := newDaemon(t, "sendmail: mail-to-root\n\tmailto root\n\nmatcher: m1\n\ttarget mail-to-root\n")
+	dc := filepath.Join(d.configDir, "datacenter.cfg")
+	writeFile(t, dc, "keyboard: en-us\nemail_from: pve-cluster@example.org\nhttp_proxy: http://127.0.0.1:3128\n", 0o644)
+	cfg, err := os.ReadFile(filepath.Join(d.configDir, "herald.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), string(cfg)+"datacenter-file "+dc+"\n", 0o644)
+	d.start()
+	d.run("Subject: from the datacenter\n\nbody\n", d.herald, "notify", "--severity", "info", "--type", "test", "--title", "from the datacenter")
+	mbox := filepath.Join(d.stateDir, "mail", "root")
+	waitFor(t, "the mail in root's mailbox", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(mbox)
+		return strings.Contains(string(b), "from the datacenter")
+	})
+	b, _ := os.ReadFile(mbox)
+	if !strings.Contains(string(b), "pve-cluster@example.org") {
+		t.Errorf("the mail does not come from datacenter.cfg's email_from:\n%s", b)
+	}
+}
