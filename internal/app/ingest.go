@@ -41,7 +41,8 @@ const ingestWorkers = 8
 // quarantined.
 func (a *App) ingestPending(ctx context.Context) {
 	if a.spool.Kicked() {
-		a.queue.Kick()
+		// `sendmail -q`: deferred deliveries are tried now, as Postfix does.
+		a.queue.Flush()
 	}
 	entries, err := a.spool.Pending()
 	if err != nil {

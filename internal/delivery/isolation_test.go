@@ -71,3 +71,36 @@ func TestLocalTargetsNeverWaitBehindHangingRemoteOnes(t *testing.T) {
 		t.Errorf("%d remote attempts in flight at once, want the bound %d", m, remotes)
 	}
 }
+
+// TestFlushMakesDeferredDeliveriesDue: `sendmail -q` (Flush) makes a
+// delivery backed off after a temporary failure due at once; a dead one
+// stays dead.
+func TestFlushMakesDeferredDeliveriesDue(t *testing.T) {
+	f := &fake{script: []error{target.Temporary(errTest("503"), 0)}}
+	g := &fake{script: []error{target.Permanent(errTest("400"))}}
+	h := newHarness(t, t.TempDir(), map[string]target.Target{"a": f, "b": g}, nil)
+	q := h.open()
+	h.run()
+	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		h.outcome()
+	}
+	if d := h.get("ev1.a"); d.State != StatePending || !d.NextAttempt.After(h.clock.Now()) {
+		t.Fatalf("after a temporary failure: %+v", d)
+	}
+	if n := q.Flush(); n != 1 {
+		t.Errorf("Flush = %d, want 1 deferred delivery", n)
+	}
+	if d := h.outcome(); d.ID != "ev1.a" || d.State != StateDone {
+		t.Fatalf("after Flush: %+v, want ev1.a done", d)
+	}
+	if d := h.get("ev1.b"); d.State != StateDead {
+		t.Errorf("a dead delivery was revived: %+v", d)
+	}
+}
+
+type errTest string
+
+func (e errTest) Error() string { return string(e) }

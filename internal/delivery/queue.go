@@ -613,6 +613,32 @@ func (q *Queue) Kick() {
 	}
 }
 
+// Flush makes every pending delivery due now, as Postfix's `sendmail -q`
+// (postqueue -f) does with deferred mail, and kicks the scheduler. Dead
+// deliveries stay dead (`herald queue retry` revives one). Only the
+// in-memory schedule changes: the next attempt's record is written as any
+// attempt's is, and a crash before it leaves the recorded schedule.
+func (q *Queue) Flush() int {
+	q.mu.Lock()
+	now := q.now()
+	n := 0
+	for _, tq := range q.targets {
+		for _, e := range tq.pending {
+			if e.rec.NextAttempt.After(now) {
+				e.rec.NextAttempt = now
+				n++
+			}
+		}
+		heap.Init(&tq.pending)
+	}
+	q.mu.Unlock()
+	if n > 0 {
+		q.log.Info("queue flush requested: deferred deliveries are due now", "deliveries", n)
+	}
+	q.Kick()
+	return n
+}
+
 // Run is the scheduler loop. It returns nil once ctx is done and the
 // attempts in flight have finished: they get ShutdownGrace to finish on
 // their own, then their contexts are cancelled. Run may run only once at a

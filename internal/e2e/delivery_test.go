@@ -178,8 +178,8 @@ func TestTargetDownThenRecovers(t *testing.T) {
 	if !strings.Contains(show, `"Attempts"`) {
 		t.Fatalf("queue show: %s", show)
 	}
-	// Phase 3: accepting. `sendmail -q` does not make backed-off work due;
-	// `herald queue retry` does.
+	// Phase 3: accepting. `herald queue retry` makes each due now
+	// (`sendmail -q` would too: Queue.Flush).
 	h.up(200)
 	for _, id := range d.queueIDs("pending") {
 		d.run("", d.herald, "queue", "retry", id)
