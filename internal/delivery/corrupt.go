@@ -172,7 +172,9 @@ func (q *Queue) addDead(evID, tg string, created time.Time, attempts int, why st
 	if _, ok := q.entries[id]; !ok {
 		q.byEvent[evID]++
 	}
-	q.entries[id] = &entry{id: id, rec: r, idx: -1, onDisk: true}
+	e := &entry{id: id, rec: r, idx: -1, onDisk: true}
+	q.entries[id] = e
+	q.damaged = append(q.damaged, e)
 	q.log.Error("delivery dead: damaged queue file", "event_id", evID, "delivery_id", id, "target", tg, "reason", why)
 	return true
 }

@@ -69,6 +69,16 @@ func TestCorruptFilesBecomeDeadLetters(t *testing.T) {
 			t.Errorf("start %d: Stats %+v, want 3 dead", start+1, st)
 		}
 		if start == 0 {
+			// Counted once as outcomes (the metrics), when Open made them.
+			for range 3 {
+				if d := <-h2.outcomes; d.State != StateDead {
+					t.Errorf("outcome %+v, want dead", d)
+				}
+			}
+		} else if n := len(h2.outcomes); n != 0 {
+			t.Errorf("start %d: %d outcomes reported again", start+1, n)
+		}
+		if start == 0 {
 			// Reported once, through OnDead, when Run starts.
 			h2.run()
 			for range 3 {

@@ -148,6 +148,9 @@ type Queue struct {
 	running       bool
 	lastTurn      time.Time
 	openedAt      time.Time
+	// damaged are the dead letters Open made of damaged files (corrupt.go),
+	// reported through OnOutcome once Open is done.
+	damaged []*entry
 }
 
 // entry is one delivery in memory; rec mirrors its record file, or, before
@@ -247,6 +250,13 @@ func Open(opt Options) (*Queue, error) {
 	}
 	q.openedAt = q.now()
 	q.lastTurn = q.openedAt
+	if q.opt.OnOutcome != nil {
+		// Counted like any dead letter (metrics); OnDead follows in Run.
+		for _, e := range q.damaged {
+			q.opt.OnOutcome(e.delivery(), target.Permanent(errors.New(e.rec.LastError)))
+		}
+	}
+	q.damaged = nil
 	return q, nil
 }
 

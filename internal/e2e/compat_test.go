@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +104,45 @@ func TestDatacenterFile(t *testing.T) {
 	b, _ := os.ReadFile(mbox)
 	if !strings.Contains(string(b), "pve-cluster@example.org") {
 		t.Errorf("the mail does not come from datacenter.cfg's email_from:\n%s", b)
+	}
+}
+
+// TestDamagedQueueFileBecomesDeadLetter: a queued event whose file is found
+// truncated at start-up is not silently dropped: its delivery is a dead
+// letter saying where the file went, herald emits delivery-failed, and
+// `herald queue list` and /metrics show it.
+func TestDamagedQueueFileBecomesDeadLetter(t *testing.T) {
+	h := newHookServer(t) // down: the delivery stays pending
+	d := newWebhookDaemon(t, h, "")
+	d.start()
+	d.run("Subject: will be damaged\n\nbody\n", d.shim, "root")
+	d.waitEvent("will be damaged")
+	waitFor(t, "a pending webhook delivery", 20*time.Second, func() bool { return len(d.queueIDs("pending")) == 1 })
+	id := strings.TrimSuffix(d.queueIDs("pending")[0], ".hook")
+	d.stop()
+	p := filepath.Join(d.stateDir, "queue", "events", id+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, string(b[:len(b)/2]), 0o600)
+
+	d.start()
+	ev := d.waitEvent("herald on testhost: delivery to hook failed")
+	if !strings.Contains(ev.Body, "quarantine") || ev.Fields["event-id"] != id {
+		t.Errorf("delivery-failed event %+v", ev)
+	}
+	waitFor(t, "the dead letter", 20*time.Second, func() bool { return len(d.queueIDs("dead")) == 1 })
+	if show := d.run("", d.herald, "queue", "show", id+".hook"); !strings.Contains(show, "was unreadable") {
+		t.Errorf("queue show does not say why:\n%s", show)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", d.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(m), `herald_queue_deliveries{state="dead"} 1`) {
+		t.Errorf("metrics do not count the dead letter:\n%s", m)
 	}
 }
