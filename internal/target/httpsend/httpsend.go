@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -87,8 +86,10 @@ func OneLine(s string) string {
 
 // Mask replaces every occurrence of each secret, in every form herald
 // itself may have written it (Forms), with "<masked>" (proxmox-notify's
-// word for it). The textual forms match in any letter case (servers
-// lower-case URLs); the base64 forms exactly.
+// word for it). The textual forms match whatever the case of their ASCII
+// letters (servers lower-case URLs); the base64 forms match exactly.
+// Longer forms win where forms overlap, so a secret containing another is
+// masked whole; overlapping or adjacent matches become one "<masked>".
 func Mask(s string, secrets ...string) string {
 	type form struct {
 		text string
@@ -98,27 +99,69 @@ func Mask(s string, secrets ...string) string {
 	for _, sec := range secrets {
 		text, b64 := forms(sec)
 		for _, f := range text {
-			all = append(all, form{f, true})
+			all = append(all, form{asciiLower(f), true})
 		}
 		for _, f := range b64 {
 			all = append(all, form{f, false})
 		}
 	}
-	if len(all) == 0 {
+	if len(all) == 0 || s == "" {
 		return s
 	}
-	// Longest first: the leftmost match then takes the longest form, so a
-	// secret containing another (or a form containing a shorter form) is
-	// masked whole.
 	slices.SortStableFunc(all, func(a, b form) int { return len(b.text) - len(a.text) })
-	alts := make([]string, len(all))
-	for i, f := range all {
-		alts[i] = regexp.QuoteMeta(f.text)
+	lower := asciiLower(s) // same byte offsets as s
+	masked := make([]bool, len(s))
+	any := false
+	for _, f := range all {
+		in := s
 		if f.fold {
-			alts[i] = "(?i:" + alts[i] + ")"
+			in = lower
+		}
+		for off := 0; off < len(in); {
+			i := strings.Index(in[off:], f.text)
+			if i < 0 {
+				break
+			}
+			i += off
+			for j := i; j < i+len(f.text); j++ {
+				masked[j] = true
+			}
+			any = true
+			off = i + len(f.text)
 		}
 	}
-	return regexp.MustCompile(strings.Join(alts, "|")).ReplaceAllLiteralString(s, "<masked>")
+	if !any {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if !masked[i] {
+			b.WriteByte(s[i])
+			continue
+		}
+		b.WriteString("<masked>")
+		for i+1 < len(s) && masked[i+1] {
+			i++
+		}
+	}
+	return b.String()
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets stay the same.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // minBase64Secret is the shortest secret whose base64 forms are masked: a
