@@ -58,6 +58,9 @@ func ParseFromAddress(v string) (name, addr string, err error) {
 	if v == "" {
 		return "", "", fmt.Errorf("empty address")
 	}
+	if hasControl(v) {
+		return "", "", fmt.Errorf("%q contains a control character", v)
+	}
 	if !strings.ContainsAny(v, " \t<>\"(),;:") {
 		return "", v, nil // a bare address or local part
 	}
