@@ -132,16 +132,11 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if err != nil {
 		return "", err
 	}
-	// The body's length goes into the envelope as a fixed-width field,
-	// filled in once the body is written (readers check it; see
-	// bodySizeField).
-	head := make([]byte, 0, len(magic)+len(js)+len(bodySizeField)+bodySizeDigits+3)
+	head := make([]byte, 0, len(magic)+len(js)+1)
 	head = append(head, magic...)
-	head = append(head, js[:len(js)-1]...)
-	head = append(head, bodySizeField...)
-	sizeAt := int64(len(head))
-	head = append(head, strings.Repeat("0", bodySizeDigits)...)
-	head = append(head, "\"}\n"...)
+	head = append(head, js...)
+	head = append(head, '\n')
+	head, sizeAt := withBodySize(head)
 
 	id := NewID(now)
 	dest := filepath.Join(dir, id)
@@ -173,6 +168,22 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 		}
 	}
 	return id, nil
+}
+
+// withBodySize adds the body_size field (bodySizeField) to the end of the
+// envelope of head (magic line, envelope JSON object, "\n"), its digits all
+// zero, and returns the new head and the offset of the digits, which the
+// writer fills in once it knows the body's length.
+func withBodySize(head []byte) ([]byte, int64) {
+	end := len(head) - 2 // the envelope's closing brace
+	out := make([]byte, 0, len(head)+len(bodySizeField)+bodySizeDigits+1)
+	out = append(out, head[:end]...)
+	out = append(out, bodySizeField...)
+	at := int64(len(out))
+	out = append(out, strings.Repeat("0", bodySizeDigits)...)
+	out = append(out, '"')
+	out = append(out, head[end:]...)
+	return out, at
 }
 
 // commitFailed handles a failed safeio Commit. Before the rename nothing is
