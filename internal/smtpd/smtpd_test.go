@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -953,5 +954,39 @@ func TestBareLFEndOfData(t *testing.T) {
 	c.expectClosed()
 	if n := len(sub.submissions()); n != 0 {
 		t.Fatalf("%d messages submitted", n)
+	}
+}
+
+// TestTooManyErrorsEndsSession is the cross-protocol injection case: junk
+// (a browser form posted to the port, say) followed by a whole transaction
+// in one write. go-smtp answers "500 Too many errors" and closes; nothing
+// after that may be read or executed, so no mail is accepted.
+func TestTooManyErrorsEndsSession(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{}, "127.0.0.1:0")
+	c := dial(t, ts.addr)
+	c.expect(220, "")
+	var junk strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&junk, "J%d: y\r\n", i)
+	}
+	c.send(junk.String() + "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<root@localhost>\r\nDATA\r\n" +
+		"Subject: xproto injected\r\n\r\nx\r\n.\r\nQUIT\r\n")
+	var codes []int
+	for {
+		code, _, err := c.reply()
+		if err != nil {
+			break
+		}
+		codes = append(codes, code)
+	}
+	if slices.Contains(codes, 354) || slices.Contains(codes, 250) {
+		t.Errorf("session went on after too many errors: replies %v", codes)
+	}
+	if len(codes) == 0 || codes[len(codes)-1] != 500 {
+		t.Errorf("last reply %v, want 500 Too many errors", codes)
+	}
+	if got := sub.submissions(); len(got) != 0 {
+		t.Fatalf("a mail was accepted after the error limit: %+v", got)
 	}
 }
