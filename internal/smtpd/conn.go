@@ -50,14 +50,14 @@ type conn struct {
 
 	// Replies are written by the session goroutine but also flushed by Close,
 	// which go-smtp may call from another goroutine.
-	wmu      sync.Mutex
-	out      bytes.Buffer
-	closed   bool
+	wmu    sync.Mutex
+	out    bytes.Buffer
+	closed bool
 	// ended is set by Close: go-smtp closes a session (after "500 Too many
 	// errors", say) and then keeps reading, so Read must hand it nothing
 	// more — not even commands already buffered — or a client could pipeline
 	// a whole transaction behind the junk that ended its session.
-	ended atomic.Bool
+	ended    atomic.Bool
 	dataNext bool // a 354 was written: message data follows
 
 	mu     sync.Mutex // guards the fields below, shared with Shutdown

@@ -104,7 +104,7 @@ const (
 	// keeping conversion cheap.
 	DefaultMaxHeaderSize   = 1 << 20
 	DefaultMaxHeaderFields = 10000
-	DefaultTimeout        = 5 * time.Minute
+	DefaultTimeout         = 5 * time.Minute
 	// MinLineLength is the smallest command-line limit: RFC 5321's 512.
 	MinLineLength = 512
 )
