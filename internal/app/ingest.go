@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -178,21 +177,13 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
 	case spool.KindEvent:
-		var ev event.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
+		ev, err := event.Decode(raw)
+		if err != nil {
 			return nil, fmt.Errorf("event JSON: %w", err)
 		}
 		ev.ID = e.ID
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = e.Env.Received
-		}
-		if ev.Fields[event.FieldHostname] == "" {
-			ev.SetField(event.FieldHostname, host)
-		}
-		if ev.Fields[event.FieldType] == "" {
-			return nil, fmt.Errorf("event without a type field")
-		}
-		return &ev, nil
+		event.Normalize(ev, host, e.Env.Received)
+		return ev, nil
 	default:
 		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
 		ev.Mail.From = e.Env.From
