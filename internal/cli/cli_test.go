@@ -14,7 +14,7 @@ import (
 
 // The docs examples define their own matchers and no default-matcher, so
 // Proxmox injects the built-in one, which sends everything to mail-to-root
-// as well (research §1.6).
+// as well (docs/proxmox-notify.md §1.6).
 
 var configTestdata = filepath.Join("..", "..", "testdata", "config")
 
@@ -178,7 +178,7 @@ func explain(t *testing.T, dir string, ev string, extra ...string) explained {
 	return x
 }
 
-// Routing answers derived from the Proxmox research notes, through the CLI.
+// Routing answers derived from docs/proxmox-notify.md, through the CLI.
 func TestExplainProxmoxRouting(t *testing.T) {
 	// The CLI evaluates calendars in local time; Go reads TZ once, so set
 	// the zone directly.

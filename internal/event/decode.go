@@ -22,7 +22,7 @@ func Normalize(ev *Event, hostname string, now time.Time) {
 	}
 }
 
-// The keys an event object may have (docs/events.md).
+// The keys an event object may have (docs/interfaces.md §2).
 const (
 	keyID        = "id"
 	keyTimestamp = "timestamp"
@@ -33,9 +33,9 @@ const (
 )
 
 // Decode validates an event JSON document strictly and returns the event:
-// one JSON object with only the keys of the event format (docs/events.md) (exact case, each at most
-// once), severity one of the five names, fields an object of strings with a
-// non-empty type. title, body, timestamp (RFC 3339) and id are optional;
+// one JSON object with only the keys of the event format (docs/interfaces.md
+// §2; exact case, each at most once), severity one of the five names, fields
+// an object of strings with a non-empty type. title, body, timestamp (RFC 3339) and id are optional;
 // the id is ignored (the daemon assigns one) and a missing timestamp is left
 // zero. null counts as absent.
 func Decode(b []byte) (*Event, error) {
