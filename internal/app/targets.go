@@ -204,8 +204,12 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		if err != nil {
 			return nil, err
 		}
+		password := pw.Reveal()
+		if get("username") == "" {
+			password = "" // Proxmox authenticates only with a username (config warns)
+		}
 		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
-			Username: get("username"), Password: pw.Reveal(), From: from,
+			Username: get("username"), Password: password, From: from,
 			Author: author, To: b.recipients(sec), Hostname: b.hostname()})
 	case "sendmail":
 		from, author, err := b.fromAndAuthor(sec, "root@"+b.hostname())

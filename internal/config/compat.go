@@ -93,6 +93,23 @@ func checkFromAddresses(pd diags, cfg *Config) {
 	}
 }
 
+// checkUnusedPasswords warns about an smtp password without a username:
+// Proxmox authenticates only when a username is set, so the password is
+// not used (and herald does not use it either).
+func checkUnusedPasswords(pd diags, cfg *Config) {
+	for _, t := range cfg.Targets {
+		if t.Type != "smtp" {
+			continue
+		}
+		if _, ok := t.Get("username"); ok {
+			continue
+		}
+		if pw, ok := t.Secret("password"); ok && !pw.IsEmpty() {
+			pd.warnf(t.Line, "smtp target '%s' has a password in %s but no username: it is not used (Proxmox authenticates only with a username)", t.Name, t.PrivFile)
+		}
+	}
+}
+
 // span is the lines of one section in one file.
 type span struct {
 	typ, id  string

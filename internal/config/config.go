@@ -542,6 +542,7 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 	cfg.Targets = slices.DeleteFunc(cfg.Targets, func(t *Section) bool { return t.uninstantiated })
 	checkTargets(pd, cfg, opt)
 	checkFromAddresses(pd, cfg)
+	checkUnusedPasswords(pd, cfg)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
 	}
