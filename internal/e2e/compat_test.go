@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -144,5 +145,34 @@ func TestDamagedQueueFileBecomesDeadLetter(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(m), `herald_queue_deliveries{state="dead"} 1`) {
 		t.Errorf("metrics do not count the dead letter:\n%s", m)
+	}
+}
+
+// TestDeliveryFailedMasksEverySecret: a server that answers with another
+// target's secret (a token shared between services) does not get it into
+// the delivery-failed event that goes to every other target.
+func TestDeliveryFailedMasksEverySecret(t *testing.T) {
+	const other = "OTHER-TARGET-TOKEN-9931"
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "token %s is not valid here", other)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	d := newDaemon(t, fmt.Sprintf("file: events\n\tpath %%[1]s/events.jsonl\n\n"+
+		"webhook: plain\n\turl http://%s/x\n\tmethod post\n\n"+
+		"gotify: phone\n\tserver http://127.0.0.1:1\n\n"+
+		"matcher: m1\n\ttarget events\n\ttarget plain\n", l.Addr()))
+	writeFile(t, filepath.Join(d.configDir, "notifications-priv.cfg"),
+		"webhook: plain\n\ngotify: phone\n\ttoken "+other+"\n", 0o600)
+	d.start()
+	d.run("Subject: shared token\n\nbody\n", d.shim, "root")
+	ev := d.waitEvent("herald on testhost: delivery to plain failed")
+	if strings.Contains(ev.Body, other) || !strings.Contains(ev.Body, "token <masked> is not valid") {
+		t.Errorf("delivery-failed body: %s", ev.Body)
 	}
 }
