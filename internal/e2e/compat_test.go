@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -85,18 +86,38 @@ func TestUnparsableMatcherStopsTheDaemon(t *testing.T) {
 }
 
 // TestDatacenterFile: with datacenter-file, Proxmox VE's email_from is the
-// from-address of sendmail targets that set none.
+// from-address of sendmail targets that set none, and http_proxy carries
+// gotify's requests.
 func TestDatacenterFile(t *testing.T) {
-	d := newDaemon(t, "sendmail: mail-to-root\n\tmailto root\n\nmatcher: m1\n\ttarget mail-to-root\n")
+	var mu sync.Mutex
+	var proxied []string
+	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proxied = append(proxied, r.Method+" "+r.URL.String())
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `{"id":1}`)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go proxy.Serve(l)
+	t.Cleanup(func() { proxy.Close() })
+
+	d := newDaemon(t, "sendmail: mail-to-root\n\tmailto root\n\n"+
+		"gotify: phone\n\tserver http://gotify.example.invalid\n\n"+
+		"matcher: m1\n\ttarget mail-to-root\n\ttarget phone\n")
+	writeFile(t, filepath.Join(d.configDir, "notifications-priv.cfg"), "gotify: phone\n\ttoken t0k3n-value\n", 0o600)
 	dc := filepath.Join(d.configDir, "datacenter.cfg")
-	writeFile(t, dc, "keyboard: en-us\nemail_from: pve-cluster@example.org\nhttp_proxy: http://127.0.0.1:3128\n", 0o644)
+	writeFile(t, dc, "keyboard: en-us\nemail_from: pve-cluster@example.org\nhttp_proxy: http://"+l.Addr().String()+"\n", 0o644)
 	cfg, err := os.ReadFile(filepath.Join(d.configDir, "herald.cfg"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(d.configDir, "herald.cfg"), string(cfg)+"datacenter-file "+dc+"\n", 0o644)
 	d.start()
-	d.run("Subject: from the datacenter\n\nbody\n", d.herald, "notify", "--severity", "info", "--type", "test", "--title", "from the datacenter")
+	d.run("", d.herald, "notify", "--severity", "info", "--type", "test", "--title", "from the datacenter")
 	mbox := filepath.Join(d.stateDir, "mail", "root")
 	waitFor(t, "the mail in root's mailbox", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(mbox)
@@ -106,6 +127,11 @@ func TestDatacenterFile(t *testing.T) {
 	if !strings.Contains(string(b), "pve-cluster@example.org") {
 		t.Errorf("the mail does not come from datacenter.cfg's email_from:\n%s", b)
 	}
+	waitFor(t, "gotify's request at the proxy", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(proxied) == 1 && proxied[0] == "POST http://gotify.example.invalid/message"
+	})
 }
 
 // TestDamagedQueueFileBecomesDeadLetter: a queued event whose file is found
