@@ -117,6 +117,7 @@ func (a *App) Reload() error {
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
+	a.reportBroken(targets)
 	a.queue.Kick()
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"herald/internal/target"
 )
 
-// reportBroken tells the working targets, once per start, which targets
-// the configuration disabled and why: a daemon with a broken section must
+// reportBroken tells the working targets, at each start and reload, which
+// targets the configuration disabled and why: a daemon with a broken section must
 // not go silent about it. The event is routed like any other (type
 // config-problem, severity error), never to a disabled target; their own
 // deliveries fail with the reason and emit delivery-failed events.
