@@ -34,7 +34,7 @@ func (a *App) reportBroken(targets map[string]target.Target) {
 		Timestamp: a.now().Truncate(time.Second),
 		Severity:  event.Error,
 		Title:     fmt.Sprintf("herald on %s: %d notification target(s) disabled by configuration problems", host, len(names)),
-		Body: "herald started, but these targets cannot deliver; notifications routed to them fail " +
+		Body: "herald is running, but these targets cannot deliver; notifications routed to them fail " +
 			"(each with a delivery-failed event) until the configuration is fixed (herald check):\n" +
 			strings.Join(lines, "\n") + "\n",
 		Fields: map[string]string{
