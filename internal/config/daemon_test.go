@@ -93,6 +93,7 @@ relay-username herald
 relay-password-file /etc/herald/relay-pw
 max-delivery-age 1d12h
 delivery-concurrency 8
+aliases-file /etc/herald/aliases
 `
 	d, err := ParseDaemon("h.cfg", []byte(in))
 	if err != nil {
@@ -119,6 +120,7 @@ delivery-concurrency 8
 		RelayPasswordFile:   "/etc/herald/relay-pw",
 		MaxDeliveryAge:      36 * time.Hour,
 		DeliveryConcurrency: 8,
+		AliasesFile:         "/etc/herald/aliases",
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("got  %+v\nwant %+v", d, want)
