@@ -61,9 +61,9 @@ type Options struct {
 	Username string // AUTH user; "" = no AUTH
 	Password string // AUTH password (secret: never printed; see String)
 
-	From     string   // envelope sender and From address; a bare "root" is qualified with Hostname
-	Author   string   // From display name; "" = "herald"
-	To       []string // recipients, already resolved (directory.Recipients)
+	From   string   // envelope sender and From address; a bare "root" is qualified with Hostname
+	Author string   // From display name; "" = "herald"
+	To     []string // recipients, already resolved (directory.Recipients)
 	// Recipients, when set, resolves the recipients per event and replaces
 	// To (mailto-field, aliases).
 	Recipients target.Recipients
