@@ -56,13 +56,13 @@ type Relay struct {
 
 // Options configure a Target.
 type Options struct {
-	To []string // recipients, already resolved (directory.Recipients)
+	To       []string // recipients, already resolved (directory.Recipients)
+	From     string   // envelope sender and From address; "" = "root" (Proxmox's default)
+	Author   string   // From display name; "" = "herald"
+	Hostname string   // this machine's name: local domain, EHLO name; "" = os.Hostname()
 	// Recipients, when set, resolves the recipients per event and replaces
 	// To (mailto-field, aliases).
 	Recipients target.Recipients
-	From       string // envelope sender and From address; "" = "root" (Proxmox's default)
-	Author     string // From display name; "" = "herald"
-	Hostname   string // this machine's name: local domain, EHLO name; "" = os.Hostname()
 
 	Relay *Relay // smarthost for remote recipients; nil = none
 	// LocalMailbox returns the mailbox target of a local user (the app

@@ -61,13 +61,13 @@ type Options struct {
 	Username string // AUTH user; "" = no AUTH
 	Password string // AUTH password (secret: never printed; see String)
 
-	From   string   // envelope sender and From address; a bare "root" is qualified with Hostname
-	Author string   // From display name; "" = "herald"
-	To     []string // recipients, already resolved (directory.Recipients)
+	From     string   // envelope sender and From address; a bare "root" is qualified with Hostname
+	Author   string   // From display name; "" = "herald"
+	To       []string // recipients, already resolved (directory.Recipients)
+	Hostname string   // EHLO name and qualifying domain; "" = os.Hostname()
 	// Recipients, when set, resolves the recipients per event and replaces
 	// To (mailto-field, aliases).
 	Recipients target.Recipients
-	Hostname   string // EHLO name and qualifying domain; "" = os.Hostname()
 
 	Timeout     time.Duration // whole send; 0 = DefaultTimeout
 	DialTimeout time.Duration // TCP connect; 0 = DefaultDialTimeout
