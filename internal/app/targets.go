@@ -14,6 +14,7 @@ import (
 
 	"herald/internal/config"
 	"herald/internal/directory"
+	"herald/internal/mailbox"
 	"herald/internal/event"
 	"herald/internal/render"
 	"herald/internal/target"
@@ -104,18 +105,28 @@ type builder struct {
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
 
 // localMailbox returns the mailbox target of a local user: MAIL-DIR/USER,
-// where mail-dir (herald.cfg) defaults to STATE/mail. The daemon runs
-// unprivileged, so it cannot hand /var/mail/USER files to their users;
-// /var/mail is for admins who add the herald user to group mail.
+// where mail-dir (herald.cfg) defaults to Debian's /var/mail, and the
+// embedded default keeps STATE/mail. Outside the state directory a missing
+// mailbox is created owned by its user, group mail, 0660, by the privileged
+// helper (internal/mailbox), so that `mail` works for every user; the daemon
+// itself needs group mail to append (herald.service's SupplementaryGroups).
 func (b builder) localMailbox(user string) (target.Target, bool) {
 	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
 		return nil, false
 	}
+	state := filepath.Join(b.s.Paths.StateDir, "mail")
 	dir := b.s.Daemon.MailDir
-	if dir == "" || b.s.Paths.Embedded {
-		dir = filepath.Join(b.s.Paths.StateDir, "mail")
+	switch {
+	case b.s.Paths.Embedded:
+		dir = state
+	case dir == "":
+		dir = mailbox.DefaultDir
 	}
-	return mbox.New(filepath.Join(dir, user), b.hostname()), true
+	mb := mbox.New(filepath.Join(dir, user), b.hostname())
+	if dir != state {
+		mb.CreateWith(func() error { return mailbox.Creator{Dir: dir}.Create(user) })
+	}
+	return mb, true
 }
 
 func (b builder) recipients(sec *config.Section) []string {
