@@ -3,9 +3,13 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,4 +122,95 @@ func appendFile(t testing.TB, path, text string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLocalMailboxesReadWithMailx: mail for root and for an unprivileged
+// user lands in MAIL-DIR/USER laid out as Debian's /var/mail (owner the
+// user, group mail, 0660), and each reads it with bsd-mailx's `mail -f`,
+// the unprivileged user with its own uid.
+func TestLocalMailboxesReadWithMailx(t *testing.T) {
+	mailx := needTool(t, "bsd-mailx")
+	setpriv := needTool(t, "setpriv")
+	if os.Geteuid() != 0 {
+		t.Fatal("this test hands mailboxes to other users: run it as root (make test does)")
+	}
+	d := newDaemon(t, `file: events
+	path %[1]s/events.jsonl
+
+sendmail: local
+	mailto root
+	mailto nobody@localhost
+
+matcher: everything
+	target events
+	target local
+`)
+	// A mail spool like Debian's /var/mail: root:mail 2775, reachable by
+	// everyone.
+	base := t.TempDir()
+	varMail := filepath.Join(base, "mail")
+	if err := os.Mkdir(varMail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mailGroup, err := user.LookupGroup("mail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := strconv.Atoi(mailGroup.Gid)
+	for _, p := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(varMail, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(varMail, 0o2775|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(d.configDir, "herald.cfg")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^mail-dir .*$`).ReplaceAllString(string(b), "mail-dir "+varMail)
+	writeFile(t, cfg, text+"aliases-file "+filepath.Join(d.configDir, "aliases")+"\n", 0o644)
+	d.start()
+	d.run("Subject: disk almost full\n\nsee df -h\n", d.shim, "root")
+	d.waitEvent("disk almost full")
+	waitFor(t, "both mailboxes", 30*time.Second, func() bool {
+		return fileHas(filepath.Join(varMail, "root"), "see df -h") && fileHas(filepath.Join(varMail, "nobody"), "see df -h")
+	})
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"root", "nobody"} {
+		path := filepath.Join(varMail, who)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		wantUID := "0"
+		if who == "nobody" {
+			wantUID = nobody.Uid
+		}
+		if fi.Mode().Perm() != 0o660 || strconv.Itoa(int(st.Uid)) != wantUID || int(st.Gid) != gid {
+			t.Errorf("%s: mode %v uid %d gid %d, want 0660 %s:mail", path, fi.Mode().Perm(), st.Uid, st.Gid, who)
+		}
+		args := []string{mailx, "-N", "-f", path}
+		if who == "nobody" {
+			args = append([]string{setpriv, "--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups"}, args...)
+		}
+		out, code := d.runCode("p 1\nq\n", []string{"MAILRC=/dev/null", "HOME=" + base}, args[0], args[1:]...)
+		if code != 0 || !strings.Contains(out, "Subject: disk almost full") || !strings.Contains(out, "see df -h") {
+			t.Errorf("mail -f %s as %s: exit %d\n%s", path, who, code, out)
+		}
+	}
+}
+
+func fileHas(path, s string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(b), s)
 }
