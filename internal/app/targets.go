@@ -14,8 +14,8 @@ import (
 
 	"herald/internal/config"
 	"herald/internal/directory"
-	"herald/internal/mailbox"
 	"herald/internal/event"
+	"herald/internal/mailbox"
 	"herald/internal/render"
 	"herald/internal/target"
 	"herald/internal/target/exec"

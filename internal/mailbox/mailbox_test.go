@@ -142,3 +142,26 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// FuzzServe: whatever a connection sends, the helper answers one line and
+// creates nothing but a mailbox named by a valid user name.
+func FuzzServe(f *testing.F) {
+	f.Add("root\n")
+	f.Add("../etc/passwd\n")
+	f.Add("a\x00b\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, req string) {
+		dir := t.TempDir()
+		var out strings.Builder
+		err := Serve(strings.NewReader(req), &out, dir)
+		if strings.Count(out.String(), "\n") != 1 || (err == nil) != (out.String() == "ok\n") {
+			t.Fatalf("Serve(%q) = %v, answer %q", req, err, out.String())
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !ValidName(e.Name()) {
+				t.Fatalf("Serve(%q) created %q", req, e.Name())
+			}
+		}
+	})
+}

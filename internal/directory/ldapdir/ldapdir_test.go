@@ -215,6 +215,18 @@ func TestLDAPStartTLS(t *testing.T) {
 	}
 }
 
+// TestLDAPS: ldaps:// with the test CA.
+func TestLDAPS(t *testing.T) {
+	srv := ldaptest.Start(t)
+	cfg := stoneyConfig(srv.TLSURL)
+	cfg.CAFile = srv.CAFile
+	d, _ := newDir(t, cfg)
+	w, err := d.Warn(context.Background(), "4000005")
+	if err != nil || len(w.Addresses) != 3 {
+		t.Fatalf("ldaps with the test CA: %+v, %v", w, err)
+	}
+}
+
 // TestLDAPThroughLookup: the directory behind directory.Lookup, as mail
 // targets use it: the users file after LDAP, aliases on the result.
 func TestLDAPThroughLookup(t *testing.T) {

@@ -43,9 +43,11 @@ const (
 
 // Server is one running (or stopped) slapd.
 type Server struct {
-	Port   int
-	URL    string // ldap://127.0.0.1:PORT
-	CAFile string // PEM of the CA that signed the server certificate
+	Port    int
+	URL     string // ldap://127.0.0.1:PORT
+	TLSURL  string // ldaps://127.0.0.1:TLSPORT
+	CAFile  string // PEM of the CA that signed the server certificate
+	tlsPort int
 
 	t    testing.TB
 	dir  string
@@ -78,6 +80,8 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t, dir: dir, log: &bytes.Buffer{}}
 	s.Port = freePort(t)
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", s.Port)
+	s.tlsPort = freePort(t)
+	s.TLSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", s.tlsPort)
 	s.CAFile = filepath.Join(dir, "ca.pem")
 	writeCerts(t, dir)
 	must(t, os.WriteFile(filepath.Join(dir, "stoney.schema"), schema, 0o644))
@@ -122,7 +126,7 @@ func (s *Server) Start() {
 	}
 	// -d 0: stay in the foreground (so the test owns the process) and log
 	// nothing but errors.
-	s.cmd = exec.Command(Binary(s.t), "-f", s.conf, "-h", s.URL+"/", "-d", "0")
+	s.cmd = exec.Command(Binary(s.t), "-f", s.conf, "-h", s.URL+"/ "+s.TLSURL+"/", "-d", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start slapd: %v", err)
