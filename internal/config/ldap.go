@@ -148,6 +148,9 @@ func buildLDAP(d diags, s *Section, cfg *Config) {
 	if l.StaleTime < l.CacheTime {
 		d.errf(s.LineOf("stale-time"), "ldap %s: stale-time (%v) must not be shorter than cache-time (%v)", s.Name, l.StaleTime, l.CacheTime)
 	}
+	if s.Disabled() {
+		return // checked like any other, consulted by nobody
+	}
 	cfg.LDAP = append(cfg.LDAP, l)
 }
 

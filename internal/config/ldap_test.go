@@ -30,6 +30,11 @@ ldap: other
 	mail-attribute rfc822Mailbox
 	timeout 3s
 
+ldap: off
+	server ldap://127.0.0.1:3891
+	base-dn dc=off,dc=example
+	disable true
+
 sendmail: owners
 	mailto root
 	mailto-field account
