@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -74,11 +75,17 @@ type Lookup struct {
 	Users    Resolver
 	Accounts []Accounts
 	Aliases  *aliases.Table
-	Hostname string
-	Log      *slog.Logger
+	// AliasesFile, when set, is the file Aliases was read from: it is read
+	// again when its size or modification time changes, so that an edit
+	// takes effect at the next delivery, as after newaliases on any Debian
+	// host. A file that fails to load keeps the previous table.
+	AliasesFile string
+	Hostname    string
+	Log         *slog.Logger
 
-	mu       sync.Mutex
-	offNoted map[string]bool
+	mu         sync.Mutex
+	offNoted   map[string]bool
+	aliasStamp string
 }
 
 // Resolve returns the recipients of ev for spec; ev nil gives the static
@@ -105,8 +112,9 @@ func (l *Lookup) Resolve(ctx context.Context, spec Spec, ev *event.Event) (Resul
 		}
 	}
 	seen := map[string]bool{}
+	tab := l.aliases(log)
 	for _, a := range list {
-		exp, err := l.Aliases.Expand(a, func(s string) (string, bool) { return aliases.LocalName(s, l.Hostname) })
+		exp, err := tab.Expand(a, func(s string) (string, bool) { return aliases.LocalName(s, l.Hostname) })
 		if err != nil {
 			return Result{}, &LookupError{Err: fmt.Errorf("aliases: %s: %w", a, err)}
 		}
@@ -172,4 +180,37 @@ func (l *Lookup) noteOff(log *slog.Logger, account, eventID string) {
 	if first {
 		log.Info("account's warning flag is off: its people are not mailed", "account", account, "event", eventID)
 	}
+}
+
+// aliases returns the current aliases table, re-reading AliasesFile when it
+// changed since the last look.
+func (l *Lookup) aliases(log *slog.Logger) *aliases.Table {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.AliasesFile == "" {
+		return l.Aliases
+	}
+	stamp := "missing"
+	if fi, err := os.Stat(l.AliasesFile); err == nil {
+		stamp = fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	}
+	if l.aliasStamp == "" {
+		l.aliasStamp = stamp // Aliases was loaded with the Lookup
+		return l.Aliases
+	}
+	if stamp == l.aliasStamp {
+		return l.Aliases
+	}
+	tab, probs, err := aliases.Load(l.AliasesFile)
+	if err != nil {
+		log.Error("aliases file changed but cannot be read: keeping the previous aliases", "file", l.AliasesFile, "err", err.Error())
+		return l.Aliases
+	}
+	l.aliasStamp = stamp
+	l.Aliases = tab
+	for _, p := range probs {
+		log.Warn("aliases file", "problem", fmt.Sprintf("%s:%d: %s", l.AliasesFile, p.Line, p.Msg))
+	}
+	log.Info("aliases file changed: read again", "file", l.AliasesFile, "aliases", tab.Len())
+	return tab
 }

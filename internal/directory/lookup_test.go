@@ -3,9 +3,12 @@ package directory
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"herald/internal/aliases"
 	"herald/internal/event"
@@ -103,5 +106,53 @@ func TestLookupDirectoryDownIsTemporary(t *testing.T) {
 	var le *LookupError
 	if !errors.As(err, &le) || !le.Temp {
 		t.Fatalf("first directory down: %v, want a temporary error (it may have been the one that knows)", err)
+	}
+}
+
+// TestLookupRereadsChangedAliases: an edited aliases file applies at the
+// next resolution, without a reload; a broken edit keeps what worked.
+func TestLookupRereadsChangedAliases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aliases")
+	write := func(text string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	write("root: first@example.com\n", now.Add(-time.Hour))
+	tab, _, err := aliases.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lookup{Aliases: tab, AliasesFile: path}
+	resolve := func() []string {
+		t.Helper()
+		r, err := l.Resolve(context.Background(), Spec{Mailto: []string{"root"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.To
+	}
+	if got := resolve(); !slices.Equal(got, []string{"first@example.com"}) {
+		t.Fatalf("before the edit: %q", got)
+	}
+	write("root: second@example.com, third@example.com\n", now)
+	if got := resolve(); !slices.Equal(got, []string{"second@example.com", "third@example.com"}) {
+		t.Fatalf("after the edit: %q", got)
+	}
+	// A file that cannot be read (here: replaced by a directory) keeps the
+	// previous table.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolve(); !slices.Equal(got, []string{"second@example.com", "third@example.com"}) {
+		t.Fatalf("unreadable aliases file: %q, want the previous table", got)
 	}
 }
