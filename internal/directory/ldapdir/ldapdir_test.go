@@ -259,3 +259,27 @@ type eventT = event.Event
 func newEvent(account string) *event.Event {
 	return &event.Event{ID: "ev-" + account, Fields: map[string]string{"account": account}}
 }
+
+// BenchmarkLDAPWarn measures one look-up against a real slapd: uncached
+// (connect, bind, account and person searches) and cached.
+func BenchmarkLDAPWarn(b *testing.B) {
+	srv := ldaptest.Start(b)
+	for _, bc := range []struct {
+		name  string
+		cache time.Duration
+	}{{"uncached", time.Nanosecond}, {"cached", time.Hour}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := stoneyConfig(srv.URL)
+			cfg.CacheTime, cfg.StaleTime = bc.cache, time.Hour
+			d, err := New(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := d.Warn(context.Background(), "4000003"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
