@@ -124,7 +124,8 @@ func (b builder) localMailbox(user string) (target.Target, bool) {
 	}
 	mb := mbox.New(filepath.Join(dir, user), b.hostname())
 	if dir != state {
-		mb.CreateWith(func() error { return mailbox.Creator{Dir: dir}.Create(user) })
+		helper := b.s.Daemon.MailboxHelper
+		mb.CreateWith(func() error { return mailbox.Creator{Dir: dir, Socket: helper}.Create(user) })
 	}
 	return mb, true
 }

@@ -48,6 +48,9 @@ type Daemon struct {
 	// AliasesFile is the aliases(5) file local recipients of mail targets
 	// go through.
 	AliasesFile string `json:"aliases-file"`
+	// MailboxHelper is the socket of the privileged helper that creates
+	// users' mailboxes ("" = /run/herald/mbox.sock, herald-mbox.socket).
+	MailboxHelper string `json:"mailbox-helper,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
@@ -193,8 +196,9 @@ var daemonKeys = map[string]daemonKey{
 	"delivery-concurrency": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseInt(&d.DeliveryConcurrency, v, 1, 1024)
 	}},
-	"mail-dir":     {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
-	"aliases-file": {parse: absPathKey(func(d *Daemon) *string { return &d.AliasesFile })},
+	"mail-dir":       {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
+	"aliases-file":   {parse: absPathKey(func(d *Daemon) *string { return &d.AliasesFile })},
+	"mailbox-helper": {parse: absPathKey(func(d *Daemon) *string { return &d.MailboxHelper })},
 }
 
 func parseListen(dst *[]netip.AddrPort, v string, first bool) string {

@@ -94,6 +94,7 @@ relay-password-file /etc/herald/relay-pw
 max-delivery-age 1d12h
 delivery-concurrency 8
 aliases-file /etc/herald/aliases
+mailbox-helper /run/test/mbox.sock
 `
 	d, err := ParseDaemon("h.cfg", []byte(in))
 	if err != nil {
@@ -121,6 +122,7 @@ aliases-file /etc/herald/aliases
 		MaxDeliveryAge:      36 * time.Hour,
 		DeliveryConcurrency: 8,
 		AliasesFile:         "/etc/herald/aliases",
+		MailboxHelper:       "/run/test/mbox.sock",
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("got  %+v\nwant %+v", d, want)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -124,16 +125,34 @@ func appendFile(t testing.TB, path, text string) {
 	}
 }
 
-// TestLocalMailboxesReadWithMailx: mail for root and for an unprivileged
-// user lands in MAIL-DIR/USER laid out as Debian's /var/mail (owner the
-// user, group mail, 0660), and each reads it with bsd-mailx's `mail -f`,
-// the unprivileged user with its own uid.
+// TestLocalMailboxesReadWithMailx: the daemon runs unprivileged (user
+// daemon, group mail, as herald.service runs it as herald), the real
+// herald-mbox-create helper sits behind a socket as systemd's Accept=yes
+// runs it (systemd-socket-activate --accept --inetd), and mail for root and
+// for the unprivileged user nobody lands in a /var/mail-style directory:
+// each mailbox owned by its user, group mail, 0660. Root and nobody then read
+// their mail with bsd-mailx's `mail -f`, nobody with its own uid.
 func TestLocalMailboxesReadWithMailx(t *testing.T) {
 	mailx := needTool(t, "bsd-mailx")
 	setpriv := needTool(t, "setpriv")
+	activate := needTool(t, "systemd-socket-activate")
 	if os.Geteuid() != 0 {
-		t.Fatal("this test hands mailboxes to other users: run it as root (make test does)")
+		t.Fatal("this test runs the daemon as another user and hands mailboxes to users: run it as root (make test does)")
 	}
+	runAs, err := user.Lookup("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailGroup, err := user.LookupGroup("mail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailGID, _ := strconv.Atoi(mailGroup.Gid)
+
 	d := newDaemon(t, `file: events
 	path %[1]s/events.jsonl
 
@@ -145,68 +164,110 @@ matcher: everything
 	target events
 	target local
 `)
-	// A mail spool like Debian's /var/mail: root:mail 2775, reachable by
-	// everyone.
+	// Everything the unprivileged daemon needs must be reachable by it: a
+	// world-traversable base with the binaries, its config and state.
 	base := t.TempDir()
-	varMail := filepath.Join(base, "mail")
-	if err := os.Mkdir(varMail, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mailGroup, err := user.LookupGroup("mail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid, _ := strconv.Atoi(mailGroup.Gid)
-	for _, p := range []string{filepath.Dir(base), base} {
+	for _, p := range []string{filepath.Dir(base), base, filepath.Dir(d.configDir), d.configDir} {
 		if err := os.Chmod(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(varMail, 0, gid); err != nil {
+	uid, _ := strconv.Atoi(runAs.Uid)
+	gid, _ := strconv.Atoi(runAs.Gid)
+	if err := os.MkdirAll(d.stateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(varMail, 0o2775|os.ModeSetgid); err != nil {
+	if err := os.Chown(d.stateDir, uid, gid); err != nil {
 		t.Fatal(err)
 	}
+	// A mail spool like Debian's /var/mail: root:mail 2775.
+	varMail := filepath.Join(base, "mail")
+	if err := os.Mkdir(varMail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(varMail, 0, mailGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(varMail, 0o775|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	// The helper, built with this spool compiled in (it never takes a
+	// directory from its caller), served per connection like
+	// herald-mbox.socket does.
+	bin := filepath.Join(base, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(bin, "herald-mbox-create")
+	build := exec.Command("go", "build", "-ldflags", "-X main.dir="+varMail, "-o", helper, "./cmd/herald-mbox-create")
+	build.Dir = moduleRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build herald-mbox-create: %v\n%s", err, out)
+	}
+	sock := filepath.Join(base, "mbox.sock")
+	act := exec.Command(activate, "--listen="+sock, "--accept", "--inetd", helper)
+	actLog := &lockedBuffer{}
+	act.Stdout, act.Stderr = actLog, actLog
+	if err := act.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = act.Process.Kill(); _ = act.Wait() })
+	waitFor(t, "the helper socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	// herald-mbox.socket: root:herald 0660; here the daemon's group.
+	if err := os.Chown(sock, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	// herald and its commands run as the unprivileged user with group mail.
+	realHerald := filepath.Join(bin, "herald")
+	if b, err := os.ReadFile(d.herald); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(realHerald, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(bin, "herald-as-daemon")
+	writeFile(t, wrapper, fmt.Sprintf("#!/bin/sh\nexec %s --reuid=%s --regid=%s --groups=%s %s \"$@\"\n",
+		setpriv, runAs.Uid, runAs.Gid, mailGroup.Gid, realHerald), 0o755)
+	d.herald = wrapper
+
 	cfg := filepath.Join(d.configDir, "herald.cfg")
 	b, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := regexp.MustCompile(`(?m)^mail-dir .*$`).ReplaceAllString(string(b), "mail-dir "+varMail)
-	writeFile(t, cfg, text+"aliases-file "+filepath.Join(d.configDir, "aliases")+"\n", 0o644)
+	writeFile(t, cfg, text+"aliases-file "+filepath.Join(d.configDir, "aliases")+"\nmailbox-helper "+sock+"\n", 0o644)
 	d.start()
 	d.run("Subject: disk almost full\n\nsee df -h\n", d.shim, "root")
 	d.waitEvent("disk almost full")
 	waitFor(t, "both mailboxes", 30*time.Second, func() bool {
 		return fileHas(filepath.Join(varMail, "root"), "see df -h") && fileHas(filepath.Join(varMail, "nobody"), "see df -h")
 	})
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, who := range []string{"root", "nobody"} {
-		path := filepath.Join(varMail, who)
+	for _, who := range []*user.User{{Username: "root", Uid: "0", Gid: "0"}, nobody} {
+		path := filepath.Join(varMail, who.Username)
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		wantUID := "0"
-		if who == "nobody" {
-			wantUID = nobody.Uid
-		}
-		if fi.Mode().Perm() != 0o660 || strconv.Itoa(int(st.Uid)) != wantUID || int(st.Gid) != gid {
-			t.Errorf("%s: mode %v uid %d gid %d, want 0660 %s:mail", path, fi.Mode().Perm(), st.Uid, st.Gid, who)
+		if fi.Mode().Perm() != 0o660 || strconv.Itoa(int(st.Uid)) != who.Uid || int(st.Gid) != mailGID {
+			t.Errorf("%s: mode %v uid %d gid %d, want 0660 %s:mail", path, fi.Mode().Perm(), st.Uid, st.Gid, who.Username)
 		}
 		args := []string{mailx, "-N", "-f", path}
-		if who == "nobody" {
-			args = append([]string{setpriv, "--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups"}, args...)
+		if who.Username != "root" {
+			args = append([]string{setpriv, "--reuid=" + who.Uid, "--regid=" + who.Gid, "--clear-groups"}, args...)
 		}
 		out, code := d.runCode("p 1\nq\n", []string{"MAILRC=/dev/null", "HOME=" + base}, args[0], args[1:]...)
 		if code != 0 || !strings.Contains(out, "Subject: disk almost full") || !strings.Contains(out, "see df -h") {
-			t.Errorf("mail -f %s as %s: exit %d\n%s", path, who, code, out)
+			t.Errorf("mail -f %s as %s: exit %d\n%s", path, who.Username, code, out)
 		}
+	}
+	// The daemon really ran unprivileged: it could not have made these
+	// files itself.
+	if st, err := os.Stat(filepath.Join(d.stateDir, "queue")); err != nil || int(st.Sys().(*syscall.Stat_t).Uid) != uid {
+		t.Errorf("the daemon's queue is not owned by %s: %v", runAs.Username, err)
 	}
 }
 
