@@ -2,7 +2,7 @@
 # Installs the real clients and tools that herald's integration tests drive:
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
 # smtp-sink (unpacked, never installed as the system MTA) and
-# systemd-socket-activate. Idempotent; needs root only when something is
+# systemd-socket-activate, and slapd (LDAP tests). Idempotent; needs root only when something is
 # missing. bsd-mailx depends on mail-transport-agent: a tiny local
 # placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
 set -euo pipefail
@@ -18,6 +18,8 @@ have openssl || need+=(openssl)
 have lintian || need+=(lintian)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 have systemd-analyze || need+=(systemd)
+# slapd for the LDAP recipient tests, which start their own instance.
+[ -x /usr/sbin/slapd ] || need+=(slapd ldap-utils)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -65,6 +67,14 @@ fi
 
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The LDAP tests run their own slapd; the system one stays stopped and off.
+if [[ " ${need[*]} " == *" slapd "* ]]; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now slapd >/dev/null 2>&1 || true
+  fi
+  update-rc.d slapd disable >/dev/null 2>&1 || true
 fi
 
 if [ -n "${need_sink:-}" ]; then

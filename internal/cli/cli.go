@@ -258,6 +258,9 @@ type explanation struct {
 	Matchers []router.MatcherResult `json:"matchers"`
 	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
 	Targets  []string               `json:"targets"`
+	// Recipients: each listed mail target's resolved recipients, or an
+	// error object when a directory failed (app.ExplainRecipients).
+	Recipients map[string]any `json:"recipients"`
 }
 
 func (e env) explain(args []string) int {
@@ -312,8 +315,13 @@ func (e env) explain(args []string) int {
 	res := r.Route(ev, when)
 	targets := append([]string{}, res.Targets...)
 	sort.Strings(targets)
+	rcpts, err := app.ExplainRecipients(s, targets, ev)
+	if err != nil {
+		e.printDiags(app.Diagnostics(err))
+		return sysexits.Config
+	}
 	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts})
 }
 
 // fieldFlags collects repeated --field K=V.

@@ -150,6 +150,7 @@ type Config struct {
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
 	Herald   []*Section  `json:"-"`
+	LDAP     []*LDAP     `json:"ldap,omitempty"` // ldap sections (ldap.go)
 	Warnings Diagnostics `json:"warnings,omitempty"`
 	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
