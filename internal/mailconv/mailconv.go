@@ -12,6 +12,7 @@
 package mailconv
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -46,8 +47,32 @@ type Options struct {
 	// Classifiers run in order after the defaults are set; the first that
 	// returns true wins.
 	Classifiers []Classifier
-	// Log receives a line when a classifier panics; nil discards it.
+	// Log receives a line when a classifier panics or times out; nil
+	// discards it.
 	Log *slog.Logger
+	// ClassifierTimeout bounds each classifier's run; one that takes
+	// longer is skipped (and left to finish on its own copy of the event).
+	// Zero means DefaultClassifierTimeout.
+	ClassifierTimeout time.Duration
+}
+
+// DefaultClassifierTimeout is how long one classifier may take on one mail.
+// The built-ins take microseconds; the bound is for a classifier that loops.
+const DefaultClassifierTimeout = 2 * time.Second
+
+// Named is implemented by classifiers that have a name; logs, the journal
+// line and herald explain use it. Others are named by their position.
+type Named interface {
+	Name() string
+}
+
+// Classification says how Convert classified a mail.
+type Classification struct {
+	// Classifier names the classifier that recognised the mail, "" when
+	// none did (the event stays system-mail, severity unknown).
+	Classifier string `json:"classifier,omitempty"`
+	// Skipped names the classifiers that panicked or timed out on it.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Classifier recognises a kind of mail and sets type, severity and fields
@@ -66,16 +91,37 @@ func (f ClassifierFunc) Classify(m *Message, ev *event.Event) bool { return f(m,
 // Convert turns a raw mail into an event. It never fails and never returns
 // nil. ev.Mail.Raw is raw itself, unchanged.
 func Convert(raw []byte, opt Options) *event.Event {
+	ev, _ := ConvertClassified(raw, opt)
+	return ev
+}
+
+// ConvertClassified is Convert that also says which classifier recognised
+// the mail.
+func ConvertClassified(raw []byte, opt Options) (*event.Event, Classification) {
 	m := Parse(raw)
 	ev := defaultEvent(m, opt)
+	var res Classification
 	for i, c := range opt.Classifiers {
-		if got, ok := classify(c, m, ev, opt.Log, i); ok {
+		got, ok, failed := classify(c, m, ev, opt, i)
+		if failed {
+			res.Skipped = append(res.Skipped, classifierName(c, i))
+		}
+		if ok {
 			ev = got
+			res.Classifier = classifierName(c, i)
 			break
 		}
 	}
 	finish(ev, raw)
-	return ev
+	return ev, res
+}
+
+// classifierName is c's name, or its position in the list.
+func classifierName(c Classifier, i int) string {
+	if n, ok := c.(Named); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("#%d", i)
 }
 
 // defaultEvent is the event Proxmox makes for forwarded system mail.
@@ -127,8 +173,10 @@ func defaultEvent(m *Message, opt Options) *event.Event {
 }
 
 // classify runs one classifier on a copy of ev, so that a classifier that
-// declines (or panics) halfway leaves no trace.
-func classify(c Classifier, m *Message, ev *event.Event, log *slog.Logger, i int) (got *event.Event, ok bool) {
+// declines, panics or times out halfway leaves no trace. It runs in its own
+// goroutine so that a classifier stuck in a loop cannot hold the mail: after
+// the timeout it is abandoned (it keeps only its own copy of the event).
+func classify(c Classifier, m *Message, ev *event.Event, opt Options, i int) (got *event.Event, ok, failed bool) {
 	cp := *ev
 	cp.Fields = make(map[string]string, len(ev.Fields)+4)
 	for k, v := range ev.Fields {
@@ -138,18 +186,43 @@ func classify(c Classifier, m *Message, ev *event.Event, log *slog.Logger, i int
 		mail := *ev.Mail
 		cp.Mail = &mail
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			if log != nil {
-				log.Error("mail classifier panicked; skipped", "event", ev.ID, "classifier", i, "panic", r)
-			}
-			got, ok = nil, false
-		}
-	}()
-	if !c.Classify(m, &cp) {
-		return nil, false
+	type outcome struct {
+		ok    bool
+		panic any
 	}
-	return &cp, true
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- outcome{panic: r}
+			}
+		}()
+		done <- outcome{ok: c.Classify(m, &cp)}
+	}()
+	timeout := opt.ClassifierTimeout
+	if timeout <= 0 {
+		timeout = DefaultClassifierTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case o := <-done:
+		if o.panic != nil {
+			if opt.Log != nil {
+				opt.Log.Error("mail classifier panicked; skipped", "event_id", ev.ID, "classifier", classifierName(c, i), "panic", fmt.Sprint(o.panic))
+			}
+			return nil, false, true
+		}
+		if !o.ok {
+			return nil, false, false
+		}
+		return &cp, true, false
+	case <-t.C:
+		if opt.Log != nil {
+			opt.Log.Error("mail classifier timed out; skipped", "event_id", ev.ID, "classifier", classifierName(c, i), "timeout", timeout.String())
+		}
+		return nil, false, true
+	}
 }
 
 // finish restores the invariants a classifier might have broken: valid
