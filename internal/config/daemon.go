@@ -45,6 +45,9 @@ type Daemon struct {
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
+
+	// ClassifiersDisable names built-in mail classifiers not to run.
+	ClassifiersDisable []string `json:"classifiers-disable,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
