@@ -8,8 +8,8 @@
 package classify
 
 import (
-	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"herald/internal/config"
@@ -58,41 +58,22 @@ func Names() []string {
 }
 
 // Chain returns the classifiers herald runs on a mail: the user's
-// (file order) first, then the built-ins not named in disable. A disable
-// name that is no built-in is returned in unknown.
-func Chain(user []*config.Classifier, disable []string) (chain []mailconv.Classifier, unknown []string) {
-	off := map[string]bool{}
-	for _, n := range disable {
-		off[n] = true
-	}
+// classifier sections (file order, disabled ones left out) first, then the
+// built-ins not named in disable (herald.cfg's classifiers-disable, whose
+// names config has checked).
+func Chain(user []*config.Classifier, disable []string) []mailconv.Classifier {
+	var chain []mailconv.Classifier
 	for _, u := range user {
 		if !u.Disable {
 			chain = append(chain, User{u})
 		}
 	}
-	known := map[string]bool{}
 	for _, b := range builtins {
-		known[b.name] = true
-		if !off[b.name] {
+		if !slices.Contains(disable, b.name) {
 			chain = append(chain, b)
 		}
 	}
-	for _, n := range disable {
-		if !known[n] {
-			unknown = append(unknown, n)
-		}
-	}
-	return chain, unknown
-}
-
-// UnknownDisableError describes classifiers-disable names that are no
-// built-in classifier.
-func UnknownDisableError(unknown []string) error {
-	if len(unknown) == 0 {
-		return nil
-	}
-	return fmt.Errorf("classifiers-disable names no built-in classifier: %s (built-ins: %s)",
-		strings.Join(unknown, ", "), strings.Join(Names(), ", "))
+	return chain
 }
 
 // setHost sets the hostname field to the short form of host (as Proxmox

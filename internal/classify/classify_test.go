@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
 )
@@ -23,7 +24,7 @@ const (
 )
 
 func options() mailconv.Options {
-	chain, _ := Chain(nil, nil)
+	chain := Chain(nil, nil)
 	return mailconv.Options{ID: "test", Now: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC), Hostname: "herald-host", Classifiers: chain}
 }
 
@@ -206,5 +207,25 @@ func checkGolden(t *testing.T, name string, ev *event.Event) {
 	}
 	if !bytes.Equal(b, want) {
 		t.Errorf("event differs from %s\n--- got\n%s\n--- want\n%s", golden, b, want)
+	}
+}
+
+// The config package checks classifiers-disable names against its own
+// list: it must be this package's.
+func TestConfigKnowsTheBuiltins(t *testing.T) {
+	if got, want := strings.Join(config.BuiltinClassifiers, ","), strings.Join(Names(), ","); got != want {
+		t.Errorf("config.BuiltinClassifiers = %s, want %s", got, want)
+	}
+}
+
+func TestChain(t *testing.T) {
+	user := []*config.Classifier{{Name: "a"}, {Name: "off", Disable: true}, {Name: "b"}}
+	var got []string
+	for _, c := range Chain(user, []string{"cron", "zfs"}) {
+		got = append(got, c.(mailconv.Named).Name())
+	}
+	want := "classifier:a classifier:b bacula smartd unattended-upgrades apticron logwatch mdadm vzdump proxmox-backup"
+	if strings.Join(got, " ") != want {
+		t.Errorf("chain = %s\nwant    %s", strings.Join(got, " "), want)
 	}
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"herald/internal/event"
@@ -19,7 +21,27 @@ func init() {
 		"severity":      {check: checkSeverity},
 		"field":         {array: true},
 	}), build: buildClassifier})
+	// herald.cfg: classifiers-disable NAME (repeatable, or several names
+	// separated by blanks or commas).
+	daemonKeys["classifiers-disable"] = daemonKey{list: true, parse: func(d *Daemon, v string, first bool) string {
+		if first {
+			d.ClassifiersDisable = nil
+		}
+		for _, n := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			if !slices.Contains(BuiltinClassifiers, n) {
+				return fmt.Sprintf("%q is no built-in classifier (built-ins: %s)", n, strings.Join(BuiltinClassifiers, ", "))
+			}
+			d.ClassifiersDisable = append(d.ClassifiersDisable, n)
+		}
+		return ""
+	}}
 }
+
+// BuiltinClassifiers are the names of the built-in mail classifiers, in the
+// order they run (package classify holds them; its tests keep the two in
+// step).
+var BuiltinClassifiers = []string{"bacula", "smartd", "cron", "unattended-upgrades", "apticron",
+	"logwatch", "mdadm", "zfs", "vzdump", "proxmox-backup"}
 
 // Classifier is one user classifier section. Every given match-* regular
 // expression must match (From header, decoded Subject, text body); named
@@ -91,7 +113,7 @@ func buildClassifier(d diags, s *Section, cfg *Config) {
 	if s.LineOf("match-from")+s.LineOf("match-subject")+s.LineOf("match-body") == 0 {
 		d.errf(s.Line, "classifier '%s' needs at least one of match-from, match-subject, match-body (it would match every mail)", s.Name)
 	}
-	if c.Type == "" && !c.HasSeverity && len(s.List("field")) == 0 {
+	if s.LineOf("type")+s.LineOf("severity")+s.LineOf("field") == 0 {
 		d.errf(s.Line, "classifier '%s' sets nothing: give type, severity or field", s.Name)
 	}
 	for _, v := range s.List("field") {
