@@ -444,3 +444,43 @@ func TestHugeBodyIsBoundedAndCounted(t *testing.T) {
 		t.Errorf("kept %d + cut %d bytes, want %d in all", kept, cut, want)
 	}
 }
+
+// A classifier stuck on its input is abandoned after the timeout and
+// logged; the next one still runs and the mail still becomes an event.
+func TestClassifierTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stuck := namedClassifier{"stuck", func(m *Message, ev *event.Event) bool {
+		ev.SetField("type", "stuck")
+		<-release
+		return true
+	}}
+	next := namedClassifier{"next", func(m *Message, ev *event.Event) bool {
+		ev.SetField("type", "next")
+		return true
+	}}
+	var logBuf bytes.Buffer
+	opt := goldenOptions()
+	opt.Classifiers = []Classifier{stuck, next}
+	opt.ClassifierTimeout = 50 * time.Millisecond
+	opt.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
+	start := time.Now()
+	ev, res := ConvertClassified([]byte("Subject: x\n\nbody"), opt)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("conversion took %v", d)
+	}
+	if ev.Type() != "next" || res.Classifier != "next" || fmt.Sprint(res.Skipped) != "[stuck]" {
+		t.Errorf("type %q, classification %+v", ev.Type(), res)
+	}
+	if !strings.Contains(logBuf.String(), "mail classifier timed out; skipped") || !strings.Contains(logBuf.String(), "classifier=stuck") {
+		t.Errorf("log: %s", logBuf.String())
+	}
+}
+
+type namedClassifier struct {
+	name string
+	f    func(m *Message, ev *event.Event) bool
+}
+
+func (n namedClassifier) Name() string                              { return n.name }
+func (n namedClassifier) Classify(m *Message, ev *event.Event) bool { return n.f(m, ev) }
