@@ -77,6 +77,7 @@ var expectations = map[string]want{
 	"apt-unattended-failure.eml":           {"unattended-upgrades", "apt", event.Error, map[string]string{"hostname": "pbs1", "result": "FAILURE"}},
 	"mails/unattended-upgrades.eml":        {"unattended-upgrades", "apt", event.Info, map[string]string{"hostname": "pve1", "result": "SUCCESS"}},
 	"apticron-updates.eml":                 {"apticron", "package-updates", event.Info, map[string]string{"hostname": "pve1"}},
+	"apticron-no-updates.eml":              {"apticron", "package-updates", event.Info, map[string]string{"hostname": "backup2"}},
 	"logwatch-pve1.eml":                    {"logwatch", "logwatch", event.Info, map[string]string{"hostname": "pve1"}},
 	"logwatch-backup2.eml":                 {"logwatch", "logwatch", event.Info, map[string]string{"hostname": "backup2"}},
 	"mails/logwatch.eml":                   {"logwatch", "logwatch", event.Info, map[string]string{"hostname": "pve1"}},
