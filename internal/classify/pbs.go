@@ -52,7 +52,12 @@ var pbsKinds = []pbsKind{
 			return strings.HasPrefix(b, "Proxmox Backup Server was not able to renew a TLS certificate.")
 		}},
 	{"package-updates", regexp.MustCompile(`^New software packages available \((?P<host>[^)\s]+)\)$`),
-		func(b string) bool { return strings.Contains(head(b, 512), " has the following updates available:") }},
+		func(b string) bool {
+			// PBS: "Proxmox Backup Server has the following updates
+			// available:"; PVE: "The following updates are available:".
+			h := head(b, 512)
+			return strings.Contains(h, " has the following updates available:") || strings.HasPrefix(h, "The following updates are available:")
+		}},
 }
 
 var pbsURL = regexp.MustCompile(`(?m)^<https://([^:/>\s]+):\d+/#[^>]*>$`)

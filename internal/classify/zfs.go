@@ -19,15 +19,34 @@ import (
 //	generic-notify.sh      "ZFS SUBCLASS event for POOL on HOST"
 //
 // The body's "eid:" and "class:" lines are the zedlet layout keyed on.
+// Without the subject (zed before OpenZFS 2.1 split it into words on the
+// mail command line; a ZED_EMAIL_OPTS without @SUBJECT@ puts it into the
+// body instead) the body's opening line of a zedlet stands in for it.
 
 var zfsSubject = regexp.MustCompile(`^ZFS (?:(\S+) (event|error) for (\S+)|device fault for pool (\S+)) on (\S+)$`)
 
+// zfsOpenings are the first body lines of the zedlets' notes.
+var zfsOpenings = []string{"ZFS has finished a ", "ZFS has posted the following event:",
+	"The number of I/O errors associated with a ZFS device", "The number of checksum errors associated with a ZFS device",
+	"ZFS has detected that a device was removed.", "ZFS has detected a data error:", "A ZFS "}
+
 func classifyZFS(m *mailconv.Message, ev *event.Event) bool {
-	sm := zfsSubject.FindStringSubmatch(m.Subject)
-	if sm == nil {
-		return false
-	}
 	body := head(m.Body, 64<<10)
+	subject := m.Subject
+	if s, rest, ok := strings.Cut(body, "\n"); ok && strings.HasPrefix(s, "Subject: ZFS ") {
+		subject, body = strings.TrimPrefix(s, "Subject: "), strings.TrimLeft(rest, "\n")
+	}
+	sm := zfsSubject.FindStringSubmatch(subject)
+	if sm == nil {
+		opening := false
+		for _, o := range zfsOpenings {
+			opening = opening || strings.HasPrefix(body, o)
+		}
+		if !opening {
+			return false
+		}
+		sm = make([]string, 6)
+	}
 	class, okClass := reportValue(body, "class")
 	if _, okEID := reportValue(body, "eid"); !okEID || !okClass || class == "" {
 		return false
@@ -35,6 +54,11 @@ func classifyZFS(m *mailconv.Message, ev *event.Event) bool {
 	pool := sm[3]
 	if sm[4] != "" {
 		pool = sm[4]
+	}
+	if pool == "" { // no subject: scrub notes carry zpool status' "pool:"
+		if v, ok := reportValue(body, "pool"); !ok || v == "" {
+			return false
+		}
 	}
 	if v, ok := reportValue(body, "pool"); ok && v != "" {
 		// "POOL (GUID)" or just the name or GUID
