@@ -100,18 +100,7 @@ func Convert(raw []byte, opt Options) *event.Event {
 func ConvertClassified(raw []byte, opt Options) (*event.Event, Classification) {
 	m := Parse(raw)
 	ev := defaultEvent(m, opt)
-	var res Classification
-	for i, c := range opt.Classifiers {
-		got, ok, failed := classify(c, m, ev, opt, i)
-		if failed {
-			res.Skipped = append(res.Skipped, classifierName(c, i))
-		}
-		if ok {
-			ev = got
-			res.Classifier = classifierName(c, i)
-			break
-		}
-	}
+	ev, res := runClassifiers(m, ev, opt)
 	finish(ev, raw)
 	return ev, res
 }
@@ -172,11 +161,87 @@ func defaultEvent(m *Message, opt Options) *event.Event {
 	return ev
 }
 
-// classify runs one classifier on a copy of ev, so that a classifier that
-// declines, panics or times out halfway leaves no trace. It runs in its own
-// goroutine so that a classifier stuck in a loop cannot hold the mail: after
-// the timeout it is abandoned (it keeps only its own copy of the event).
-func classify(c Classifier, m *Message, ev *event.Event, opt Options, i int) (got *event.Event, ok, failed bool) {
+// outcome is what one classifier made of a mail.
+type outcome struct {
+	i     int
+	ev    *event.Event // the classifier's copy, when ok
+	ok    bool
+	panic any
+}
+
+// runClassifiers runs the classifiers in order until one recognises the
+// mail. They run on a worker goroutine, one after the other, each on its own
+// copy of ev (a classifier that declines or panics halfway leaves no
+// trace). A classifier that does not finish within the timeout is
+// abandoned with its worker, and a new worker carries on with the next
+// one: a classifier stuck in a loop cannot hold the mail.
+func runClassifiers(m *Message, ev *event.Event, opt Options) (*event.Event, Classification) {
+	var res Classification
+	cs := opt.Classifiers
+	if len(cs) == 0 {
+		return ev, res
+	}
+	timeout := opt.ClassifierTimeout
+	if timeout <= 0 {
+		timeout = DefaultClassifierTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for from := 0; from < len(cs); {
+		// Buffered for every outcome, so that an abandoned worker never
+		// blocks; stop tells it to run no further classifier.
+		out := make(chan outcome, len(cs)-from)
+		stop := make(chan struct{})
+		go work(cs, from, m, ev, out, stop)
+		i, timedOut := from, false
+		for ; i < len(cs) && !timedOut; i++ {
+			t.Reset(timeout)
+			select {
+			case o := <-out:
+				if o.panic != nil {
+					res.Skipped = append(res.Skipped, classifierName(cs[i], i))
+					if opt.Log != nil {
+						opt.Log.Error("mail classifier panicked; skipped", "event_id", ev.ID, "classifier", classifierName(cs[i], i), "panic", fmt.Sprint(o.panic))
+					}
+				}
+				if o.ok {
+					res.Classifier = classifierName(cs[i], i)
+					return o.ev, res
+				}
+			case <-t.C:
+				close(stop) // a new worker goes on with the next classifier
+				timedOut = true
+				res.Skipped = append(res.Skipped, classifierName(cs[i], i))
+				if opt.Log != nil {
+					opt.Log.Error("mail classifier timed out; skipped", "event_id", ev.ID, "classifier", classifierName(cs[i], i), "timeout", timeout.String())
+				}
+			}
+		}
+		from = i
+	}
+	return ev, res
+}
+
+// work runs cs[from:] on m until one recognises it or stop is closed,
+// sending one outcome per classifier.
+func work(cs []Classifier, from int, m *Message, ev *event.Event, out chan<- outcome, stop <-chan struct{}) {
+	for i := from; i < len(cs); i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		o := classifyOne(cs[i], i, m, ev)
+		out <- o
+		if o.ok {
+			return
+		}
+	}
+}
+
+// classifyOne runs one classifier on a copy of ev.
+func classifyOne(c Classifier, i int, m *Message, ev *event.Event) (o outcome) {
+	o.i = i
 	cp := *ev
 	cp.Fields = make(map[string]string, len(ev.Fields)+4)
 	for k, v := range ev.Fields {
@@ -186,43 +251,15 @@ func classify(c Classifier, m *Message, ev *event.Event, opt Options, i int) (go
 		mail := *ev.Mail
 		cp.Mail = &mail
 	}
-	type outcome struct {
-		ok    bool
-		panic any
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- outcome{panic: r}
-			}
-		}()
-		done <- outcome{ok: c.Classify(m, &cp)}
+	defer func() {
+		if r := recover(); r != nil {
+			o = outcome{i: i, panic: r}
+		}
 	}()
-	timeout := opt.ClassifierTimeout
-	if timeout <= 0 {
-		timeout = DefaultClassifierTimeout
+	if c.Classify(m, &cp) {
+		o.ok, o.ev = true, &cp
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case o := <-done:
-		if o.panic != nil {
-			if opt.Log != nil {
-				opt.Log.Error("mail classifier panicked; skipped", "event_id", ev.ID, "classifier", classifierName(c, i), "panic", fmt.Sprint(o.panic))
-			}
-			return nil, false, true
-		}
-		if !o.ok {
-			return nil, false, false
-		}
-		return &cp, true, false
-	case <-t.C:
-		if opt.Log != nil {
-			opt.Log.Error("mail classifier timed out; skipped", "event_id", ev.ID, "classifier", classifierName(c, i), "timeout", timeout.String())
-		}
-		return nil, false, true
-	}
+	return o
 }
 
 // finish restores the invariants a classifier might have broken: valid
