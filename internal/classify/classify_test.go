@@ -54,6 +54,15 @@ var expectations = map[string]want{
 		"job-type": "Restore", "job-status": "Canceled", "client": "web1-fd", "job": "RestoreFiles", "job-id": "2300"}},
 	"bacula-verify-custom-subject.eml": {"bacula", "bacula", event.Warning, map[string]string{"hostname": "backup",
 		"job-type": "Verify", "job-status": "Differences", "client": "fileserver-fd", "level": "VolumeToCatalog", "job": "VerifyHome", "job-id": "2301"}},
+	// A real Bacula 9.6.7 director (Debian's configuration) running jobs.
+	"bacula-director-backup-ok.eml": {"bacula", "bacula", event.Info, map[string]string{"hostname": "vm",
+		"job-type": "Backup", "job-status": "OK", "client": "vm-fd", "level": "Full", "job": "BackupClient1", "job-id": "1"}},
+	"bacula-director-backup-warnings.eml": {"bacula", "bacula", event.Warning, map[string]string{"hostname": "vm",
+		"job-type": "Backup", "job-status": "OK -- with warnings", "client": "vm-fd", "level": "Full", "job": "WarnJob", "job-id": "2"}},
+	"bacula-director-backup-fatal.eml": {"bacula", "bacula", event.Error, map[string]string{"hostname": "vm",
+		"job-type": "Backup", "job-status": "Fatal Error", "client": "vm-fd", "level": "Full", "job": "FailJob", "job-id": "3"}},
+	"bacula-director-restore-ok.eml": {"bacula", "bacula", event.Info, map[string]string{"hostname": "vm",
+		"job-type": "Restore", "job-status": "OK", "client": "vm-fd", "job": "RestoreFiles", "job-id": "4"}},
 	"mails/bacula-backup-ok.eml": {"bacula", "bacula", event.Info, map[string]string{"hostname": "pve1",
 		"job-type": "Backup", "job-status": "OK", "client": "client-fd", "level": "Incremental", "job": "client-fd-backup", "job-id": "1234"}},
 	// smartd: smartd_warning.sh with smartd's environment.
