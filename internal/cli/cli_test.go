@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,7 +161,10 @@ type explained struct {
 	Targets        []string
 	Event          event.Event
 	Classifier     string
-	Classification struct{ Classifier string }
+	Classification struct {
+		Classifier string
+		Set        map[string]string
+	}
 }
 
 func explain(t *testing.T, dir string, ev string, extra ...string) explained {
@@ -358,6 +362,9 @@ func TestClassifierSections(t *testing.T) {
 	if x.Classifier != "classifier:smart-override" || x.Event.Fields["type"] != "disk" || x.Event.Fields["team"] != "storage" ||
 		x.Event.Fields["failtype"] != "CurrentPendingSector" || x.Event.Severity != event.Warning {
 		t.Fatalf("explain: %s", out)
+	}
+	if fmt.Sprint(x.Classification.Set) != "map[failtype:CurrentPendingSector severity:warning team:storage type:disk]" {
+		t.Errorf("explain says the classifier set %v", x.Classification.Set)
 	}
 	out, _, code = run(t, "", "convert", "--config-dir", d, smartd)
 	if code != 0 || !strings.Contains(out, `"type": "disk"`) {

@@ -469,7 +469,7 @@ func TestClassifierTimeout(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("conversion took %v", d)
 	}
-	if ev.Type() != "next" || res.Classifier != "next" || fmt.Sprint(res.Skipped) != "[stuck]" {
+	if ev.Type() != "next" || res.Classifier != "next" || fmt.Sprint(res.Skipped) != "[stuck]" || fmt.Sprint(res.Set) != "map[type:next]" {
 		t.Errorf("type %q, classification %+v", ev.Type(), res)
 	}
 	if !strings.Contains(logBuf.String(), "mail classifier timed out; skipped") || !strings.Contains(logBuf.String(), "classifier=stuck") {

@@ -73,6 +73,9 @@ type Classification struct {
 	Classifier string `json:"classifier,omitempty"`
 	// Skipped names the classifiers that panicked or timed out on it.
 	Skipped []string `json:"skipped,omitempty"`
+	// Set is what the classifier changed on the event: the fields it set
+	// or changed, and "severity" when it set one.
+	Set map[string]string `json:"set,omitempty"`
 }
 
 // Classifier recognises a kind of mail and sets type, severity and fields
@@ -99,9 +102,20 @@ func Convert(raw []byte, opt Options) *event.Event {
 // the mail.
 func ConvertClassified(raw []byte, opt Options) (*event.Event, Classification) {
 	m := Parse(raw)
-	ev := defaultEvent(m, opt)
-	ev, res := runClassifiers(m, ev, opt)
+	def := defaultEvent(m, opt)
+	ev, res := runClassifiers(m, def, opt)
 	finish(ev, raw)
+	if res.Classifier != "" {
+		res.Set = map[string]string{}
+		for k, v := range ev.Fields {
+			if old, ok := def.Fields[k]; !ok || old != v {
+				res.Set[k] = v
+			}
+		}
+		if ev.Severity != def.Severity {
+			res.Set["severity"] = ev.Severity.String()
+		}
+	}
 	return ev, res
 }
 
