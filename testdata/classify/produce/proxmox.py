@@ -105,6 +105,74 @@ Please visit the web interface for further details:
 
 Changer: autoloader
 Media: WK0008L8"""),
+      "pbs-gc-failed": ("Garbage Collect Datastore 'store2' failed", """Datastore: store2
+
+Garbage collection failed: unable to get exclusive lock - EWOULDBLOCK: Operation would block
+
+
+Please visit the web interface for further details:
+
+""" + url % "pbsServerAdministration:tasks"),
+      "pbs-prune-ok": ("Pruning datastore 'store1' successful", """
+Job ID:       s-3a1f9c2e-b7d1
+Datastore:    store1
+
+Pruning successful.
+
+
+Please visit the web interface for further details:
+
+""" + url % "DataStore-store1"),
+      "pbs-verify-ok": ("Verify Datastore 'store1' successful", """
+Job ID:    v-7b2e9d11-0c4a
+Datastore: store1
+
+Verification successful.
+
+
+Please visit the web interface for further details:
+
+""" + url % "DataStore-store1"),
+      "pbs-sync-local-failed": ("Sync local datastore 'store1' failed", """Job ID:             s-local-copy
+Datastore:          store3
+Local Source Store: store1
+Synchronization failed: connection reset by peer
+
+
+Please visit the web interface for further details:
+
+""" + url % "pbsServerAdministration:tasks"),
+      "pbs-tape-backup-ok": ("Tape Backup datastore 'store1' successful", """Datastore:  store1
+Tape Pool:  weekly
+Tape Drive: lto8
+
+Snapshots included:
+
+vm/101/2026-11-30T01:00:02Z
+ct/104/2026-11-30T01:10:11Z
+Duration: 1h 12m 3s
+Used Tapes:
+WK0007L8
+Tape Backup successful.
+
+
+Please visit the web interface for further details:
+
+""" + url % "DataStore-store1"),
+      "pbs-acme-failed": ("Could not renew certificate", """Proxmox Backup Server was not able to renew a TLS certificate.
+
+Error: validating challenge failed - status: invalid
+
+Please visit the web interface for further details:
+
+""" + url % "pbsCertificateConfiguration"),
+      "pbs-package-updates": ("New software packages available (%s)" % host, """Proxmox Backup Server has the following updates available:
+    proxmox-backup-server: 3.2.7-1 -> 3.2.8-1
+    proxmox-widget-toolkit: 4.2.3 -> 4.2.4
+
+To upgrade visit the web interface:
+
+""" + url % "pbsServerAdministration:updates"),
     }
     subject, text = mails[kind]
 frm = "%s <root@%s>" % (author, fqdn)
