@@ -25,6 +25,10 @@ var baculaStatuses = []string{
 	"Incomplete", "Canceled", "Error", "OK",
 }
 
+// baculaMessageLine is a job message as the director mails it: time stamp
+// (bstrftime's "%d-%b %H:%M", optionally with the year), daemon name, JobId.
+var baculaMessageLine = regexp.MustCompile(`^\d{2}-[A-Z][a-z]{2}(?:-\d{4})? \d{2}:\d{2} \S+ JobId \d+: `)
+
 var baculaJobSuffix = regexp.MustCompile(`\.\d{4}-\d{2}-\d{2}_\d{2}\.\d{2}\.\d{2}_\d+$`)
 
 func classifyBacula(m *mailconv.Message, ev *event.Event) bool {
@@ -42,8 +46,14 @@ func classifyBacula(m *mailconv.Message, ev *event.Event) bool {
 	if !strings.Contains(body, "\n  Termination:") && !strings.HasPrefix(body, "  Termination:") {
 		return false
 	}
-	ev.SetField(event.FieldType, "bacula")
 	jobType, status, client, level, fromSubject := baculaSubject(m.Subject)
+	// With another subject, the body must be the director's job messages
+	// from the start ("02-Dec 05:57 vm-dir JobId 3: ..."), not a report
+	// pasted into a mail.
+	if !fromSubject && !baculaMessageLine.MatchString(head(body, 512)) {
+		return false
+	}
+	ev.SetField(event.FieldType, "bacula")
 	if !fromSubject {
 		jobType, status = baculaTermination(term)
 		client = baculaClient(body)

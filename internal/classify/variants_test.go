@@ -41,6 +41,8 @@ func TestVariants(t *testing.T) {
 			"smartd", event.Error, map[string]string{"failtype": "FailedHealthCheck", "device": "/dev/hda", "hostname": "old1"}},
 		{"cron with MAILFROM: no Cron Daemon name, X-Cron-Env present", "From: backup@example.org\nSubject: Cron <backup@files1> /usr/local/bin/sync\nX-Cron-Env: <MAILFROM=backup@example.org>\n\nsynced\n",
 			"cron", event.Info, map[string]string{"user": "backup", "command": "/usr/local/bin/sync", "job-status": "ok", "hostname": "files1"}},
+		{"a Bacula report pasted into a forwarded mail", "Subject: Fwd: last night\n\nFYI:\n\n  JobId:                  2291\n  Job:                    web1-fd-backup.2026-12-02_01.05.00_11\n  Termination:            *** Backup Error ***\n",
+			"system-mail", event.Unknown, map[string]string{"hostname": "herald-host"}},
 		{"Bacula subject with a report lacking the indented block", "Subject: Bacula: Backup OK of c-fd Full\n\nJob: x\nTermination: Backup OK\n",
 			"system-mail", event.Unknown, map[string]string{"hostname": "herald-host"}},
 	}
