@@ -14,13 +14,14 @@ import (
 //	       Processing Initiated: ...
 //	       Logfiles for Host: HOST
 //
-// and its default subject is "Logwatch for HOST (OS)".
+// (older releases: "LogWatch") as the body's first line, and its default
+// subject is "Logwatch for HOST (OS)".
 
-var logwatchBanner = regexp.MustCompile(`(?m)^\s*#{3,} Logwatch \S+ .*#{3,}\s*$`)
+var logwatchBanner = regexp.MustCompile(`^#{3,} (?i:logwatch) \S+ .*#{3,}[ \t]*(?:\n|$)`)
 
 func classifyLogwatch(m *mailconv.Message, ev *event.Event) bool {
 	body := head(m.Body, 4096)
-	if !logwatchBanner.MatchString(body) || !strings.Contains(body, "Processing Initiated:") {
+	if !logwatchBanner.MatchString(strings.TrimLeft(body, " \t\n")) || !strings.Contains(body, "Processing Initiated:") {
 		return false
 	}
 	ev.SetField(event.FieldType, "logwatch")
