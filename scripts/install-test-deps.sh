@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
-# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
+# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, GNU mailutils' mail and
+# smartd_warning.sh (smartmontools; its service is not started), Python 3, Postfix's
 # smtp-sink (unpacked, never installed as the system MTA) and
 # systemd-socket-activate, and slapd (LDAP tests). Idempotent; needs root only when something is
 # missing. bsd-mailx depends on mail-transport-agent: a tiny local
@@ -12,6 +13,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have bsmtp   || need+=(bacula-common)
 have swaks   || need+=(swaks libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl)
 have bsd-mailx || need+=(bsd-mailx)
+have mail.mailutils || need+=(mailutils)
+[ -x /usr/share/smartmontools/smartd_warning.sh ] || need+=(smartmontools)
 have python3 || need+=(python3)
 have systemd-socket-activate || need+=(systemd)
 have openssl || need+=(openssl)
@@ -47,7 +50,7 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
 
-if [[ " ${need[*]} " == *" bsd-mailx "* ]] && ! dpkg -s mail-transport-agent >/dev/null 2>&1 \
+if [[ " ${need[*]} " == *" bsd-mailx "* || " ${need[*]} " == *" mailutils "* ]] && ! dpkg -s mail-transport-agent >/dev/null 2>&1 \
    && ! dpkg-query -W -f '${Provides}\n' 2>/dev/null | grep -q mail-transport-agent; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp/pkg/DEBIAN"

@@ -145,7 +145,7 @@ func (a *App) ingest(e spool.Entry) error {
 		}
 		return nil
 	}
-	ev, err := a.toEvent(e, raw)
+	ev, classifier, err := a.toEvent(e, raw)
 	if err != nil {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
@@ -162,7 +162,7 @@ func (a *App) ingest(e spool.Entry) error {
 	}
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
-		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
+		"type", ev.Type(), "severity", ev.Severity.String(), "classifier", classifier, "title", truncate(ev.Title, 120),
 		"targets", strings.Join(targets, ","))
 	if len(targets) > 0 {
 		a.queue.Kick()
@@ -172,23 +172,25 @@ func (a *App) ingest(e spool.Entry) error {
 
 // toEvent makes the event of a spool entry. The event ID is the entry ID and
 // its timestamp the time of receipt, so the result does not depend on when
-// it is computed.
-func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
+// it is computed. classifier names the mail classifier that recognised a
+// mail ("none" when none did, "-" for a submitted event).
+func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier string, err error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
 	case spool.KindEvent:
 		ev, err := event.Decode(raw)
 		if err != nil {
-			return nil, fmt.Errorf("event JSON: %w", err)
+			return nil, "", fmt.Errorf("event JSON: %w", err)
 		}
 		ev.ID = e.ID
 		event.Normalize(ev, host, e.Env.Received)
-		return ev, nil
+		return ev, "-", nil
 	default:
-		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
+		ev, res := mailconv.ConvertClassified(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host,
+			Classifiers: Classifiers(a.Settings()), Log: a.log})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
-		return ev, nil
+		return ev, ClassifierName(res), nil
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"herald/internal/app"
+	"herald/internal/classify"
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
@@ -238,26 +239,42 @@ func (e env) printJSON(v any) int {
 }
 
 func (e env) convert(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(e.stderr, "usage: herald convert FILE.eml|-")
+	fs := e.flags("convert")
+	cdir := fs.String("config-dir", "", "configuration directory for classifier sections (default /etc/herald)")
+	if fs.Parse(args) != nil || fs.NArg() != 1 {
+		fmt.Fprintln(e.stderr, "usage: herald convert [--config-dir DIR] FILE.eml|-")
 		return sysexits.Usage
 	}
-	raw, err := e.readInput(args[0])
+	raw, err := e.readInput(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald convert:", err)
 		return sysexits.NoInput
 	}
-	ev := mailconv.Convert(raw, mailconv.Options{}) // this host's short name, as the daemon would
+	opt := mailconv.Options{} // this host's short name, as the daemon would
+	if s, err := app.LoadSettings(app.Resolve(*cdir, ""), shimPaths()); err != nil {
+		// The event still shows what the built-ins make of the mail.
+		e.printDiags(app.Diagnostics(err))
+		fmt.Fprintln(e.stderr, "herald convert: configuration not loaded; classifying with the built-in classifiers only")
+		opt.Classifiers = classify.Chain(nil, nil)
+	} else {
+		opt.Hostname = s.Daemon.Hostname
+		opt.Classifiers = app.Classifiers(s)
+	}
+	ev := mailconv.Convert(raw, opt)
 	return e.printJSON(ev)
 }
 
 // explanation is what `herald explain` prints.
 type explanation struct {
-	Event    *event.Event           `json:"event"`
-	At       string                 `json:"at"`
-	Matchers []router.MatcherResult `json:"matchers"`
-	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
-	Targets  []string               `json:"targets"`
+	// Classifier names the classifier that recognised a --mail ("none"
+	// when none did); Classification says what else happened.
+	Classifier     string                   `json:"classifier,omitempty"`
+	Classification *mailconv.Classification `json:"classification,omitempty"`
+	Event          *event.Event             `json:"event"`
+	At             string                   `json:"at"`
+	Matchers       []router.MatcherResult   `json:"matchers"`
+	Skipped        []router.SkippedTarget   `json:"skipped,omitempty"`
+	Targets        []string                 `json:"targets"`
 	// Recipients: each listed mail target's resolved recipients, or an
 	// error object when a directory failed (app.ExplainRecipients).
 	Recipients map[string]any `json:"recipients"`
@@ -280,13 +297,16 @@ func (e env) explain(args []string) int {
 		return sysexits.Config
 	}
 	var ev *event.Event
+	var cls *mailconv.Classification
 	if *mailFile != "" {
 		raw, err := e.readInput(*mailFile)
 		if err != nil {
 			fmt.Fprintln(e.stderr, "herald explain:", err)
 			return sysexits.NoInput
 		}
-		ev = mailconv.Convert(raw, mailconv.Options{Hostname: s.Daemon.Hostname})
+		var res mailconv.Classification
+		ev, res = mailconv.ConvertClassified(raw, mailconv.Options{Hostname: s.Daemon.Hostname, Classifiers: app.Classifiers(s)})
+		cls = &res
 	} else {
 		raw, err := e.readInput(*evFile)
 		if err != nil {
@@ -320,8 +340,12 @@ func (e env) explain(args []string) int {
 		e.printDiags(app.Diagnostics(err))
 		return sysexits.Config
 	}
-	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts})
+	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts}
+	if cls != nil {
+		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
+	}
+	return e.printJSON(x)
 }
 
 // fieldFlags collects repeated --field K=V.

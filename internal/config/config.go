@@ -156,6 +156,9 @@ type Config struct {
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
+
+	// Classifiers are the classifier sections, file order.
+	Classifiers []*Classifier `json:"classifiers,omitempty"`
 }
 
 // Target returns the target section of that name, or nil.

@@ -55,6 +55,9 @@ type Daemon struct {
 	// MailboxHelper is the socket of the privileged helper that creates
 	// users' mailboxes ("" = /run/herald/mbox.sock, herald-mbox.socket).
 	MailboxHelper string `json:"mailbox-helper,omitempty"`
+
+	// ClassifiersDisable names built-in mail classifiers not to run.
+	ClassifiersDisable []string `json:"classifiers-disable,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
