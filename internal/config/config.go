@@ -530,6 +530,11 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
 	}
+	for _, t := range cfg.Targets {
+		if b := sectionTypes[t.Type].build; b != nil && t.File != BuiltinFile {
+			b(pd, t, cfg) // targets: checks across keys (and the private part)
+		}
+	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})
 	if ds.HasErrors() {
