@@ -104,7 +104,7 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func New(opt Options) (*App, error) {
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +291,11 @@ func (a *App) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.ingestLoop(ctx, wake)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.resendLoop(ctx)
 	}()
 	stopControl, err := a.serveControl(ctx)
 	if err != nil {
