@@ -114,6 +114,22 @@ type Options struct {
 	Now func() time.Time
 }
 
+// String describes the options with credentials hidden.
+func (o Options) String() string {
+	urls := make([]string, len(o.URLs))
+	for i, u := range o.URLs {
+		urls[i] = httpsend.Mask(target.RedactURL(u), o.Password, o.Token)
+	}
+	return fmt.Sprintf("alertmanager{%s urls=%s basic-auth=%t token=%t}", o.Name, strings.Join(urls, ","),
+		o.Username != "", o.Token != "")
+}
+
+// GoString keeps %#v from printing secrets.
+func (o Options) GoString() string { return o.String() }
+
+// LogValue keeps slog from printing secrets.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
 // Target is an alertmanager target. It is safe for concurrent use.
 type Target struct {
 	name           string
