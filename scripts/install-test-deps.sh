@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
-# smtp-sink (unpacked, never installed as the system MTA) and
-# systemd-socket-activate. Idempotent; needs root only when something is
+# smtp-sink (unpacked, never installed as the system MTA),
+# systemd-socket-activate and Prometheus Alertmanager (service disabled). Idempotent; needs root only when something is
 # missing. bsd-mailx depends on mail-transport-agent: a tiny local
 # placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
 set -euo pipefail
@@ -18,6 +18,7 @@ have openssl || need+=(openssl)
 have lintian || need+=(lintian)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 have systemd-analyze || need+=(systemd)
+have prometheus-alertmanager || need+=(prometheus-alertmanager)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -65,6 +66,12 @@ fi
 
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The tests start their own Alertmanagers on loopback ports; the Debian
+# service (a system-wide one on :9093) must not run or start at boot.
+if [[ " ${need[*]} " == *" prometheus-alertmanager "* ]]; then
+  systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
 fi
 
 if [ -n "${need_sink:-}" ]; then

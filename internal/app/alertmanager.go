@@ -93,7 +93,7 @@ func unwrapTarget(t target.Target) target.Target {
 // resendTick is how often the daemon offers the alertmanager targets to
 // re-send their firing heartbeat alerts; each target keeps to its own
 // resend-interval.
-const resendTick = 5 * time.Second
+const resendTick = time.Second
 
 // resendLoop keeps heartbeat alerts firing in Alertmanager while their
 // monitor is down: Alertmanager resolves an alert that is not re-sent
