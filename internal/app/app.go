@@ -144,6 +144,7 @@ func New(opt Options) (*App, error) {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.metrics.SetHostname(s.Daemon.Hostname)
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {

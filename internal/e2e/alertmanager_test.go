@@ -256,6 +256,17 @@ func TestAlertmanagerSingle(t *testing.T) {
 	if a.EndsAt.Before(before.Add(59*time.Minute)) || a.EndsAt.After(time.Now().Add(61*time.Minute)) || a.Status.State != "active" {
 		t.Errorf("endsAt %v (state %s), want about an hour from now", a.EndsAt, a.Status.State)
 	}
+	// The fleet metrics a central Prometheus alerts on.
+	base := fmt.Sprintf("http://127.0.0.1:%d", d.httpPort)
+	if v := metricValue(t, base, "herald_last_event_timestamp_seconds", map[string]string{"type": "zfs"}); v < float64(before.Unix()) {
+		t.Errorf("herald_last_event_timestamp_seconds{type=zfs} = %v, want at least %d", v, before.Unix())
+	}
+	if v := metricValue(t, base, "herald_info", map[string]string{"hostname": "testhost"}); v != 1 {
+		t.Errorf("herald_info{hostname=testhost} = %v", v)
+	}
+	if v := metricValue(t, base, "herald_deliveries_total", map[string]string{"target": "am", "outcome": "delivered"}); v != 1 {
+		t.Errorf("herald_deliveries_total{target=am,outcome=delivered} = %v", v)
+	}
 }
 
 // An HA pair: the receiver is notified once per alert although both

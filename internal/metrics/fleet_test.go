@@ -1,0 +1,42 @@
+package metrics
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"herald/internal/version"
+)
+
+// The fleet metrics: the last event per type (bounded like the event
+// counter) and herald_info with the host name.
+func TestFleetMetrics(t *testing.T) {
+	m := New()
+	fams := scrape(t, m)
+	if _, ok := value(fams, "herald_last_event_timestamp_seconds", map[string]string{"type": "zfs"}); ok {
+		t.Fatal("a last-event series before any event")
+	}
+	if v, ok := value(fams, "herald_info", map[string]string{"hostname": "", "version": version.Version}); !ok || v != 1 {
+		t.Fatalf("herald_info before SetHostname: %v %v", v, ok)
+	}
+	m.SetHostname("pve1")
+	before := time.Now()
+	m.Event("zfs", "error")
+	for i := range MaxEventTypes + 5 {
+		m.Event(fmt.Sprintf("t%d", i), "info")
+	}
+	fams = scrape(t, m)
+	v, ok := value(fams, "herald_last_event_timestamp_seconds", map[string]string{"type": "zfs"})
+	if !ok || v < float64(before.Unix()) || v > float64(time.Now().Unix()+1) {
+		t.Fatalf("last zfs event at %v (%v), want about %d", v, ok, before.Unix())
+	}
+	if _, ok := value(fams, "herald_last_event_timestamp_seconds", map[string]string{"type": Other}); !ok {
+		t.Fatal("types beyond the bound are not counted as other")
+	}
+	if n := len(fams["herald_last_event_timestamp_seconds"].GetMetric()); n != MaxEventTypes+1 {
+		t.Fatalf("%d last-event series, want %d", n, MaxEventTypes+1)
+	}
+	if v, ok := value(fams, "herald_info", map[string]string{"hostname": "pve1", "version": version.Version}); !ok || v != 1 {
+		t.Fatalf("herald_info: %v %v", v, ok)
+	}
+}
