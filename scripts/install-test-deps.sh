@@ -2,8 +2,8 @@
 # Installs the real clients and tools that herald's integration tests drive:
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
 # smtp-sink (unpacked, never installed as the system MTA),
-# systemd-socket-activate and Prometheus Alertmanager (its service
-# disabled). Idempotent; needs root only when something is missing.
+# systemd-socket-activate, Prometheus Alertmanager and promtool (their
+# services disabled). Idempotent; needs root only when something is missing.
 # bsd-mailx depends on mail-transport-agent: a tiny local placeholder
 # package provides it so that no real MTA takes /usr/sbin/sendmail.
 set -euo pipefail
@@ -20,6 +20,7 @@ have lintian || need+=(lintian)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 have systemd-analyze || need+=(systemd)
 have prometheus-alertmanager || need+=(prometheus-alertmanager)
+have promtool || need+=(prometheus)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -69,11 +70,14 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The tests start their own Alertmanagers on loopback ports; the Debian
-# service (a system-wide one on :9093) must not run or start at boot.
-if [[ " ${need[*]} " == *" prometheus-alertmanager "* ]]; then
-  systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
-fi
+# The tests start their own Alertmanagers on loopback ports and use
+# Prometheus only for promtool; the Debian services (system-wide, on :9093
+# and :9090) must not run or start at boot.
+for svc in prometheus-alertmanager prometheus; do
+  if [[ " ${need[*]} " == *" $svc "* ]]; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 if [ -n "${need_sink:-}" ]; then
   tmp=$(mktemp -d); chmod 755 "$tmp"   # apt's _apt user downloads into it
