@@ -77,7 +77,6 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 func newClock(t time.Time) *clock    { return &clock{t: t} }
-func (c *clock) set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func heartbeat(id, status string, at time.Time, sev event.Severity) *event.Event {
 	return &event.Event{ID: id, Timestamp: at, Severity: sev, Title: "backup " + status, Body: "no ping",
 		Fields: map[string]string{"type": "heartbeat", "monitor": "backup", "status": status, "hostname": "pve1"}}
