@@ -28,7 +28,10 @@ type amMember struct {
 	web     int
 	cluster int
 	peers   []int
-	cmd     *exec.Cmd
+	// webConfig, when set, is the text of Alertmanager's --web.config.file
+	// (basic auth users).
+	webConfig string
+	cmd       *exec.Cmd
 	done    chan struct{}
 	logs    *lockedBuffer
 }
@@ -90,6 +93,11 @@ func (m *amMember) start() {
 	m.t.Helper()
 	args := []string{"--config.file", filepath.Join(filepath.Dir(m.dir), "alertmanager.yml"),
 		"--storage.path", m.dir, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", m.web)}
+	if m.webConfig != "" {
+		wc := m.dir + "-web.yml"
+		writeFile(m.t, wc, m.webConfig, 0o644)
+		args = append(args, "--web.config.file", wc)
+	}
 	if len(m.peers) == 0 {
 		args = append(args, "--cluster.listen-address=")
 	} else {
@@ -108,7 +116,9 @@ func (m *amMember) start() {
 	go func() { _ = m.cmd.Wait(); close(m.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if resp, err := http.Get(m.url() + "/-/ready"); err == nil {
+		req, _ := http.NewRequest(http.MethodGet, m.url()+"/-/ready", nil)
+		req.SetBasicAuth(amUser, amPassword)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
@@ -155,7 +165,9 @@ type amAlert struct {
 // alerts lists the member's active alerts named alertname.
 func (m *amMember) alerts(alertname string) []amAlert {
 	m.t.Helper()
-	resp, err := http.Get(m.url() + "/api/v2/alerts")
+	req, _ := http.NewRequest(http.MethodGet, m.url()+"/api/v2/alerts", nil)
+	req.SetBasicAuth(amUser, amPassword)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		m.t.Fatalf("alertmanager API: %v\n%s", err, m.logs.String())
 	}
@@ -317,7 +329,7 @@ func TestAlertmanagerHAPair(t *testing.T) {
 }
 
 // One member down: the other gets the alert at once, the failed member's
-// delivery waits in the durable queue (across a restart of herald) and
+// delivery waits in the durable queue (across a SIGKILL of herald) and
 // reaches the member once it is up.
 func TestAlertmanagerMemberDownRetried(t *testing.T) {
 	ms := newAMCluster(t, 2, amConfig("http://127.0.0.1:9/", 5*time.Minute))
@@ -346,11 +358,11 @@ func TestAlertmanagerMemberDownRetried(t *testing.T) {
 	if doneAM != 1 {
 		t.Fatalf("the alertmanager delivery is not done:\n%s", d.run("", d.herald, "queue", "list"))
 	}
-	d.stop()
+	d.kill() // SIGKILL: what the queue has on disk is all there is
 	d.start()
 	id := owed("pending")
 	if len(id) != 1 {
-		t.Fatalf("owed delivery lost across a restart:\n%s", d.run("", d.herald, "queue", "list"))
+		t.Fatalf("owed delivery lost across a SIGKILL:\n%s", d.run("", d.herald, "queue", "list"))
 	}
 	ms[1].start()
 	d.run("", d.herald, "queue", "retry", id[0])
@@ -358,5 +370,52 @@ func TestAlertmanagerMemberDownRetried(t *testing.T) {
 	waitFor(t, "the owed delivery done", 30*time.Second, func() bool { return len(owed("done")) == 1 })
 	if !strings.Contains(d.log(), "alertmanager member failed") {
 		t.Errorf("no log line about the failed member:\n%s", d.log())
+	}
+}
+
+// The credentials of the basic-auth test: Alertmanager's web config holds
+// the bcrypt hash of amPassword (made with Python's crypt, cost 4).
+const (
+	amUser         = "herald"
+	amPassword     = "herald-AM-pass-7"
+	amPasswordHash = "$2b$04$hXCFz8uZaDy4952aDkcx8OXOSukWAJl9OwEvhg9MdHs54YaKZ8Gny"
+	amWrongPass    = "wrong-AM-pass-3"
+)
+
+// Basic auth against an Alertmanager that requires it: the right password
+// gets the alert in, a wrong one is refused (a dead letter: 401 is
+// permanent) and appears in no log line, `herald queue` output or error.
+func TestAlertmanagerBasicAuth(t *testing.T) {
+	ms := newAMCluster(t, 1, amConfig("http://127.0.0.1:9/", 5*time.Minute))
+	ms[0].webConfig = "basic_auth_users:\n  " + amUser + ": " + amPasswordHash + "\n"
+	ms[0].start()
+	for _, tc := range []struct {
+		password string
+		ok       bool
+	}{{amPassword, true}, {amWrongPass, false}} {
+		d := newDaemon(t, fmt.Sprintf("alertmanager: am\n\turl %s\n\tusername %s\n\nmatcher: all\n\ttarget am\n", ms[0].url(), amUser))
+		writeFile(t, filepath.Join(d.configDir, "notifications-priv.cfg"), "alertmanager: am\n\tpassword "+tc.password+"\n", 0o600)
+		d.start()
+		typ := "auth-" + fmt.Sprint(tc.ok)
+		d.run("", d.herald, "notify", "--severity", "error", "--type", typ, "--title", "t")
+		if tc.ok {
+			waitFor(t, "the alert behind basic auth", 30*time.Second, func() bool { return len(ms[0].alerts(typ)) == 1 })
+			continue
+		}
+		var dead []string
+		waitFor(t, "the refused delivery dead", 30*time.Second, func() bool { dead = d.queueIDs("dead"); return len(dead) > 0 })
+		out := d.run("", d.herald, "queue", "list") + d.run("", d.herald, "queue", "show", dead[0])
+		if !strings.Contains(out, "401") {
+			t.Errorf("queue output does not show the 401:\n%s", out)
+		}
+		for what, s := range map[string]string{"daemon log": d.log(), "queue output": out} {
+			if strings.Contains(s, tc.password) {
+				t.Errorf("the password is in the %s:\n%s", what, s)
+			}
+		}
+		if n := len(ms[0].alerts(typ)); n != 0 {
+			t.Errorf("the wrong password got %d alerts in", n)
+		}
+		d.stop()
 	}
 }
