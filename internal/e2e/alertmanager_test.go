@@ -32,8 +32,8 @@ type amMember struct {
 	// (basic auth users).
 	webConfig string
 	cmd       *exec.Cmd
-	done    chan struct{}
-	logs    *lockedBuffer
+	done      chan struct{}
+	logs      *lockedBuffer
 }
 
 // amConfig routes every alert to the webhook at hook, grouping by
