@@ -148,6 +148,12 @@ type Target struct {
 	log            *slog.Logger
 	now            func() time.Time
 
+	// hbMu serialises what reads the heartbeat state and posts from it
+	// (heartbeat deliveries, owed heartbeat deliveries, re-sends), so that a
+	// re-send of a snapshot taken before an up cannot reach a member after
+	// the up's resolution and fire the alert again.
+	hbMu sync.Mutex
+
 	mu         sync.Mutex
 	lastResend time.Time
 	resendErr  map[string]string // member URL → last re-send error, for state-change logging
@@ -273,6 +279,10 @@ func (t *Target) Members() map[string]target.Target {
 // accepted it; the others are handed to Options.Owe. With no member
 // accepting, the error is temporary when any member's failure was.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
+	if _, _, ok := isHeartbeat(ev); ok {
+		t.hbMu.Lock()
+		defer t.hbMu.Unlock()
+	}
 	now := t.now()
 	alert, hb, skip, err := t.prepare(ev, now)
 	if err != nil {
@@ -520,6 +530,10 @@ func (mt *memberTarget) String() string {
 // Deliver posts ev's alert to the member.
 func (mt *memberTarget) Deliver(ctx context.Context, ev *event.Event) error {
 	t := mt.t
+	if _, _, ok := isHeartbeat(ev); ok {
+		t.hbMu.Lock()
+		defer t.hbMu.Unlock()
+	}
 	now := t.now()
 	a, skip, err := t.memberAlert(ev, now)
 	if err != nil {
@@ -573,6 +587,8 @@ func (t *Target) Resend(ctx context.Context) {
 	if !due {
 		return
 	}
+	t.hbMu.Lock()
+	defer t.hbMu.Unlock()
 	var firing []Alert
 	if err := t.store.view(func(st *hbState) {
 		for _, rec := range st.Alerts {

@@ -464,3 +464,62 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+// A re-send racing an up: the re-send must not post its firing snapshot
+// after the up resolved the alert (which would fire it again until
+// resolve_timeout). The member holds the up's request until the re-send
+// either finished (the bug) or had ample time to.
+func TestResendDoesNotOvertakeUp(t *testing.T) {
+	var mu sync.Mutex
+	var posts []Alert
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alerts []Alert
+		_ = json.NewDecoder(r.Body).Decode(&alerts)
+		if len(alerts) == 1 && !alerts[0].EndsAt.IsZero() {
+			close(entered)
+			<-release
+		}
+		mu.Lock()
+		posts = append(posts, alerts...)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	clk := newClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	tg := newTarget(t, Options{URLs: []string{srv.URL}, StateDir: t.TempDir(), Now: clk.now})
+	ctx := context.Background()
+	if err := tg.Deliver(ctx, heartbeat("d1", "down", clk.now(), event.Error)); err != nil {
+		t.Fatal(err)
+	}
+	tg.Resend(ctx)
+	clk.add(time.Hour) // the next re-send is due
+	upDone, resendDone := make(chan error, 1), make(chan struct{})
+	go func() { upDone <- tg.Deliver(ctx, heartbeat("u1", "up", clk.now(), event.Info)) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the up never reached the member")
+	}
+	go func() { tg.Resend(ctx); close(resendDone) }()
+	select {
+	case <-resendDone:
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-upDone; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-resendDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Resend did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if last := posts[len(posts)-1]; last.EndsAt.IsZero() {
+		t.Fatalf("a firing re-send came after the resolution: %+v", posts)
+	}
+	if len(posts) != 3 { // down, first re-send, up
+		t.Fatalf("%d posts, want 3: %+v", len(posts), posts)
+	}
+}
