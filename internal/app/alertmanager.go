@@ -95,22 +95,9 @@ func unwrapTarget(t target.Target) target.Target {
 // resend-interval.
 const resendTick = time.Second
 
-// resendLoop keeps heartbeat alerts firing in Alertmanager while their
+// resendOnce keeps heartbeat alerts firing in Alertmanager while their
 // monitor is down: Alertmanager resolves an alert that is not re-sent
 // within its resolve_timeout. A disabled target is left alone.
-func (a *App) resendLoop(ctx context.Context) {
-	tick := time.NewTicker(resendTick)
-	defer tick.Stop()
-	for {
-		a.resendOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
 func (a *App) resendOnce(ctx context.Context) {
 	notify := a.Settings().Notify
 	for name, t := range *a.targets.Load() {

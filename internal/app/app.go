@@ -145,6 +145,7 @@ func New(opt Options) (*App, error) {
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 	a.metrics.SetHostname(s.Daemon.Hostname)
+	a.restoreLastEvents()
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
@@ -296,7 +297,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.resendLoop(ctx)
+		a.fleetLoop(ctx)
 	}()
 	stopControl, err := a.serveControl(ctx)
 	if err != nil {

@@ -279,6 +279,14 @@ func TestAlertmanagerSingle(t *testing.T) {
 	if v := metricValue(t, base, "herald_deliveries_total", map[string]string{"target": "am", "outcome": "delivered"}); v != 1 {
 		t.Errorf("herald_deliveries_total{target=am,outcome=delivered} = %v", v)
 	}
+	// The last event per type survives a restart: a job that went silent
+	// before a reboot is still found silent after it.
+	last := metricValue(t, base, "herald_last_event_timestamp_seconds", map[string]string{"type": "zfs"})
+	d.stop()
+	d.start()
+	if v := metricValue(t, base, "herald_last_event_timestamp_seconds", map[string]string{"type": "zfs"}); v != last {
+		t.Errorf("after a restart herald_last_event_timestamp_seconds{type=zfs} = %v, want %v", v, last)
+	}
 }
 
 // An HA pair: the receiver is notified once per alert although both

@@ -82,3 +82,30 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, host, label(version.Version))
 }
+
+// RestoreLastEvents seeds the last-event times, e.g. with those saved
+// before a restart, so that "no backup for two days" still fires when the
+// host rebooted in between. A type seen since keeps its newer time; types
+// are bounded as Event bounds them.
+func (m *Metrics) RestoreLastEvents(last map[string]time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for typ, t := range last {
+		typ = label(typ)
+		if typ == "" {
+			continue
+		}
+		if _, ok := m.types[typ]; !ok && typ != Other {
+			if len(m.types) >= MaxEventTypes {
+				continue
+			}
+			m.types[typ] = struct{}{}
+		}
+		if cur, ok := m.fleet.lastEvent[typ]; !ok || t.After(cur) {
+			m.fleet.seen(typ, t)
+		}
+	}
+}

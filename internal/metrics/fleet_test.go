@@ -40,3 +40,27 @@ func TestFleetMetrics(t *testing.T) {
 		t.Fatalf("herald_info: %v %v", v, ok)
 	}
 }
+
+// Restored last-event times show up at once, never replace a newer one,
+// and are bounded like the types of live events.
+func TestRestoreLastEvents(t *testing.T) {
+	m := New()
+	m.Event("zfs", "error")
+	old := time.Unix(1_700_000_000, 0)
+	in := map[string]time.Time{"zfs": old, "vzdump": old, Other: old}
+	for i := range MaxEventTypes + 10 {
+		in[fmt.Sprintf("t%d", i)] = old
+	}
+	m.RestoreLastEvents(in)
+	got := m.LastEvents()
+	if !got["vzdump"].Equal(old) || !got["zfs"].After(old) {
+		t.Fatalf("vzdump %v, zfs %v", got["vzdump"], got["zfs"])
+	}
+	if len(got) > MaxEventTypes+1 {
+		t.Fatalf("%d types after restoring, bound is %d", len(got), MaxEventTypes+1)
+	}
+	m.Event("brand-new", "info") // over the bound now: counted as other
+	if _, ok := m.LastEvents()["brand-new"]; ok {
+		t.Fatal("a new type beyond the bound got its own series")
+	}
+}
