@@ -299,12 +299,15 @@ func TestAlertmanagerHAPair(t *testing.T) {
 	ms[1].start()
 	d := newAMDaemon(t, ms, "\tresend-interval 2s\n")
 
+	start := time.Now()
 	d.run("", d.herald, "notify", "--severity", "error", "--type", "zfs", "--field", "pool=tank",
 		"--title", "pool tank degraded", "--body", "vdev sdc faulted")
 	waitFor(t, "the alert in both members", 30*time.Second, func() bool {
 		return len(ms[0].alerts("zfs")) == 1 && len(ms[1].alerts("zfs")) == 1
 	})
+	t.Logf("herald notify → alert in both members: %v", time.Since(start).Round(time.Millisecond))
 	waitFor(t, "the receiver's notification", 60*time.Second, func() bool { return recv.count("zfs", "firing") > 0 })
+	t.Logf("herald notify → receiver notified: %v (group_wait 1s, gossip settling)", time.Since(start).Round(time.Millisecond))
 
 	d.run("", d.herald, "notify", "--severity", "error", "--type", "heartbeat", "--field", "monitor=backup",
 		"--field", "status=down", "--title", "backup missed its heartbeat")

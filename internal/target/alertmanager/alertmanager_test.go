@@ -152,6 +152,7 @@ func TestHugeBodyBounded(t *testing.T) {
 	if err := newTarget(t, Options{URLs: []string{srv.URL}}).Deliver(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("a %d-byte body became a %d-byte request", len(ev.Body), size)
 	if size == 0 || size > MaxDescription+4096 {
 		t.Fatalf("request body %d bytes", size)
 	}
@@ -521,5 +522,23 @@ func TestResendDoesNotOvertakeUp(t *testing.T) {
 	}
 	if len(posts) != 3 { // down, first re-send, up
 		t.Fatalf("%d posts, want 3: %+v", len(posts), posts)
+	}
+}
+
+// BenchmarkDeliverTwoMembers: one delivery to an HA pair over loopback.
+func BenchmarkDeliverTwoMembers(b *testing.B) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
+	a, c := httptest.NewServer(ok), httptest.NewServer(ok)
+	defer a.Close()
+	defer c.Close()
+	tg, err := New(Options{Name: "am", URLs: []string{a.URL, c.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := mkEvent(event.Error, map[string]string{"type": "zfs", "hostname": "pve1", "pool": "tank"})
+	for b.Loop() {
+		if err := tg.Deliver(context.Background(), ev); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
