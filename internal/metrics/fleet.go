@@ -1,6 +1,10 @@
 package metrics
 
 import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,14 +90,18 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 // RestoreLastEvents seeds the last-event times, e.g. with those saved
 // before a restart, so that "no backup for two days" still fires when the
 // host rebooted in between. A type seen since keeps its newer time; types
-// are bounded as Event bounds them.
+// are bounded as Event bounds them, the most recent ones first.
 func (m *Metrics) RestoreLastEvents(last map[string]time.Time) {
 	if m == nil {
 		return
 	}
+	types := slices.SortedFunc(maps.Keys(last), func(a, b string) int {
+		return cmp.Or(last[b].Compare(last[a]), strings.Compare(a, b))
+	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for typ, t := range last {
+	for _, typ := range types {
+		t := last[typ]
 		typ = label(typ)
 		if typ == "" {
 			continue

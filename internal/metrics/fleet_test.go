@@ -42,14 +42,14 @@ func TestFleetMetrics(t *testing.T) {
 }
 
 // Restored last-event times show up at once, never replace a newer one,
-// and are bounded like the types of live events.
+// and are bounded like the types of live events, the most recent kept.
 func TestRestoreLastEvents(t *testing.T) {
 	m := New()
 	m.Event("zfs", "error")
 	old := time.Unix(1_700_000_000, 0)
 	in := map[string]time.Time{"zfs": old, "vzdump": old, Other: old}
 	for i := range MaxEventTypes + 10 {
-		in[fmt.Sprintf("t%d", i)] = old
+		in[fmt.Sprintf("t%d", i)] = old.Add(-time.Duration(i+1) * time.Hour) // older than vzdump
 	}
 	m.RestoreLastEvents(in)
 	got := m.LastEvents()
@@ -58,6 +58,9 @@ func TestRestoreLastEvents(t *testing.T) {
 	}
 	if len(got) > MaxEventTypes+1 {
 		t.Fatalf("%d types after restoring, bound is %d", len(got), MaxEventTypes+1)
+	}
+	if _, ok := got[fmt.Sprintf("t%d", MaxEventTypes+9)]; ok {
+		t.Fatal("the oldest type was kept over more recent ones")
 	}
 	m.Event("brand-new", "info") // over the bound now: counted as other
 	if _, ok := m.LastEvents()["brand-new"]; ok {
