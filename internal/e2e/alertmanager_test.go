@@ -297,7 +297,9 @@ func TestAlertmanagerHAPair(t *testing.T) {
 	ms := newAMCluster(t, 2, amConfig(recv.URL+"/", 8*time.Second))
 	ms[0].start()
 	ms[1].start()
-	d := newAMDaemon(t, ms, "\tresend-interval 2s\n")
+	// resolve-after keeps the one-shot zfs alert firing for the whole
+	// test; the heartbeat alert has no end and lives by the re-sends alone.
+	d := newAMDaemon(t, ms, "\tresend-interval 2s\n\tresolve-after 1h\n")
 
 	start := time.Now()
 	d.run("", d.herald, "notify", "--severity", "error", "--type", "zfs", "--field", "pool=tank",
