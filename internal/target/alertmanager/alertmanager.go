@@ -293,7 +293,11 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 		log.Info("alert not sent", "reason", skip)
 		return nil
 	}
-	errs := t.postAll(ctx, t.members, []Alert{alert})
+	batch := []Alert{alert}
+	if hb != nil && hb.superseded != nil {
+		batch = append(batch, *hb.superseded)
+	}
+	errs := t.postAll(ctx, t.members, batch)
 	var accepted int
 	var owed []string
 	for i, err := range errs {
@@ -339,6 +343,10 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 type heartbeatInfo struct {
 	key     string
 	resolve bool
+	// superseded is a firing alert of the same monitor whose labels the
+	// new down changed (a different severity, say): it is resolved in the
+	// same request rather than left to time out.
+	superseded *Alert
 }
 
 // prepare builds ev's alert. For heartbeats it consults and updates the
@@ -361,8 +369,14 @@ func (t *Target) prepare(ev *event.Event, now time.Time) (a Alert, hb *heartbeat
 				return false
 			}
 			fresh := t.alert(ev, now, true)
-			if rec != nil && rec.Status == stateFiring && sameLabels(rec.Alert.Labels, fresh.Labels) {
-				fresh.StartsAt = rec.Alert.StartsAt // still the same outage
+			if rec != nil && rec.Status == stateFiring {
+				if sameLabels(rec.Alert.Labels, fresh.Labels) {
+					fresh.StartsAt = rec.Alert.StartsAt // still the same outage
+				} else {
+					old := rec.Alert
+					old.EndsAt = now
+					hb.superseded = &old
+				}
 			}
 			st.Alerts[key] = &hbAlert{Alert: fresh, Status: stateFiring, EventID: ev.ID, EventTime: ev.Timestamp, Changed: now}
 			a = fresh

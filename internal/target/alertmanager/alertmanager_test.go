@@ -542,3 +542,34 @@ func BenchmarkDeliverTwoMembers(b *testing.B) {
 		}
 	}
 }
+
+// A second down with other labels (a higher severity) replaces the firing
+// alert: the old one is resolved in the same request, the new one fires
+// and is the one re-sent; a second down with the same labels keeps the
+// outage's startsAt.
+func TestHeartbeatDownChangesLabels(t *testing.T) {
+	am := newFakeAM(t)
+	clk := newClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	tg := newTarget(t, Options{URLs: []string{am.URL}, StateDir: t.TempDir(), Now: clk.now})
+	ctx := context.Background()
+	start := clk.now()
+	for _, sev := range []event.Severity{event.Warning, event.Warning, event.Error} {
+		if err := tg.Deliver(ctx, heartbeat("d-"+sev.String(), "down", clk.now(), sev)); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(time.Minute)
+	}
+	posts := am.received()
+	if len(posts) != 3 || !posts[1][0].StartsAt.Equal(start) || len(posts[1]) != 1 {
+		t.Fatalf("repeated down: %+v", posts)
+	}
+	last := posts[2]
+	if len(last) != 2 || last[0].Labels["severity"] != "error" || !last[0].EndsAt.IsZero() ||
+		last[1].Labels["severity"] != "warning" || last[1].EndsAt.IsZero() {
+		t.Fatalf("changed down posted %+v", last)
+	}
+	tg.Resend(ctx)
+	if got := am.received(); len(got) != 4 || len(got[3]) != 1 || got[3][0].Labels["severity"] != "error" {
+		t.Fatalf("re-send %+v", got[len(got)-1])
+	}
+}
