@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, GNU mailutils' mail and
-# smartd_warning.sh (smartmontools; its service is not started), Python 3, Postfix's
-# smtp-sink (unpacked, never installed as the system MTA) and
-# systemd-socket-activate, and slapd (LDAP tests). Idempotent; needs root only when something is
-# missing. bsd-mailx depends on mail-transport-agent: a tiny local
-# placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
+# smartd_warning.sh (smartmontools; its service is not started), Python 3,
+# Postfix's smtp-sink (unpacked, never installed as the system MTA),
+# systemd-socket-activate, slapd (LDAP tests), Prometheus Alertmanager and
+# promtool (their services disabled). Idempotent; needs root only when
+# something is missing. bsd-mailx depends on mail-transport-agent: a tiny
+# local placeholder package provides it so that no real MTA takes
+# /usr/sbin/sendmail.
 set -euo pipefail
 
 need=()
@@ -23,6 +25,8 @@ have lintian || need+=(lintian)
 have systemd-analyze || need+=(systemd)
 # slapd for the LDAP recipient tests, which start their own instance.
 [ -x /usr/sbin/slapd ] || need+=(slapd ldap-utils)
+have prometheus-alertmanager || need+=(prometheus-alertmanager)
+have promtool || need+=(prometheus)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -79,6 +83,14 @@ if [[ " ${need[*]} " == *" slapd "* ]]; then
   fi
   update-rc.d slapd disable >/dev/null 2>&1 || true
 fi
+# The tests start their own Alertmanagers on loopback ports and use
+# Prometheus only for promtool; the Debian services (system-wide, on :9093
+# and :9090) must not run or start at boot.
+for svc in prometheus-alertmanager prometheus; do
+  if [[ " ${need[*]} " == *" $svc "* ]]; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 if [ -n "${need_sink:-}" ]; then
   tmp=$(mktemp -d); chmod 755 "$tmp"   # apt's _apt user downloads into it

@@ -104,7 +104,7 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return err
 	}
@@ -138,12 +138,14 @@ func New(opt Options) (*App, error) {
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return nil, err
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.metrics.SetHostname(s.Daemon.Hostname)
+	a.restoreLastEvents()
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
@@ -293,6 +295,11 @@ func (a *App) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.ingestLoop(ctx, wake)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.fleetLoop(ctx)
 	}()
 	stopControl, err := a.serveControl(ctx)
 	if err != nil {

@@ -37,14 +37,17 @@ const templatesDir = "templates"
 // format, PVE or PBS style), inside the config directory.
 const usersFile = "user.cfg"
 
-// buildTargets makes one target per configured section. A section that
-// cannot be built is a configuration error naming its FILE:LINE.
-func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, error) {
+// buildTargets makes one target per configured section (and one per
+// member of an alertmanager target, for what the queue retries to it). A
+// section that cannot be built is a configuration error naming its
+// FILE:LINE. env holds what the running daemon lends its targets.
+func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]target.Target, error) {
 	b, err := newBuilder(s, log)
 	if err != nil {
 		return nil, err
 	}
 	logAliasProblems(b.aliasProblems, log)
+	b.env = env
 	out := make(map[string]target.Target, len(s.Notify.Targets))
 	var ds config.Diagnostics
 	for _, sec := range s.Notify.Targets {
@@ -55,6 +58,9 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 			continue
 		}
 		out[sec.Name] = t
+		for name, m := range memberTargets(t) {
+			out[name] = rendered(m, sec.Type, b.rnd)
+		}
 	}
 	if len(ds) > 0 {
 		return nil, ds
@@ -100,6 +106,7 @@ type builder struct {
 	// lookup resolves mail targets' recipients per delivery (recipients.go).
 	lookup        *directory.Lookup
 	aliasProblems config.Diagnostics
+	env           targetEnv
 }
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
@@ -180,6 +187,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		body, _ := sec.Decoded("body")
 		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
 			Body: body, Secrets: secrets})
+	case "alertmanager":
+		return b.alertmanager(sec)
 	case "smtp":
 		pw, _ := sec.Secret("password")
 		port := 0
@@ -219,7 +228,7 @@ func (b builder) fromAddress(sec *config.Section) string {
 // CheckTargets builds every configured target without sending anything, so
 // that `herald check` reports what the daemon would refuse at start-up.
 func CheckTargets(s *Settings) error {
-	_, err := buildTargets(s, slog.New(slog.DiscardHandler))
+	_, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
 	if err != nil {
 		return err
 	}
@@ -306,6 +315,9 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 	}
 	return rt
 }
+
+// Unwrap returns the wrapped target.
+func (t renderedTarget) Unwrap() target.Target { return t.Target }
 
 // IgnoresMail passes the wrapped target's answer on (target.MailBlind).
 func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }

@@ -16,7 +16,9 @@
 // and filter sections (given their documented proxmox-notify 0.2 meaning).
 // herald's own: ntfy (server, topic, priority, tags; token in the private
 // file), mbox (path), file (path, JSON lines), journal (identifier), exec
-// (command, timeout). A sendmail target may name an external MTA with
+// (command, timeout), alertmanager (url, label-field, resolve-after,
+// resend-interval, timeout, ca-file, username; password or token in the
+// private file). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
 //
 // # herald.cfg
@@ -536,6 +538,11 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 	checkTargets(pd, cfg, opt)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
+	}
+	for _, t := range cfg.Targets {
+		if b := sectionTypes[t.Type].build; b != nil && t.File != BuiltinFile {
+			b(pd, t, cfg) // targets: checks across keys (and the private part)
+		}
 	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})
