@@ -146,7 +146,9 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald   []*Section  `json:"-"`
+	Herald []*Section `json:"-"`
+	// Monitors holds the heartbeat and usage sections (monitors.go).
+	Monitors Monitors    `json:"monitors,omitzero"`
 	Warnings Diagnostics `json:"warnings,omitempty"`
 	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
