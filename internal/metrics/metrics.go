@@ -72,6 +72,7 @@ type Metrics struct {
 	deliveries map[targetOutcome]uint64
 	queue      QueueFunc
 	spool      SpoolFunc
+	monitors   *monitorCollector // monitors.go; nil until SetMonitors
 }
 
 type typeSeverity struct{ typ, severity string }

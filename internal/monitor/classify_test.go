@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{"kuma", ev(TypePush, event.Info, FieldMonitor, "kuma", FieldStatus, "up"), Success},
 		{"kuma", ev(TypePush, event.Error, FieldMonitor, "kuma", FieldStatus, "down"), Failure},
 		{"kuma", ev(TypePush, event.Info, FieldMonitor, "other", FieldStatus, "up"), None},
-		{"kuma", ev("vzdump", event.Info), None}, // no rules: only its token
+		{"kuma", ev("vzdump", event.Info), None},                                      // no rules: only its token
 		{"vz", ev(TypePush, event.Info, FieldMonitor, "vz", FieldStatus, "up"), None}, // vz has no token
 		{"off", ev("vzdump", event.Info), None},
 		{"night", ev("vzdump", event.Info), Success}, // 03:00 is inside 0-6

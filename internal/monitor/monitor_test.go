@@ -23,7 +23,9 @@ func (c *fakeClock) Boot() time.Duration { return c.boot }
 func (c *fakeClock) Mono() time.Duration { return c.mono }
 
 // advance lets real time pass.
-func (c *fakeClock) advance(d time.Duration) { c.wall, c.boot, c.mono = c.wall.Add(d), c.boot+d, c.mono+d }
+func (c *fakeClock) advance(d time.Duration) {
+	c.wall, c.boot, c.mono = c.wall.Add(d), c.boot+d, c.mono+d
+}
 
 // step moves the wall clock only (NTP, date -s).
 func (c *fakeClock) step(d time.Duration) { c.wall = c.wall.Add(d) }
