@@ -26,6 +26,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
+	"herald/internal/monitor"
 	"herald/internal/router"
 	"herald/internal/service"
 	"herald/internal/spool"
@@ -47,6 +48,7 @@ commands:
   test    [--config-dir DIR] TARGET                 send a test notification to one target
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
   status                                            what a running daemon has done and holds
+  monitors [--json] | pause NAME | resume NAME      heartbeats and usage watches of the daemon
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -85,6 +87,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.queueCmd(rest)
 	case "status":
 		return e.status(rest)
+	case "monitors":
+		return e.monitorsCmd(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
@@ -209,8 +213,12 @@ func (e env) check(args []string) int {
 	if paths.Embedded {
 		where = "embedded default (no " + app.DefaultConfigDir + ")"
 	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers)\n",
-		where, len(s.Notify.Targets), len(s.Notify.Matchers))
+	mons := ""
+	if m := s.Notify.Monitors; len(m.Heartbeats)+len(m.Usage) > 0 {
+		mons = fmt.Sprintf(", %d heartbeats, %d usage watches", len(m.Heartbeats), len(m.Usage))
+	}
+	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers%s)\n",
+		where, len(s.Notify.Targets), len(s.Notify.Matchers), mons)
 	return 0
 }
 
@@ -258,6 +266,8 @@ type explanation struct {
 	Matchers []router.MatcherResult `json:"matchers"`
 	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
 	Targets  []string               `json:"targets"`
+	// Heartbeats says what the event means for each heartbeat.
+	Heartbeats []monitor.Feeding `json:"heartbeats,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -313,7 +323,8 @@ func (e env) explain(args []string) int {
 	targets := append([]string{}, res.Targets...)
 	sort.Strings(targets)
 	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets,
+		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil)})
 }
 
 // fieldFlags collects repeated --field K=V.
