@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
-# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
+# bsmtp (bacula-common), curl, swaks, bsd-mailx's `mail`, Python 3, Postfix's
 # smtp-sink (unpacked, never installed as the system MTA) and
 # systemd-socket-activate. Idempotent; needs root only when something is
 # missing. bsd-mailx depends on mail-transport-agent: a tiny local
@@ -10,6 +10,7 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have bsmtp   || need+=(bacula-common)
+have curl    || need+=(curl)
 have swaks   || need+=(swaks libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl)
 have bsd-mailx || need+=(bsd-mailx)
 have python3 || need+=(python3)

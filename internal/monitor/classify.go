@@ -74,8 +74,9 @@ type Feeding struct {
 //   - otherwise h's match-* rules select the event exactly as a matcher's
 //     would, except that a heartbeat without rules selects nothing;
 //   - a selected event is a failure when its severity is in
-//     failure-severity (default warning, error), else a success; unknown
-//     severity that is not listed counts as neither.
+//     failure-severity (default warning, error), else a success. That
+//     makes an unclassified mail (severity unknown) that the rules select,
+//     say by its subject, a success unless failure-severity lists unknown.
 func Classify(h *config.Heartbeat, ev *event.Event, loc *time.Location) Feeding {
 	f := Feeding{Heartbeat: h.Name}
 	switch {
@@ -105,8 +106,6 @@ func Classify(h *config.Heartbeat, ev *event.Event, loc *time.Location) Feeding 
 	case h.IsFailure(ev.Severity):
 		f.Outcome = Failure
 		f.Reason = fmt.Sprintf("rules match; severity %s is a failure", ev.Severity)
-	case ev.Severity == event.Unknown:
-		f.Reason = "rules match, but severity unknown is neither a success nor (not being listed in failure-severity) a failure"
 	default:
 		f.Outcome = Success
 		f.Reason = fmt.Sprintf("rules match; severity %s is a success", ev.Severity)

@@ -32,7 +32,7 @@ func TestClassify(t *testing.T) {
 		{"vz", ev("vzdump", event.Notice), Success},
 		{"vz", ev("vzdump", event.Warning), Failure},
 		{"vz", ev("vzdump", event.Error), Failure},
-		{"vz", ev("vzdump", event.Unknown), None},
+		{"vz", ev("vzdump", event.Unknown), Success}, // an unclassified mail the rules select
 		{"vz", ev("vzdump", event.Info, event.FieldHostname, "pve2"), None},
 		{"vz", ev("cron", event.Info), None},
 		{"vz", ev(TypeHeartbeat, event.Info), None},
