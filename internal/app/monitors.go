@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,7 +46,11 @@ func (a *App) openMonitors() error {
 		}
 		return out
 	})
-	return e.Configure(s.Notify.Monitors)
+	if err := e.Configure(s.Notify.Monitors); err != nil {
+		// The engine retries the write at its next evaluation.
+		a.log.Error("monitor state not written", "err", err)
+	}
+	return nil
 }
 
 // submitMonitorEvent spools one event the monitor engine raised, keeping
@@ -69,11 +74,13 @@ func keepMonitorID(e spool.Entry, ev *event.Event) bool {
 	return e.Env.Source == monitor.Source && e.Env.UID == os.Geteuid() && ev.ID != ""
 }
 
-// pushMonitor resolves a push token to its heartbeat (the push endpoint).
+// pushMonitor resolves a push token to its heartbeat for the push
+// endpoint; the token of a disabled or paused heartbeat is answered as Kuma
+// answers that of an inactive monitor.
 func (a *App) pushMonitor(token string) (string, bool) {
 	for _, h := range a.Settings().Notify.Monitors.Heartbeats {
-		if !h.PushToken.IsEmpty() && h.PushToken.Reveal() == token {
-			return h.Name, true
+		if !h.PushToken.IsEmpty() && subtle.ConstantTimeCompare([]byte(h.PushToken.Reveal()), []byte(token)) == 1 {
+			return h.Name, a.monitors.Active(h.Name)
 		}
 	}
 	return "", false

@@ -138,15 +138,24 @@ func Open(opt Options) (*Engine, error) {
 // Configure applies a (re)loaded configuration: monitors seen for the
 // first time start their clock now (no alarm for the time before they
 // existed), unchanged names keep their state, removed ones are forgotten.
+// Should the state not be written, the configuration still applies and
+// the next evaluation writes it.
 func (e *Engine) Configure(m config.Monitors) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cfg = m
-	now := e.clock.Now()
-	err := e.update(func(st *fileState) bool {
+	err := e.syncState(e.clock.Now())
+	e.wake()
+	return err
+}
+
+// syncState gives every configured monitor a state and drops the state of
+// monitors no longer configured. Callers hold e.mu.
+func (e *Engine) syncState(now time.Time) error {
+	return e.update(func(st *fileState) bool {
 		changed := false
 		seen := map[string]bool{}
-		for _, h := range m.Heartbeats {
+		for _, h := range e.cfg.Heartbeats {
 			seen[h.Name] = true
 			if st.Heartbeats[h.Name] == nil {
 				st.Heartbeats[h.Name] = &hbState{Since: now, Anchor: now}
@@ -160,7 +169,7 @@ func (e *Engine) Configure(m config.Monitors) error {
 			}
 		}
 		seenU := map[string]bool{}
-		for _, u := range m.Usage {
+		for _, u := range e.cfg.Usage {
 			seenU[u.Name] = true
 			if st.Usage[u.Name] == nil {
 				st.Usage[u.Name] = &usageState{}
@@ -175,8 +184,17 @@ func (e *Engine) Configure(m config.Monitors) error {
 		}
 		return changed
 	})
-	e.wake()
-	return err
+}
+
+// Active reports whether name is a heartbeat that is neither disabled nor
+// paused (the push endpoint answers other tokens as Kuma answers the token
+// of an inactive monitor).
+func (e *Engine) Active(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.cfg.Heartbeat(name)
+	s := e.st.Heartbeats[name]
+	return h != nil && !h.Disable && (s == nil || !s.Paused)
 }
 
 // Begin lets the engine evaluate deadlines. The daemon calls it after its
@@ -223,6 +241,9 @@ func (e *Engine) tick() time.Duration {
 	defer e.mu.Unlock()
 	now, boot, mono := e.clock.Now(), e.clock.Boot(), e.clock.Mono()
 	e.observeClock(now, boot, mono)
+	if err := e.syncState(now); err != nil {
+		e.log.Error("monitor state not written", "err", err)
+	}
 	e.flushOutbox()
 	next := now.Add(maxWait)
 	for _, h := range e.cfg.Heartbeats {
@@ -257,10 +278,13 @@ func (e *Engine) observeClock(now time.Time, boot, mono time.Duration) {
 	if step > stepTolerance || step < -stepTolerance {
 		e.log.Warn("wall clock stepped: heartbeat deadlines move with it", "step", step.Round(time.Second).String())
 		if err := e.update(func(st *fileState) bool {
+			// Every time the state holds was read on the old clock: move
+			// them all, so that comparisons with new event times hold.
 			for _, s := range st.Heartbeats {
-				s.Anchor = s.Anchor.Add(step)
-				if !s.LastAlert.IsZero() {
-					s.LastAlert = s.LastAlert.Add(step)
+				for _, t := range []*time.Time{&s.Since, &s.Anchor, &s.LastSuccess, &s.LastFailure, &s.DownSince, &s.LastAlert} {
+					if !t.IsZero() {
+						*t = t.Add(step)
+					}
 				}
 			}
 			return len(st.Heartbeats) > 0

@@ -341,6 +341,23 @@ func TestClockStepBackHidesNoMiss(t *testing.T) {
 	r.wantEvents("job", StatusDown, 1)
 }
 
+func TestClockStepBackThenSuccessCounts(t *testing.T) {
+	r := newRig(t, "heartbeat: job\n\tmatch-field exact:type=x\n\tperiod 1h\n", "")
+	r.clock.advance(20 * time.Minute)
+	_ = r.feed("x", event.Info, r.clock.wall) // read on a clock a day fast
+	r.tick()
+	r.clock.step(-24 * time.Hour) // NTP corrects it
+	r.tick()
+	r.clock.advance(50 * time.Minute)
+	_ = r.feed("x", event.Info, r.clock.wall) // a success on the corrected clock
+	r.clock.advance(59 * time.Minute)
+	r.tick()
+	r.wantEvents("job", StatusDown, 0)
+	r.clock.advance(time.Minute)
+	r.tick()
+	r.wantEvents("job", StatusDown, 1)
+}
+
 func TestSuspendGivesGraceThenFires(t *testing.T) {
 	r := newRig(t, "heartbeat: job\n\tmatch-field exact:type=x\n\tperiod 1h\n", "")
 	r.clock.advance(30 * time.Minute)
