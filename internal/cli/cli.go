@@ -1,5 +1,6 @@
 // Package cli implements herald's command line: the daemon (`serve`) and the
-// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`).
+// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`,
+// `status`, `monitors`).
 // cmd/herald only calls Main.
 package cli
 

@@ -18,6 +18,8 @@
 // file), mbox (path), file (path, JSON lines), journal (identifier), exec
 // (command, timeout). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
+// herald's own non-target sections register themselves (registerType):
+// heartbeat and usage monitors (monitors.go, docs/monitors.md).
 //
 // # herald.cfg
 //
