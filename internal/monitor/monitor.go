@@ -201,6 +201,9 @@ func (e *Engine) Active(name string) bool {
 // first pass over the spool, so that successes that waited there while
 // herald was down count before any deadline is judged.
 func (e *Engine) Begin() {
+	if e == nil {
+		return
+	}
 	e.begin.Do(func() { close(e.begun) })
 	e.wake()
 }
@@ -369,8 +372,11 @@ func (e *Engine) flushOutbox() {
 // Feed counts ev for every heartbeat it feeds. It returns once the new
 // state (and any up or down event it raised) is durable; on error the
 // caller keeps the event to feed it again (feeding is idempotent per
-// event ID).
+// event ID). A nil Engine feeds nothing.
 func (e *Engine) Feed(ev *event.Event) error {
+	if e == nil {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var fed []*config.Heartbeat
