@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -344,5 +345,32 @@ func TestUsageWatchOnTmpfs(t *testing.T) {
 	waitFor(t, "the info once below", 15*time.Second, func() bool { return len(usage(event.Info)) == 1 })
 	if n := len(usage(event.Warning)); n != 1 {
 		t.Fatalf("%d warnings, want 1", n)
+	}
+}
+
+// A reload (SIGHUP) keeps the clock of an unchanged heartbeat and starts a
+// new one's at the reload: no alarm for the time before it existed.
+func TestHeartbeatReload(t *testing.T) {
+	d := withHeartbeats(t, "heartbeat: kept\n\tmatch-field exact:type=kept\n\tperiod 6s\n", "")
+	d.start()
+	t0 := time.Now()
+	d.notify("kept", "info", "kept ok")
+	d.waitEvent("kept ok")
+	sleepUntil(t0.Add(2 * time.Second))
+	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(fileOnly, d.stateDir)+
+		"\nheartbeat: kept\n\tmatch-field exact:type=kept\n\tperiod 6s\n\tcomment now with a comment\n"+
+		"\nheartbeat: added\n\tmatch-field exact:type=added\n\tperiod 3s\n", 0o644)
+	reloaded := time.Now()
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload", 10*time.Second, func() bool { return strings.Contains(d.log(), "configuration reloaded") })
+	waitFor(t, "kept down", 10*time.Second, func() bool { return len(heartbeatEvents(d, "kept", "down")) == 1 })
+	if el := time.Since(t0); el > 8*time.Second {
+		t.Errorf("kept went down %v after its success: the reload reset its clock", el)
+	}
+	waitFor(t, "added down", 10*time.Second, func() bool { return len(heartbeatEvents(d, "added", "down")) == 1 })
+	if el := time.Since(reloaded); el < 3*time.Second {
+		t.Errorf("added went down %v after the reload that created it (period 3 s)", el)
 	}
 }
