@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,13 +66,22 @@ func (a *App) submitMonitorEvent(ev *event.Event) error {
 	return err
 }
 
-// keepMonitorID reports whether an event entry is one the daemon's own
-// monitor engine wrote: its event ID is kept, so that the same event
-// submitted again after a crash is recognised by the delivery queue. Only
-// the daemon's own user writes such entries (a submitter cannot choose an
-// event ID).
-func keepMonitorID(e spool.Entry, ev *event.Event) bool {
-	return e.Env.Source == monitor.Source && e.Env.UID == os.Geteuid() && ev.ID != ""
+// monitorEventID returns the event ID of an entry the daemon's own
+// monitor engine wrote: that ID is kept (the decoder ignores submitted
+// IDs), so that the same event submitted again after a crash is recognised
+// by the delivery queue. Only the daemon's own user writes such entries: a
+// submitter never chooses an event ID.
+func monitorEventID(e spool.Entry, raw []byte) (string, bool) {
+	if e.Env.Source != monitor.Source || e.Env.UID != os.Geteuid() {
+		return "", false
+	}
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v.ID == "" {
+		return "", false
+	}
+	return v.ID, true
 }
 
 // pushMonitor resolves a push token to its heartbeat for the push
