@@ -136,8 +136,9 @@ func Open(opt Options) (*Engine, error) {
 }
 
 // Configure applies a (re)loaded configuration: monitors seen for the
-// first time start their clock now (no alarm for the time before they
-// existed), unchanged names keep their state, removed ones are forgotten.
+// first time, or enabled again, start their clock now (no alarm for the
+// time before they existed), the others keep their state, removed ones are
+// forgotten.
 // Should the state not be written, the configuration still applies and
 // the next evaluation writes it.
 func (e *Engine) Configure(m config.Monitors) error {
@@ -157,8 +158,17 @@ func (e *Engine) syncState(now time.Time) error {
 		seen := map[string]bool{}
 		for _, h := range e.cfg.Heartbeats {
 			seen[h.Name] = true
-			if st.Heartbeats[h.Name] == nil {
-				st.Heartbeats[h.Name] = &hbState{Since: now, Anchor: now}
+			s := st.Heartbeats[h.Name]
+			switch {
+			case s == nil:
+				st.Heartbeats[h.Name] = &hbState{Since: now, Anchor: now, Disabled: h.Disable}
+				changed = true
+			case s.Disabled != h.Disable:
+				// Enabled again: the time it was disabled is not a miss.
+				s.Disabled = h.Disable
+				if !h.Disable {
+					s.Anchor, s.Failures = now, 0
+				}
 				changed = true
 			}
 		}

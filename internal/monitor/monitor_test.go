@@ -584,6 +584,22 @@ func TestReloadKeepsUnchangedState(t *testing.T) {
 	r.wantEvents("fresh", StatusDown, 1)
 }
 
+func TestReenabledStartsAfresh(t *testing.T) {
+	const on = "heartbeat: job\n\tmatch-field exact:type=x\n\tperiod 1h\n"
+	r := newRig(t, on+"\tdisable true\n", "")
+	r.clock.advance(5 * time.Hour)
+	r.tick()
+	r.wantEvents("job", StatusDown, 0)
+	if err := r.e.Configure(monitors(t, on, "")); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	r.wantEvents("job", StatusDown, 0) // the disabled hours are no miss
+	r.clock.advance(time.Hour)
+	r.tick()
+	r.wantEvents("job", StatusDown, 1)
+}
+
 func TestCorruptStateIsMovedAside(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte("{not json"), 0o600); err != nil {

@@ -41,6 +41,9 @@ type hbState struct {
 	DownSince time.Time `json:"down-since,omitzero"`
 	LastAlert time.Time `json:"last-alert,omitzero"`
 	Paused    bool      `json:"paused,omitempty"`
+	// Disabled mirrors the config's disable, so that enabling it again
+	// restarts its clock like a resume.
+	Disabled bool `json:"disabled,omitempty"`
 	// Recent holds the IDs of the last events fed to it.
 	Recent []string `json:"recent,omitempty"`
 }
