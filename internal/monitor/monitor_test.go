@@ -679,6 +679,44 @@ func TestUsageHysteresis(t *testing.T) {
 	}
 }
 
+func TestUsageUnreadableWarnsOnce(t *testing.T) {
+	r := &rig{t: t, dir: t.TempDir(), clock: &fakeClock{wall: t0}, sink: &sink{},
+		cfg: monitors(t, "usage: vol\n\tpath /srv/gone\n\tthreshold 90\n\tinterval 1m\n", "")}
+	fail := true
+	e, err := Open(Options{Dir: r.dir, Submit: r.sink.submit, Clock: r.clock, Statfs: func(string) (Usage, error) {
+		if fail {
+			return Usage{}, errors.New("no such file or directory")
+		}
+		return Usage{Blocks: 10}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Configure(r.cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.e = e
+	for range 3 {
+		r.clock.advance(time.Minute)
+		r.tick()
+	}
+	if len(r.sink.events) != 1 || r.sink.events[0].Severity != event.Warning || r.sink.events[0].Fields["error"] == "" {
+		t.Fatalf("events %v", titles(r.sink.events))
+	}
+	if st := r.e.List()[0]; st.Error == "" {
+		t.Fatalf("status without the error: %+v", st)
+	}
+	fail = false
+	r.clock.advance(time.Minute)
+	r.tick()
+	if st := r.e.List()[0]; st.Error != "" || st.State != StateUp {
+		t.Fatalf("status after recovery: %+v", st)
+	}
+	if len(r.sink.events) != 1 {
+		t.Fatalf("events after recovery %v", titles(r.sink.events))
+	}
+}
+
 func TestStatfsReal(t *testing.T) {
 	u, err := Statfs(t.TempDir())
 	if err != nil {

@@ -58,8 +58,17 @@ func (e *Engine) pollUsage(u *config.Usage, now time.Time, mono time.Duration) (
 	got, err := e.opt.Statfs(u.Path)
 	if err != nil {
 		if s.Error != err.Error() {
+			// Degrade, never go silent: the watch says once that it is
+			// blind, as a warning routed like its alarms.
 			e.log.Error("usage watch cannot read its file system", "monitor", u.Name, "path", u.Path, "err", err)
-			if werr := e.update(func(st *fileState) bool { st.Usage[u.Name].Error = err.Error(); return true }); werr != nil {
+			if werr := e.update(func(st *fileState) bool {
+				first := st.Usage[u.Name].Error == ""
+				st.Usage[u.Name].Error = err.Error()
+				if first {
+					st.Outbox = append(st.Outbox, e.usageErrorEvent(u, err, now))
+				}
+				return true
+			}); werr != nil {
 				e.log.Error("monitor state not written", "monitor", u.Name, "err", werr)
 			}
 		}
@@ -117,5 +126,18 @@ func (e *Engine) usageEvent(u *config.Usage, got Usage, above bool, now time.Tim
 			"threshold":           pct(u.Threshold),
 			"blocks-used-percent": pct(got.Blocks),
 			"inodes-used-percent": pct(got.Inodes),
+		}}
+}
+
+func (e *Engine) usageErrorEvent(u *config.Usage, err error, now time.Time) *event.Event {
+	return &event.Event{ID: event.NewID(), Timestamp: now.Truncate(time.Second), Severity: event.Warning,
+		Title: fmt.Sprintf("%s: usage watch %s cannot read %s", e.opt.Hostname, u.Name, u.Path),
+		Body: fmt.Sprintf("The usage watch %s cannot measure the file system of %s: %v\nIt tries again every %s; nothing is reported until it can.\n",
+			u.Name, u.Path, err, u.Interval),
+		Fields: map[string]string{
+			event.FieldType: TypeUsage,
+			FieldMonitor:    u.Name,
+			FieldPath:       u.Path,
+			"error":         err.Error(),
 		}}
 }
