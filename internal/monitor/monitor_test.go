@@ -10,6 +10,7 @@ import (
 
 	"herald/internal/config"
 	"herald/internal/event"
+	"herald/internal/safeio"
 )
 
 // fakeClock moves the three clocks of Clock by hand.
@@ -727,5 +728,45 @@ func TestStatfsReal(t *testing.T) {
 	}
 	if _, err := Statfs("/does/not/exist"); err == nil {
 		t.Fatal("statfs of a missing path succeeded")
+	}
+}
+
+// TestStateWriteFailsAtEveryStep fails the state write of a down
+// transition at each step of the durable write (internal/safeio), once,
+// then lets the engine go on, and restarts it: one down event reaches the
+// spool in every case.
+func TestStateWriteFailsAtEveryStep(t *testing.T) {
+	defer func() { safeio.FailHook = nil }()
+	for _, step := range []safeio.Step{safeio.StepCreate, safeio.StepWrite, safeio.StepSync, safeio.StepClose,
+		safeio.StepRename, safeio.StepSyncDir} {
+		t.Run(string(step), func(t *testing.T) {
+			r := newRig(t, "heartbeat: job\n\tmatch-field exact:type=x\n\tperiod 1h\n", "")
+			failed := false
+			safeio.FailHook = func(s safeio.Step, path string) error {
+				ours := strings.Contains(filepath.Base(path), stateFile) || filepath.Clean(path) == filepath.Clean(r.dir)
+				if s == step && !failed && ours {
+					failed = true
+					return errors.New("injected")
+				}
+				return nil
+			}
+			r.clock.advance(time.Hour)
+			r.tick()
+			safeio.FailHook = nil
+			if !failed {
+				t.Fatalf("the write never reached %s", step)
+			}
+			r.clock.advance(10 * time.Second)
+			r.tick()
+			r.open(nil)
+			r.tick()
+			ids := map[string]bool{}
+			for _, ev := range r.sink.of("job", StatusDown) {
+				ids[ev.ID] = true
+			}
+			if len(ids) != 1 {
+				t.Fatalf("%d distinct down events, want 1 (%v)", len(ids), titles(r.sink.events))
+			}
+		})
 	}
 }
