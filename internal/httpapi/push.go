@@ -49,11 +49,12 @@ func PushTokenHash(token string) string {
 
 // handlePush is /api/push/TOKEN?status=up|down&msg=...&ping=..., answered
 // like Uptime Kuma's push endpoint: 200 {"ok":true} on success, {"ok":false,
-// "msg":...} otherwise, 404 with Kuma's message for a token that no
-// heartbeat has (nothing is spooled then). The event of a known token
-// names its heartbeat in the monitor field. As in Kuma, the parameters come from the query
-// string for POST too, a missing status means up and any status but "up"
-// means down (a script that reports trouble in its own words is still heard).
+// "msg":...} otherwise, 404 with Kuma's message for a token that no active
+// heartbeat has (nothing is spooled then). The event of a known token names
+// its heartbeat in the monitor field. As in Kuma, the parameters come from
+// the query string for POST too, a missing status means up and any status
+// but "up" means down (a script that reports trouble in its own words is
+// still heard).
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
