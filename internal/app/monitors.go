@@ -143,3 +143,14 @@ func DaemonPauseMonitor(stateDir, name string, pause bool) error {
 	}
 	return err
 }
+
+// OfflineMonitors lists the monitors of the configuration in paths as the
+// daemon last recorded them in paths' state directory, for `herald monitors`
+// while the daemon is not running.
+func OfflineMonitors(paths Paths, shimPaths []string) ([]monitor.Status, error) {
+	s, err := LoadSettings(paths, shimPaths)
+	if err != nil {
+		return nil, err
+	}
+	return monitor.ReadStatus(filepath.Join(paths.StateDir, "monitors"), s.Notify.Monitors, nil)
+}

@@ -15,7 +15,8 @@ import (
 const monitorsUsage = "usage: herald monitors [--json] | herald monitors pause|resume NAME"
 
 // monitorsCmd is `herald monitors [--json]` and `herald monitors
-// pause|resume NAME`, through the running daemon's control socket.
+// pause|resume NAME`, through the running daemon's control socket. Without
+// a running daemon the list shows the state it last recorded.
 func (e env) monitorsCmd(args []string) int {
 	stateDir := app.Resolve("", "").StateDir
 	if len(args) >= 1 && (args[0] == "pause" || args[0] == "resume") {
@@ -43,8 +44,20 @@ func (e env) monitorsCmd(args []string) int {
 	}
 	list, err := app.DaemonMonitors(stateDir)
 	if err != nil {
-		fmt.Fprintln(e.stderr, "herald monitors:", err)
-		return sysexits.Unavailable
+		// The daemon is not running: show what it last recorded, which is
+		// what an admin wants to see while it is down.
+		var oerr error
+		list, oerr = app.OfflineMonitors(app.Resolve("", ""), shimPaths())
+		if oerr != nil {
+			fmt.Fprintln(e.stderr, "herald monitors:", err)
+			if ds := app.Diagnostics(oerr); len(ds) > 0 {
+				e.printDiags(ds)
+			} else {
+				fmt.Fprintln(e.stderr, "herald monitors:", oerr)
+			}
+			return sysexits.Unavailable
+		}
+		fmt.Fprintf(e.stderr, "herald monitors: the daemon is not running (%v); the state it last recorded:\n", err)
 	}
 	if list == nil {
 		list = []monitor.Status{}

@@ -51,12 +51,43 @@ func TestCheckAndExplainHeartbeats(t *testing.T) {
 }
 
 func TestMonitorsWithoutDaemon(t *testing.T) {
-	t.Setenv("HERALD_STATE_DIR", t.TempDir())
-	for _, args := range [][]string{{"monitors"}, {"monitors", "--json"}, {"monitors", "pause", "x"}} {
+	state := t.TempDir()
+	t.Setenv("HERALD_STATE_DIR", state)
+	t.Setenv("HERALD_CONFIG_DIR", configDir(t, configTestdata, "heartbeats"))
+	for _, args := range [][]string{{"monitors", "pause", "x"}, {"monitors", "resume", "nightly-vzdump"}} {
 		_, errs, code := run(t, "", args...)
 		if code != sysexits.Unavailable || !strings.Contains(errs, "not running") {
 			t.Errorf("%v: exit %d %q", args, code, errs)
 		}
+	}
+	// The list shows the state the daemon last recorded.
+	os.MkdirAll(filepath.Join(state, "monitors"), 0o700)
+	os.WriteFile(filepath.Join(state, "monitors", "state.json"), []byte(`{"version":1,"heartbeats":{
+		"nightly-vzdump":{"since":"2026-12-01T00:00:00Z","anchor":"2026-12-01T00:00:00Z","down":true,"reason":"missed","down-since":"2026-12-02T02:00:00Z"}}}`), 0o600)
+	out, errs, code := run(t, "", "monitors", "--json")
+	if code != 0 || !strings.Contains(errs, "not running") {
+		t.Fatalf("offline list: exit %d %s", code, errs)
+	}
+	var list []struct{ Name, State, Reason string }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range list {
+		got[m.Name] = m.State + "/" + m.Reason
+	}
+	want := map[string]string{"nightly-vzdump": "down/missed", "kuma-push": "new/", "bacula-weekly": "new/",
+		"backup-volume": "new/", "root-fs": "paused/"}
+	if len(got) != len(want) {
+		t.Fatalf("offline list %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s", k, got[k], v)
+		}
+	}
+	if out, _, code := run(t, "", "monitors"); code != 0 || !strings.Contains(out, "down (missed)") {
+		t.Fatalf("offline table: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"monitors", "pause"}, {"monitors", "resume", "a", "b"}, {"monitors", "--bogus"}, {"monitors", "x"}} {
 		if _, _, code := run(t, "", args...); code != sysexits.Usage {

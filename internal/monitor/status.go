@@ -1,8 +1,12 @@
 package monitor
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"herald/internal/config"
@@ -60,14 +64,16 @@ func (e *Engine) List() []Status {
 	for _, h := range e.cfg.Heartbeats {
 		s := e.st.Heartbeats[h.Name]
 		if s == nil {
-			continue
+			// Not in the state yet (its first write failed, or the daemon
+			// has not run with it): watching starts with the next write.
+			s = &hbState{}
 		}
 		out = append(out, e.heartbeatStatus(h, s))
 	}
 	for _, u := range e.cfg.Usage {
 		s := e.st.Usage[u.Name]
 		if s == nil {
-			continue
+			s = &usageState{}
 		}
 		st := Status{Name: u.Name, Kind: "usage", Comment: u.Comment, Disabled: u.Disable, Path: u.Path,
 			Threshold: u.Threshold, LastCheck: tp(s.Checked), Error: s.Error}
@@ -105,6 +111,9 @@ func (e *Engine) heartbeatStatus(h *config.Heartbeat, s *hbState) Status {
 		st.State = StateUp
 		if s.LastSuccess.IsZero() {
 			st.State = StateNew
+		}
+		if s.Anchor.IsZero() {
+			break // no clock yet
 		}
 		if dl, ok := e.deadline(h, s, h.AlertAfterMissed); ok {
 			if r, ok := e.resumed[h.Name]; ok && r.After(dl) {
@@ -166,4 +175,26 @@ func (e *Engine) setPaused(name string, paused bool) error {
 		e.wake()
 	}
 	return err
+}
+
+// ReadStatus lists the monitors of cfg as the state file in dir last
+// recorded them, for `herald monitors` while the daemon is not running. It
+// writes nothing; deadlines are shown in loc (nil: time.Local).
+func ReadStatus(dir string, cfg config.Monitors, loc *time.Location) ([]Status, error) {
+	st := newFileState()
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+		}
+	}
+	if loc == nil {
+		loc = time.Local
+	}
+	e := &Engine{cfg: cfg, st: st, loc: loc, resumed: map[string]time.Time{}}
+	return e.List(), nil
 }
