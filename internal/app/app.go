@@ -118,6 +118,7 @@ func (a *App) Reload() error {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.monitors.SetHostname(s.Daemon.Hostname)
 	if err := a.monitors.Configure(s.Notify.Monitors); err != nil {
 		a.log.Error("monitor state not written at reload", "err", err)
 	}

@@ -83,9 +83,10 @@ type Engine struct {
 	clock Clock
 	loc   *time.Location
 
-	mu  sync.Mutex
-	cfg config.Monitors
-	st  *fileState
+	mu       sync.Mutex
+	cfg      config.Monitors
+	hostname string // for raised events' titles; see SetHostname
+	st       *fileState
 	// lastWall/lastBoot/lastMono are the clock readings of the previous
 	// evaluation, to tell clock steps and suspensions.
 	lastWall time.Time
@@ -120,7 +121,7 @@ func Open(opt Options) (*Engine, error) {
 	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("monitor state directory: %w", err)
 	}
-	e := &Engine{opt: opt, log: opt.Logger, clock: opt.Clock, loc: opt.Location,
+	e := &Engine{opt: opt, log: opt.Logger, clock: opt.Clock, loc: opt.Location, hostname: opt.Hostname,
 		resumed: map[string]time.Time{}, nextPoll: map[string]time.Duration{},
 		begun: make(chan struct{}), kick: make(chan struct{}, 1)}
 	st, err := loadState(opt.Dir)
@@ -148,6 +149,14 @@ func (e *Engine) Configure(m config.Monitors) error {
 	err := e.syncState(e.clock.Now())
 	e.wake()
 	return err
+}
+
+// SetHostname changes the host name raised events' titles name (a reload
+// of herald.cfg).
+func (e *Engine) SetHostname(h string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hostname = h
 }
 
 // syncState gives every configured monitor a state and drops the state of
@@ -556,18 +565,18 @@ func fmtTime(t time.Time) string {
 func (e *Engine) downEvent(h *config.Heartbeat, s *hbState, now time.Time, repeat bool) *event.Event {
 	var title, why string
 	if s.Reason == ReasonFailed {
-		title = fmt.Sprintf("%s: heartbeat %s is down: %d failures in a row", e.opt.Hostname, h.Name, s.Failures)
+		title = fmt.Sprintf("%s: heartbeat %s is down: %d failures in a row", e.hostname, h.Name, s.Failures)
 		why = fmt.Sprintf("It reported %d failures in a row (alert-after-failures %d); the last at %s.",
 			s.Failures, h.AlertAfterFailures, fmtTime(s.LastFailure))
 	} else {
-		title = fmt.Sprintf("%s: heartbeat %s is down: no success since %s", e.opt.Hostname, h.Name, fmtTime(s.LastSuccess))
+		title = fmt.Sprintf("%s: heartbeat %s is down: no success since %s", e.hostname, h.Name, fmtTime(s.LastSuccess))
 		why = fmt.Sprintf("No success came in time (%s, alert-after-missed %d).", e.timing(h), h.AlertAfterMissed)
 	}
 	if repeat {
 		title += " (still)"
 	}
 	body := fmt.Sprintf("Heartbeat %s on %s is down.\n%s\nLast success: %s\nDown since: %s\n",
-		h.Name, e.opt.Hostname, why, fmtTime(s.LastSuccess), fmtTime(s.DownSince))
+		h.Name, e.hostname, why, fmtTime(s.LastSuccess), fmtTime(s.DownSince))
 	if h.Comment != "" {
 		body += "Comment: " + h.Comment + "\n"
 	}
@@ -582,9 +591,9 @@ func (e *Engine) downEvent(h *config.Heartbeat, s *hbState, now time.Time, repea
 }
 
 func (e *Engine) upEvent(h *config.Heartbeat, s *hbState, now time.Time) *event.Event {
-	title := fmt.Sprintf("%s: heartbeat %s is up again", e.opt.Hostname, h.Name)
+	title := fmt.Sprintf("%s: heartbeat %s is up again", e.hostname, h.Name)
 	body := fmt.Sprintf("Heartbeat %s on %s is up again.\nLast success: %s\nDown since: %s (%s)\n",
-		h.Name, e.opt.Hostname, fmtTime(s.LastSuccess), fmtTime(s.DownSince), s.Reason)
+		h.Name, e.hostname, fmtTime(s.LastSuccess), fmtTime(s.DownSince), s.Reason)
 	return &event.Event{ID: event.NewID(), Timestamp: now.Truncate(time.Second), Severity: event.Info,
 		Title: title, Body: body, Fields: map[string]string{
 			event.FieldType:  TypeHeartbeat,

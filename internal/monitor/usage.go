@@ -107,10 +107,10 @@ func (e *Engine) pollUsage(u *config.Usage, now time.Time, mono time.Duration) (
 func (e *Engine) usageEvent(u *config.Usage, got Usage, above bool, now time.Time) *event.Event {
 	used := got.Used()
 	sev := event.Warning
-	title := fmt.Sprintf("%s: %s is %s%% full (threshold %s%%)", e.opt.Hostname, u.Path, pct(used), pct(u.Threshold))
+	title := fmt.Sprintf("%s: %s is %s%% full (threshold %s%%)", e.hostname, u.Path, pct(used), pct(u.Threshold))
 	if !above {
 		sev = event.Info
-		title = fmt.Sprintf("%s: %s is back below its threshold: %s%% full", e.opt.Hostname, u.Path, pct(used))
+		title = fmt.Sprintf("%s: %s is back below its threshold: %s%% full", e.hostname, u.Path, pct(used))
 	}
 	body := fmt.Sprintf("File system usage of %s (watch %s): blocks %s%%, inodes %s%%; threshold %s%%, hysteresis %s.\n",
 		u.Path, u.Name, pct(got.Blocks), pct(got.Inodes), pct(u.Threshold), pct(u.Hysteresis))
@@ -131,7 +131,7 @@ func (e *Engine) usageEvent(u *config.Usage, got Usage, above bool, now time.Tim
 
 func (e *Engine) usageErrorEvent(u *config.Usage, err error, now time.Time) *event.Event {
 	return &event.Event{ID: event.NewID(), Timestamp: now.Truncate(time.Second), Severity: event.Warning,
-		Title: fmt.Sprintf("%s: usage watch %s cannot read %s", e.opt.Hostname, u.Name, u.Path),
+		Title: fmt.Sprintf("%s: usage watch %s cannot read %s", e.hostname, u.Name, u.Path),
 		Body: fmt.Sprintf("The usage watch %s cannot measure the file system of %s: %v\nIt tries again every %s; nothing is reported until it can.\n",
 			u.Name, u.Path, err, u.Interval),
 		Fields: map[string]string{
