@@ -374,3 +374,51 @@ func TestHeartbeatReload(t *testing.T) {
 		t.Errorf("added went down %v after the reload that created it (period 3 s)", el)
 	}
 }
+
+// BenchmarkHeartbeatDeadlineToFile measures how long after its deadline a
+// missed heartbeat's down event is a line in events.jsonl (the engine's
+// timer, the state write, the spool, routing and the file target), for 20
+// heartbeats due at the same second; it reports p50 and max.
+func BenchmarkHeartbeatDeadlineToFile(b *testing.B) {
+	const n = 20
+	var cfg strings.Builder
+	for i := range n {
+		fmt.Fprintf(&cfg, "heartbeat: hb%d\n\tmatch-field exact:type=j%d\n\tperiod 3s\n\n", i, i)
+	}
+	d := newDaemon(b, fileOnly+"\n"+cfg.String())
+	d.start()
+	defer d.stop()
+	fl := follow(filepath.Join(d.stateDir, "events.jsonl"))
+	defer fl.close()
+	base := fmt.Sprintf("http://127.0.0.1:%d", d.httpPort)
+	ts := time.Now().Truncate(time.Second)
+	for i := range n {
+		body := fmt.Sprintf(`{"timestamp":%q,"severity":"info","title":"ok %d","fields":{"type":"j%d"}}`, ts.UTC().Format(time.RFC3339), i, i)
+		req, _ := http.NewRequest("POST", base+"/api/v1/events", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("POST: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	b.ResetTimer()
+	due := ts.Add(3 * time.Second)
+	var lat []time.Duration
+	stop := time.Now().Add(30 * time.Second)
+	for i := range n {
+		title := fmt.Sprintf("testhost: heartbeat hb%d is down: no success since %s", i, ts.UTC().Format(time.RFC3339))
+		for {
+			if at, ok := fl.at(title); ok {
+				lat = append(lat, at.Sub(due))
+				break
+			}
+			if time.Now().After(stop) {
+				b.Fatalf("no down event for hb%d\n%s", i, d.log())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 1).Microseconds())/1000, "max-ms")
+}

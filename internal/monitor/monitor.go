@@ -268,9 +268,30 @@ func (e *Engine) tick() time.Duration {
 	}
 	e.flushOutbox()
 	next := now.Add(maxWait)
-	for _, h := range e.cfg.Heartbeats {
-		if at, ok := e.evaluate(h, now); ok && at.Before(next) {
-			next = at
+	// Every transition of this evaluation goes into one state write and
+	// one pass over the outbox: twenty heartbeats due at the same second
+	// cost one fsync of the state, not twenty.
+	var down []string
+	err := e.update(func(st *fileState) bool {
+		changed := false
+		for _, h := range e.cfg.Heartbeats {
+			at, ok, ch := e.judge(st, h, now)
+			if ok && at.Before(next) {
+				next = at
+			}
+			if ch {
+				changed = true
+				down = append(down, h.Name)
+			}
+		}
+		return changed
+	})
+	if err != nil {
+		e.log.Error("monitor state not written; the alarms are retried", "err", err)
+		next = now.Add(5 * time.Second)
+	} else {
+		for _, name := range down {
+			delete(e.resumed, name)
 		}
 	}
 	for _, u := range e.cfg.Usage {
@@ -361,31 +382,37 @@ func (e *Engine) at(point string) error {
 	return e.opt.hook(point)
 }
 
-// flushOutbox submits the outbox's events in order and removes each from
-// the outbox once the spool has it. Callers hold e.mu.
+// flushOutbox submits the outbox's events in order, then removes those
+// the spool took from the outbox with one state write. A crash in between
+// submits them again after the restart, with the same IDs. Callers hold
+// e.mu.
 func (e *Engine) flushOutbox() {
-	for len(e.st.Outbox) > 0 {
-		ev := e.st.Outbox[0]
+	sent := 0
+	for _, ev := range e.st.Outbox {
 		if err := e.opt.Submit(ev); err != nil {
 			e.log.Error("monitor event not spooled yet; it stays in the outbox", "event_id", ev.ID,
 				"monitor", ev.Fields[FieldMonitor], "err", err)
-			return
+			break
 		}
 		if err := e.at(pointSubmitted); err != nil {
 			return
 		}
-		c := e.st.clone()
-		c.Outbox = c.Outbox[1:]
-		if err := c.save(e.opt.Dir); err != nil {
-			// It is spooled; submitting it again later is harmless (the
-			// queue knows its ID), so only log.
-			e.log.Error("monitor state not written after spooling an event", "event_id", ev.ID, "err", err)
-			return
-		}
-		e.st = c
+		sent++
 		e.log.Info("monitor event raised", "event_id", ev.ID, "monitor", ev.Fields[FieldMonitor],
 			"type", ev.Type(), "status", ev.Fields[FieldStatus], "severity", ev.Severity.String())
 	}
+	if sent == 0 {
+		return
+	}
+	c := e.st.clone()
+	c.Outbox = c.Outbox[sent:]
+	if err := c.save(e.opt.Dir); err != nil {
+		// They are spooled; submitting them again later is harmless (the
+		// queue knows their IDs), so only log.
+		e.log.Error("monitor state not written after spooling events", "events", sent, "err", err)
+		return
+	}
+	e.st = c
 }
 
 // Feed counts ev for every heartbeat it feeds. It returns once the new
@@ -498,61 +525,45 @@ func (e *Engine) deadline(h *config.Heartbeat, s *hbState, n int) (time.Time, bo
 	return s.Anchor.Add(time.Duration(n)*h.Period + h.Grace), true
 }
 
-// evaluate judges one heartbeat at now and returns when it next needs
-// judging. Callers hold e.mu.
-func (e *Engine) evaluate(h *config.Heartbeat, now time.Time) (time.Time, bool) {
-	s := e.st.Heartbeats[h.Name]
+// judge decides one heartbeat at now on st (a copy being prepared for a
+// write): it marks it down, or raises a repeat, putting the event into the
+// outbox. It returns when the heartbeat next needs judging and whether it
+// changed st. Callers hold e.mu.
+func (e *Engine) judge(st *fileState, h *config.Heartbeat, now time.Time) (next time.Time, ok, changed bool) {
+	s := st.Heartbeats[h.Name]
 	if s == nil || s.Paused || h.Disable {
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	if s.Down {
 		if h.Repeat <= 0 {
-			return time.Time{}, false
+			return time.Time{}, false, false
 		}
-		due := s.LastAlert.Add(h.Repeat)
-		if now.Before(due) {
-			return due, true
+		if due := s.LastAlert.Add(h.Repeat); now.Before(due) {
+			return due, true, false
 		}
-		if err := e.update(func(st *fileState) bool {
-			c := st.Heartbeats[h.Name]
-			c.LastAlert = now
-			st.Outbox = append(st.Outbox, e.downEvent(h, c, now, true))
-			return true
-		}); err != nil {
-			e.log.Error("monitor state not written; the repeat is retried", "monitor", h.Name, "err", err)
-			return now.Add(5 * time.Second), true
+		s.LastAlert = now
+		st.Outbox = append(st.Outbox, e.downEvent(h, s, now, true))
+		return now.Add(h.Repeat), true, true
+	}
+	reason := ReasonFailed
+	if s.Failures < h.AlertAfterFailures {
+		dl, ok := e.deadline(h, s, h.AlertAfterMissed)
+		if !ok {
+			return time.Time{}, false, false
 		}
-		return now.Add(h.Repeat), true
+		if r, ok := e.resumed[h.Name]; ok && r.After(dl) {
+			dl = r
+		}
+		if now.Before(dl) {
+			return dl, true, false
+		}
+		reason = ReasonMissed
 	}
-	if s.Failures >= h.AlertAfterFailures {
-		return e.commitDown(h, ReasonFailed, now)
-	}
-	dl, ok := e.deadline(h, s, h.AlertAfterMissed)
-	if !ok {
-		return time.Time{}, false
-	}
-	if r, ok := e.resumed[h.Name]; ok && r.After(dl) {
-		dl = r
-	}
-	if now.Before(dl) {
-		return dl, true
-	}
-	return e.commitDown(h, ReasonMissed, now)
-}
-
-func (e *Engine) commitDown(h *config.Heartbeat, reason string, now time.Time) (time.Time, bool) {
-	if err := e.update(func(st *fileState) bool {
-		e.goDown(st, h, st.Heartbeats[h.Name], reason, now)
-		return true
-	}); err != nil {
-		e.log.Error("monitor state not written; the alarm is retried", "monitor", h.Name, "err", err)
-		return now.Add(5 * time.Second), true
-	}
-	delete(e.resumed, h.Name)
+	e.goDown(st, h, s, reason, now)
 	if h.Repeat > 0 {
-		return now.Add(h.Repeat), true
+		return now.Add(h.Repeat), true, true
 	}
-	return time.Time{}, false
+	return time.Time{}, false, true
 }
 
 func fmtTime(t time.Time) string {
