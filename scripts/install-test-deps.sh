@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
-# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, GNU mailutils' mail and
+# bsmtp (bacula-common), curl, swaks, bsd-mailx's `mail`, GNU mailutils' mail and
 # smartd_warning.sh (smartmontools; its service is not started), Python 3,
 # Postfix's smtp-sink (unpacked, never installed as the system MTA),
 # systemd-socket-activate, slapd (LDAP tests), Prometheus Alertmanager and
@@ -13,6 +13,7 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have bsmtp   || need+=(bacula-common)
+have curl    || need+=(curl)
 have swaks   || need+=(swaks libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl)
 have bsd-mailx || need+=(bsd-mailx)
 have mail.mailutils || need+=(mailutils)

@@ -22,6 +22,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/httpapi"
 	"herald/internal/metrics"
+	"herald/internal/monitor"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
@@ -51,6 +52,8 @@ type App struct {
 	spool   *spool.Spool
 	queue   *delivery.Queue
 	metrics *metrics.Metrics
+	// monitors runs the heartbeats and usage watches (monitors.go).
+	monitors *monitor.Engine
 
 	// spoolEntries and spoolBytes are the spool's size at the last ingest
 	// pass, for the metrics (a scrape does not walk the spool).
@@ -115,6 +118,10 @@ func (a *App) Reload() error {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.monitors.SetHostname(s.Daemon.Hostname)
+	if err := a.monitors.Configure(s.Notify.Monitors); err != nil {
+		a.log.Error("monitor state not written at reload", "err", err)
+	}
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
 	a.queue.Kick()
 	return nil
@@ -174,6 +181,9 @@ func New(opt Options) (*App, error) {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
+	if err := a.openMonitors(); err != nil {
+		return nil, fmt.Errorf("monitors: %w", err)
+	}
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -247,6 +257,9 @@ func (a *App) Run(ctx context.Context) error {
 		Hostname: s.Daemon.Hostname,
 		Allow:    s.Daemon.SMTPAllow,
 		Now:      a.now,
+		// Pushes feed heartbeats by token; /api/v1/monitors lists them.
+		PushMonitor: a.pushMonitor,
+		Monitors:    func() any { return a.monitors.List() },
 		Healthy: func() error {
 			if !a.Healthy() {
 				return errors.New("the ingest or delivery loop is stuck")
@@ -285,7 +298,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool watch: %w", err)
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		a.monitors.Run(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.queue.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

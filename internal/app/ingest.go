@@ -21,6 +21,9 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 		a.ingestBusy.Store(time.Now().UnixNano())
 		a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
+		// Heartbeat deadlines are judged only once what waited in the
+		// spool (successes included) has been fed.
+		a.monitors.Begin()
 		select {
 		case <-ctx.Done():
 			return
@@ -154,6 +157,11 @@ func (a *App) ingest(e spool.Entry) error {
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	// Fed before the entry leaves the spool: after a crash in between it
+	// is fed again, which the engine recognises by the event ID.
+	if err := a.monitors.Feed(ev); err != nil {
+		return fmt.Errorf("monitors: %w", err)
+	}
 	if err := a.spool.Remove(e); err != nil {
 		return fmt.Errorf("remove from spool: %w", err)
 	}
@@ -183,6 +191,9 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 			return nil, "", fmt.Errorf("event JSON: %w", err)
 		}
 		ev.ID = e.ID
+		if id, ok := monitorEventID(e, raw); ok {
+			ev.ID = id
+		}
 		event.Normalize(ev, host, e.Env.Received)
 		return ev, "-", nil
 	default:
@@ -224,6 +235,9 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	}
 	targets := a.route(ev, d.Target)
 	a.metrics.Event(ev.Type(), ev.Severity.String())
+	if err := a.monitors.Feed(ev); err != nil {
+		a.log.Error("delivery-failed event not fed to the monitors", "delivery_id", d.ID, "err", err)
+	}
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return

@@ -1,5 +1,6 @@
 // Package cli implements herald's command line: the daemon (`serve`) and the
-// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`).
+// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`,
+// `status`, `monitors`).
 // cmd/herald only calls Main.
 package cli
 
@@ -27,6 +28,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
+	"herald/internal/monitor"
 	"herald/internal/router"
 	"herald/internal/service"
 	"herald/internal/spool"
@@ -48,6 +50,7 @@ commands:
   test    [--config-dir DIR] TARGET                 send a test notification to one target
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
   status                                            what a running daemon has done and holds
+  monitors [--json] | pause NAME | resume NAME      heartbeats and usage watches of the daemon
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -86,6 +89,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.queueCmd(rest)
 	case "status":
 		return e.status(rest)
+	case "monitors":
+		return e.monitorsCmd(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
@@ -210,8 +215,12 @@ func (e env) check(args []string) int {
 	if paths.Embedded {
 		where = "embedded default (no " + app.DefaultConfigDir + ")"
 	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers)\n",
-		where, len(s.Notify.Targets), len(s.Notify.Matchers))
+	mons := ""
+	if m := s.Notify.Monitors; len(m.Heartbeats)+len(m.Usage) > 0 {
+		mons = fmt.Sprintf(", %d heartbeats, %d usage watches", len(m.Heartbeats), len(m.Usage))
+	}
+	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers%s)\n",
+		where, len(s.Notify.Targets), len(s.Notify.Matchers), mons)
 	return 0
 }
 
@@ -278,6 +287,8 @@ type explanation struct {
 	// Recipients: each listed mail target's resolved recipients, or an
 	// error object when a directory failed (app.ExplainRecipients).
 	Recipients map[string]any `json:"recipients"`
+	// Heartbeats says what the event means for each heartbeat.
+	Heartbeats []monitor.Feeding `json:"heartbeats,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -341,7 +352,8 @@ func (e env) explain(args []string) int {
 		return sysexits.Config
 	}
 	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts}
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts,
+		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil)}
 	if cls != nil {
 		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
 	}

@@ -51,7 +51,7 @@ func configDir(t *testing.T, dir, name string) string {
 func TestCheckAcceptsProxmoxAndHeraldConfigs(t *testing.T) {
 	for _, name := range []string{"pve-default", "pbs-default", "docs-sendmail", "docs-smtp", "docs-gotify",
 		"docs-matcher-always", "docs-matcher-calendar", "docs-matcher-fields", "webhook-ntfy",
-		"herald-targets", "legacy-group-filter"} {
+		"herald-targets", "legacy-group-filter", "heartbeats"} {
 		t.Run(name, func(t *testing.T) {
 			d := configDir(t, configTestdata, name)
 			out, errs, code := run(t, "", "check", "--config-dir", d)

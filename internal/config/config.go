@@ -20,6 +20,8 @@
 // resend-interval, timeout, ca-file, username; password or token in the
 // private file). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
+// herald's own non-target sections register themselves (registerType):
+// heartbeat and usage monitors (monitors.go, docs/monitors.md).
 //
 // # herald.cfg
 //
@@ -151,8 +153,10 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald   []*Section  `json:"-"`
-	LDAP     []*LDAP     `json:"ldap,omitempty"` // ldap sections (ldap.go)
+	Herald []*Section `json:"-"`
+	LDAP   []*LDAP    `json:"ldap,omitempty"` // ldap sections (ldap.go)
+	// Monitors holds the heartbeat and usage sections (monitors.go).
+	Monitors Monitors    `json:"monitors,omitzero"`
 	Warnings Diagnostics `json:"warnings,omitempty"`
 	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.

@@ -73,6 +73,7 @@ type Metrics struct {
 	queue      QueueFunc
 	spool      SpoolFunc
 	fleet      fleetState
+	monitors   *monitorCollector // monitors.go; nil until SetMonitors
 }
 
 type typeSeverity struct{ typ, severity string }
