@@ -22,6 +22,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/httpapi"
 	"herald/internal/metrics"
+	"herald/internal/monitor"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
@@ -51,6 +52,8 @@ type App struct {
 	spool   *spool.Spool
 	queue   *delivery.Queue
 	metrics *metrics.Metrics
+	// monitors runs the heartbeats and usage watches (monitors.go).
+	monitors *monitor.Engine
 
 	// spoolEntries and spoolBytes are the spool's size at the last ingest
 	// pass, for the metrics (a scrape does not walk the spool).
@@ -104,7 +107,7 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, warns, err := buildTargets(s, a.log)
+	targets, warns, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return err
 	}
@@ -116,6 +119,10 @@ func (a *App) Reload() error {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.monitors.SetHostname(s.Daemon.Hostname)
+	if err := a.monitors.Configure(s.Notify.Monitors); err != nil {
+		a.log.Error("monitor state not written at reload", "err", err)
+	}
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
 	a.reportBroken(targets)
 	a.queue.Kick()
@@ -141,7 +148,7 @@ func New(opt Options) (*App, error) {
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, warns, err := buildTargets(s, a.log)
+	targets, warns, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +156,8 @@ func New(opt Options) (*App, error) {
 	logWarnings(a.log, s)
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.metrics.SetHostname(s.Daemon.Hostname)
+	a.restoreLastEvents()
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
@@ -178,6 +187,9 @@ func New(opt Options) (*App, error) {
 	}
 	a.queue = q
 	a.reportBroken(targets)
+	if err := a.openMonitors(); err != nil {
+		return nil, fmt.Errorf("monitors: %w", err)
+	}
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -251,6 +263,9 @@ func (a *App) Run(ctx context.Context) error {
 		Hostname: s.Daemon.Hostname,
 		Allow:    s.Daemon.SMTPAllow,
 		Now:      a.now,
+		// Pushes feed heartbeats by token; /api/v1/monitors lists them.
+		PushMonitor: a.pushMonitor,
+		Monitors:    func() any { return a.monitors.List() },
 		Healthy: func() error {
 			if !a.Healthy() {
 				return errors.New("the ingest or delivery loop is stuck")
@@ -289,7 +304,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool watch: %w", err)
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		a.monitors.Run(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.queue.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -299,6 +318,11 @@ func (a *App) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.ingestLoop(ctx, wake)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.fleetLoop(ctx)
 	}()
 	stopControl, err := a.serveControl(ctx)
 	if err != nil {

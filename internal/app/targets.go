@@ -15,6 +15,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/directory"
 	"herald/internal/event"
+	"herald/internal/mailbox"
 	"herald/internal/render"
 	"herald/internal/target"
 	"herald/internal/target/exec"
@@ -36,18 +37,23 @@ const templatesDir = "templates"
 // format, PVE or PBS style), inside the config directory.
 const usersFile = "user.cfg"
 
-// buildTargets makes one target per configured section. One section never
-// stops the others: a target the configuration marks broken, or that cannot
-// be built (a value that cannot work), becomes a brokenTarget, so matchers
-// still route to it and each delivery fails with the reason (a dead letter
-// and a delivery-failed event), and a warning naming its FILE:LINE says so
-// (docs/proxmox-compat.md). The error is for what every target shares (the
-// users file, the templates, the relay settings of herald.cfg).
-func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, config.Diagnostics, error) {
+// buildTargets makes one target per configured section (and one per
+// member of an alertmanager target, for what the queue retries to it). One
+// section never stops the others: a target the configuration marks broken,
+// or that cannot be built (a value that cannot work), becomes a
+// brokenTarget, so matchers still route to it and each delivery fails with
+// the reason (a dead letter and a delivery-failed event), and a warning
+// naming its FILE:LINE says so (docs/proxmox-compat.md). The error is for
+// what every target shares (the users file, the templates, the aliases, the
+// relay settings of herald.cfg). env holds what the running daemon lends
+// its targets.
+func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]target.Target, config.Diagnostics, error) {
 	b, err := newBuilder(s, log)
 	if err != nil {
 		return nil, nil, err
 	}
+	logAliasProblems(b.aliasProblems, log)
+	b.env = env
 	out := make(map[string]target.Target, len(s.Notify.Targets))
 	var warns config.Diagnostics
 	for _, sec := range s.Notify.Targets {
@@ -64,6 +70,9 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, conf
 			continue
 		}
 		out[sec.Name] = t
+		for name, m := range memberTargets(t) {
+			out[name] = rendered(m, sec.Type, b.rnd)
+		}
 	}
 	return out, warns, nil
 }
@@ -96,7 +105,12 @@ func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
 	if err != nil {
 		return builder{}, templateDiag(err)
 	}
-	b := builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths}
+	lookup, aliasProblems, err := newLookup(s, users, log)
+	if err != nil {
+		return builder{}, err
+	}
+	b := builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths,
+		lookup: lookup, aliasProblems: aliasProblems}
 	if b.relaySettings, err = b.relay(); err != nil {
 		d := config.Diagnostic{File: s.Daemon.File, Msg: err.Error()}
 		return builder{}, config.Diagnostics{d}
@@ -115,29 +129,44 @@ func (b builder) buildRendered(sec *config.Section) (target.Target, error) {
 }
 
 type builder struct {
-	s             *Settings
-	log           *slog.Logger
-	users         *directory.Users
-	rnd           *render.Renderer
-	shimPaths     []string
+	s         *Settings
+	log       *slog.Logger
+	users     *directory.Users
+	rnd       *render.Renderer
+	shimPaths []string
+	// lookup resolves mail targets' recipients per delivery (recipients.go).
+	lookup        *directory.Lookup
+	aliasProblems config.Diagnostics
+	env           targetEnv
 	relaySettings *sendmail.Relay // herald.cfg's relay; nil when none
 }
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
 
 // localMailbox returns the mailbox target of a local user: MAIL-DIR/USER,
-// where mail-dir (herald.cfg) defaults to STATE/mail. The daemon runs
-// unprivileged, so it cannot hand /var/mail/USER files to their users;
-// /var/mail is for admins who add the herald user to group mail.
+// where mail-dir (herald.cfg) defaults to Debian's /var/mail, and the
+// embedded default keeps STATE/mail. Outside the state directory a missing
+// mailbox is created owned by its user, group mail, 0660, by the privileged
+// helper (internal/mailbox), so that `mail` works for every user; the daemon
+// itself needs group mail to append (herald.service's SupplementaryGroups).
 func (b builder) localMailbox(user string) (target.Target, bool) {
 	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
 		return nil, false
 	}
+	state := filepath.Join(b.s.Paths.StateDir, "mail")
 	dir := b.s.Daemon.MailDir
-	if dir == "" || b.s.Paths.Embedded {
-		dir = filepath.Join(b.s.Paths.StateDir, "mail")
+	switch {
+	case b.s.Paths.Embedded:
+		dir = state
+	case dir == "":
+		dir = mailbox.DefaultDir
 	}
-	return mbox.New(filepath.Join(dir, user), b.hostname()), true
+	mb := mbox.New(filepath.Join(dir, user), b.hostname())
+	if dir != state {
+		helper := b.s.Daemon.MailboxHelper
+		mb.CreateWith(func() error { return mailbox.Creator{Dir: dir, Socket: helper}.Create(user) })
+	}
+	return mb, true
 }
 
 func (b builder) recipients(sec *config.Section) []string {
@@ -190,6 +219,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		body, _ := sec.Decoded("body")
 		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
 			Body: body, Secrets: secrets, Proxy: b.s.Datacenter.HTTPProxy})
+	case "alertmanager":
+		return b.alertmanager(sec)
 	case "smtp":
 		pw, _ := sec.Secret("password")
 		port := 0
@@ -210,7 +241,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
 			Username: get("username"), Password: password, From: from,
-			Author: author, To: b.recipients(sec), Hostname: b.hostname()})
+			Author: author, To: b.recipients(sec), Hostname: b.hostname(),
+			Recipients: b.recipientsOf(sec)})
 	case "sendmail":
 		from, author, err := b.fromAndAuthor(sec, "root@"+b.hostname())
 		if err != nil {
@@ -219,7 +251,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: from,
 			Author: author, Hostname: b.hostname(), Relay: b.relaySettings,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
-			ShimPaths: b.shimPaths, Log: b.log})
+			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(sec)})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
@@ -251,10 +283,17 @@ func (b builder) fromAndAuthor(sec *config.Section, def string) (from, author st
 
 // CheckTargets builds every configured target without sending anything, so
 // that `herald check` reports what the daemon would refuse at start-up (the
-// error) and the targets it would disable (the warnings).
+// error: what every target shares, aliases included) and the targets it
+// would disable (the warnings).
 func CheckTargets(s *Settings) (config.Diagnostics, error) {
-	_, warns, err := buildTargets(s, slog.New(slog.DiscardHandler))
-	return warns, err
+	_, warns, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
+	if err != nil {
+		return nil, err
+	}
+	if ds := aliasDiagnostics(s); len(ds) > 0 {
+		return warns, ds
+	}
+	return warns, nil
 }
 
 // BuildTarget builds one named target, disabled or not (`herald test`
@@ -337,6 +376,9 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 	}
 	return rt
 }
+
+// Unwrap returns the wrapped target.
+func (t renderedTarget) Unwrap() target.Target { return t.Target }
 
 // IgnoresMail passes the wrapped target's answer on (target.MailBlind).
 func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }

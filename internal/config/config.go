@@ -16,8 +16,12 @@
 // and filter sections (given their documented proxmox-notify 0.2 meaning).
 // herald's own: ntfy (server, topic, priority, tags; token in the private
 // file), mbox (path), file (path, JSON lines), journal (identifier), exec
-// (command, timeout). A sendmail target may name an external MTA with
+// (command, timeout), alertmanager (url, label-field, resolve-after,
+// resend-interval, timeout, ca-file, username; password or token in the
+// private file). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
+// herald's own non-target sections register themselves (registerType):
+// heartbeat and usage monitors (monitors.go, docs/monitors.md).
 //
 // # herald.cfg
 //
@@ -154,6 +158,9 @@ type Config struct {
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
 	Herald []*Section `json:"-"`
+	LDAP   []*LDAP    `json:"ldap,omitempty"` // ldap sections (ldap.go)
+	// Monitors holds the heartbeat and usage sections (monitors.go).
+	Monitors Monitors `json:"monitors,omitzero"`
 	// Broken are targets that stay routed but fail every delivery with
 	// their reason (compat.go).
 	Broken   []BrokenTarget `json:"broken,omitempty"`
@@ -162,6 +169,9 @@ type Config struct {
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
+
+	// Classifiers are the classifier sections, file order.
+	Classifiers []*Classifier `json:"classifiers,omitempty"`
 }
 
 // Target returns the target section of that name, or nil.
@@ -545,6 +555,11 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 	checkUnusedPasswords(pd, cfg)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
+	}
+	for _, t := range cfg.Targets {
+		if b := sectionTypes[t.Type].build; b != nil && t.File != BuiltinFile {
+			b(pd, t, cfg) // targets: checks across keys (and the private part)
+		}
 	}
 	if opt.Lenient {
 		isolate(ds, cfg, map[string][]span{pubName: sectionSpans(pub, false), privName: sectionSpans(priv, true)})

@@ -53,6 +53,15 @@ type Daemon struct {
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
+	// AliasesFile is the aliases(5) file local recipients of mail targets
+	// go through.
+	AliasesFile string `json:"aliases-file"`
+	// MailboxHelper is the socket of the privileged helper that creates
+	// users' mailboxes ("" = /run/herald/mbox.sock, herald-mbox.socket).
+	MailboxHelper string `json:"mailbox-helper,omitempty"`
+
+	// ClassifiersDisable names built-in mail classifiers not to run.
+	ClassifiersDisable []string `json:"classifiers-disable,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
@@ -89,8 +98,12 @@ func DefaultDaemon() *Daemon {
 		Flavor:              FlavorPVE,
 		MaxDeliveryAge:      DefaultMaxDeliveryAge,
 		DeliveryConcurrency: DefaultDeliveryConcurrency,
+		AliasesFile:         DefaultAliasesFile,
 	}
 }
+
+// DefaultAliasesFile is Debian's aliases file.
+const DefaultAliasesFile = "/etc/aliases"
 
 // LoadDaemon reads herald.cfg. A missing file yields the defaults; any
 // problem is reported as Diagnostics (FILE:LINE: message), all at once.
@@ -210,7 +223,9 @@ var daemonKeys = map[string]daemonKey{
 	"delivery-concurrency": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseInt(&d.DeliveryConcurrency, v, 1, 1024)
 	}},
-	"mail-dir": {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
+	"mail-dir":       {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
+	"aliases-file":   {parse: absPathKey(func(d *Daemon) *string { return &d.AliasesFile })},
+	"mailbox-helper": {parse: absPathKey(func(d *Daemon) *string { return &d.MailboxHelper })},
 }
 
 func parseListen(dst *[]netip.AddrPort, v string, first bool) string {

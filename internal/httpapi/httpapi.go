@@ -1,8 +1,9 @@
 // Package httpapi holds herald's HTTP listener on loopback (docs/interfaces.md §3.3):
 // POST /api/v1/events takes an event as JSON, /api/push/TOKEN is an Uptime
 // Kuma compatible push endpoint so existing hook scripts can point at herald
-// unchanged, /metrics serves the Prometheus metrics and /healthz the
-// daemon's health.
+// unchanged (it feeds the heartbeat whose push-token it is), GET
+// /api/v1/monitors lists the monitors, /metrics serves the Prometheus
+// metrics and /healthz the daemon's health.
 //
 // Events enter herald through the spool like mail does: a request is
 // answered with success only after Submit returned, that is after the entry
@@ -52,6 +53,13 @@ type Options struct {
 	Allow []netip.Prefix
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// PushMonitor resolves a push token to the name of its heartbeat;
+	// a token it does not know is answered as Uptime Kuma answers an
+	// unknown one (404) and feeds nothing. nil knows no token.
+	PushMonitor func(token string) (monitor string, ok bool)
+	// Monitors, if set, lists the monitors for GET /api/v1/monitors (any
+	// value that marshals to JSON).
+	Monitors func() any
 	// Healthy, if set, decides /healthz: nil error is 200 "ok", an error is
 	// 503 with the error's text. Without it /healthz always answers 200.
 	Healthy func() error
@@ -107,6 +115,9 @@ func New(sub Submitter, opt Options) *Server {
 	mux.HandleFunc("/api/v1/events", s.handleEvents)
 	mux.HandleFunc("/api/push/{token}", s.handlePush)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if opt.Monitors != nil {
+		mux.HandleFunc("GET /api/v1/monitors", s.handleMonitors)
+	}
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", opt.Metrics.Handler())
 	}
@@ -240,7 +251,7 @@ func submitStatus(err error) (int, string) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		// Only maps of strings and bools are passed: cannot happen.
+		// Only maps and plain structs are passed: cannot happen.
 		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
