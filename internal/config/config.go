@@ -51,6 +51,8 @@
 //	relay-password-file PATH       absolute; file holding the relay password
 //	max-delivery-age DURATION      give up retrying after this (default 5d)
 //	delivery-concurrency N         deliveries in flight at once (default 4)
+//	history-retention DURATION     how long the event history keeps events (default 30d)
+//	history-max-size SIZE          the event history's size bound (default 64M)
 //
 // Durations are Go durations (90s, 5m, 2h) optionally preceded by whole
 // days (5d, 1d12h).
@@ -146,9 +148,11 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald   []*Section  `json:"-"`
-	Warnings Diagnostics `json:"warnings,omitempty"`
-	Flavor   Flavor      `json:"flavor"`
+	Herald []*Section `json:"-"`
+	// Noise holds the noise sections (noise.go), file order.
+	Noise    []*NoiseRule `json:"noise,omitempty"`
+	Warnings Diagnostics  `json:"warnings,omitempty"`
+	Flavor   Flavor       `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`

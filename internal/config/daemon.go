@@ -45,6 +45,10 @@ type Daemon struct {
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
+	// HistoryRetention and HistoryMaxSize bound the event history (0: the
+	// history package's defaults, 30d and 64M).
+	HistoryRetention time.Duration `json:"history-retention,omitempty"`
+	HistoryMaxSize   int64         `json:"history-max-size,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.
