@@ -20,12 +20,15 @@ import (
 
 	"herald/internal/delivery"
 	"herald/internal/event"
+	"herald/internal/history"
 	"herald/internal/httpapi"
 	"herald/internal/metrics"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/target"
+	"herald/internal/web"
 )
 
 // Options configures a daemon.
@@ -51,6 +54,13 @@ type App struct {
 	spool   *spool.Spool
 	queue   *delivery.Queue
 	metrics *metrics.Metrics
+	noise   *noise.Engine
+	history *history.Log
+	// firstPass is closed after the first ingest pass: noise releases wait
+	// for it, so that a spool entry left by a crash is decided on before
+	// its held group can be released (see internal/noise).
+	firstPass chan struct{}
+	monitors  web.Monitors // the status page's monitors section (nil: none)
 
 	// spoolEntries and spoolBytes are the spool's size at the last ingest
 	// pass, for the metrics (a scrape does not walk the spool).
@@ -126,7 +136,8 @@ func New(opt Options) (*App, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New()}
+	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New(),
+		firstPass: make(chan struct{})}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -166,12 +177,19 @@ func New(opt Options) (*App, error) {
 		MaxAge:      s.Daemon.MaxDeliveryAge,
 		Now:         a.now,
 		OnDead:      a.onDead,
-		OnOutcome:   func(d delivery.Delivery, _ error) { a.metrics.Delivery(d.Target, d.State) },
+		OnOutcome: func(d delivery.Delivery, _ error) {
+			a.metrics.Delivery(d.Target, d.State)
+			a.recordOutcome(d)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
+	if err := a.openNoise(); err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("noise control: %w", err)
+	}
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -249,6 +267,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 			return nil
 		},
+		Web: a.webHandler(),
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())
@@ -281,7 +300,15 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool watch: %w", err)
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-a.firstPass:
+			a.noise.Run(ctx)
+		case <-ctx.Done():
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.queue.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -318,6 +345,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	wg.Wait()
+	if err := a.history.Close(); err != nil {
+		a.log.Warn("history close", "err", err)
+	}
 	a.log.Info("herald stopped")
 	return runErr
 }

@@ -17,10 +17,15 @@ import (
 // ingestLoop turns committed spool entries into queued deliveries, at
 // start-up and whenever the spool signals new work.
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
+	first := true
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
 		a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
+		if first {
+			close(a.firstPass)
+			first = false
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -93,9 +98,16 @@ func (a *App) ingest(e spool.Entry) error {
 		return a.spool.Quarantine(e, err)
 	}
 	targets := a.route(ev, "")
-	if err := a.queue.Enqueue(ev, targets); err != nil {
+	// Noise control records what it holds or counts before the rest is
+	// queued; both are idempotent for an entry processed twice.
+	now, decisions, err := a.noise.Process(a.Settings().Notify, ev, targets)
+	if err != nil {
+		return fmt.Errorf("noise: %w", err)
+	}
+	if err := a.queue.Enqueue(ev, now); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	a.history.Event(ev, targets, noiseRecords(decisions))
 	if err := a.spool.Remove(e); err != nil {
 		return fmt.Errorf("remove from spool: %w", err)
 	}
@@ -105,8 +117,8 @@ func (a *App) ingest(e spool.Entry) error {
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
 		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
-		"targets", strings.Join(targets, ","))
-	if len(targets) > 0 {
+		"targets", strings.Join(targets, ","), "held", len(targets)-len(now))
+	if len(now) > 0 {
 		a.queue.Kick()
 	}
 	return nil
@@ -176,6 +188,7 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return
 	}
+	a.history.Event(ev, targets, nil)
 	a.log.Warn("delivery failed for good", "delivery_id", d.ID, "event_id", d.EventID, "target", d.Target,
 		"notified", strings.Join(targets, ","))
 }

@@ -47,6 +47,9 @@ commands:
   test    [--config-dir DIR] TARGET                 send a test notification to one target
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
   status                                            what a running daemon has done and holds
+  history [--since DUR] [--type T] [--severity S] [--grep RE] [--json]
+                                                    past events and where they went
+  web                                               print the status page's URL with its access token
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -85,6 +88,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.queueCmd(rest)
 	case "status":
 		return e.status(rest)
+	case "history":
+		return e.history(rest)
+	case "web":
+		return e.webURL(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0

@@ -1,0 +1,398 @@
+// Package history keeps herald's event history: every event with its
+// routing, its noise decisions and the outcome of each delivery, so that
+// `herald history` and the status page can answer "what happened, and where
+// did it go?". It is a log of JSON lines in segment files under
+// STATE/history, bounded by age (retention) and total size: the oldest
+// segments are removed first.
+//
+// The history is a record, not a promise: lines are appended without an
+// fsync each (the queue and the spool hold what must survive a crash), and
+// a line torn by a crash is skipped when read.
+package history
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"herald/internal/event"
+)
+
+// Defaults of herald.cfg's history-retention and history-max-size.
+const (
+	DefaultRetention = 30 * 24 * time.Hour
+	DefaultMaxSize   = 64 << 20
+)
+
+// segments are rotated when they reach this share of the maximum size, so
+// that removing the oldest one frees a bounded part of the history.
+const segmentsPerMax = 8
+
+// Record kinds.
+const (
+	KindEvent    = "event"
+	KindDelivery = "delivery"
+)
+
+// Record is one line of the history.
+type Record struct {
+	Kind string    `json:"kind"`
+	Time time.Time `json:"time"`
+	// Event records: the event, the targets routing chose and what the
+	// noise rules did with each.
+	Event   *event.Event `json:"event,omitempty"`
+	Targets []string     `json:"targets,omitempty"`
+	Noise   []Noise      `json:"noise,omitempty"`
+	// Delivery records: one attempt's outcome.
+	EventID  string `json:"event_id,omitempty"`
+	Target   string `json:"target,omitempty"`
+	State    string `json:"state,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Noise is a noise decision as recorded (see internal/noise).
+type Noise struct {
+	Target string    `json:"target"`
+	Rule   string    `json:"rule,omitempty"`
+	Action string    `json:"action"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// Options configure a Log.
+type Options struct {
+	Dir       string
+	Retention time.Duration // 0: DefaultRetention
+	MaxSize   int64         // 0: DefaultMaxSize
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Log appends to the history. Safe for concurrent use.
+type Log struct {
+	opt Options
+	log *slog.Logger
+
+	mu      sync.Mutex
+	f       *os.File
+	name    string
+	size    int64
+	pruned  time.Time
+	failing bool
+}
+
+// Open opens the history directory for appending, creating it when missing.
+func Open(opt Options) (*Log, error) {
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.MaxSize <= 0 {
+		opt.MaxSize = DefaultMaxSize
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	l := &Log{opt: opt, log: opt.Logger}
+	l.mu.Lock()
+	l.prune()
+	l.mu.Unlock()
+	return l, nil
+}
+
+// Close closes the current segment.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// Event records an event, its targets and its noise decisions.
+func (l *Log) Event(ev *event.Event, targets []string, noise []Noise) {
+	cp := *ev
+	cp.Mail = nil
+	l.append(Record{Kind: KindEvent, Time: l.opt.Now(), Event: &cp, Targets: targets, Noise: noise})
+}
+
+// Delivery records the outcome of a delivery attempt.
+func (l *Log) Delivery(eventID, target, state string, attempts int, errMsg string) {
+	l.append(Record{Kind: KindDelivery, Time: l.opt.Now(), EventID: eventID, Target: target, State: state,
+		Attempts: attempts, Error: errMsg})
+}
+
+// append writes one record; a failure is logged once until writes work
+// again (the history must never stop deliveries).
+func (l *Log) append(r Record) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		l.log.Error("history: cannot encode record", "err", err)
+		return
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opt.Now()
+	err = l.rotate(now, int64(len(b)))
+	if err == nil {
+		var n int
+		n, err = l.f.Write(b)
+		l.size += int64(n)
+	}
+	if err != nil {
+		if !l.failing {
+			l.log.Error("history: cannot append; events are still delivered", "err", err)
+		}
+		l.failing = true
+		return
+	}
+	if l.failing {
+		l.log.Info("history: appending works again")
+		l.failing = false
+	}
+	if now.Sub(l.pruned) > time.Minute {
+		l.prune()
+	}
+}
+
+// rotate opens a new segment when there is none, the day changed or the
+// current one is full. Caller holds mu.
+func (l *Log) rotate(now time.Time, add int64) error {
+	day := now.UTC().Format("20060102")
+	if l.f != nil && strings.HasPrefix(l.name, day) && l.size+add <= l.opt.MaxSize/segmentsPerMax {
+		return nil
+	}
+	if l.f != nil {
+		if err := l.f.Close(); err != nil {
+			l.log.Warn("history: closing segment", "err", err)
+		}
+		l.f = nil
+	}
+	name := day + "-" + now.UTC().Format("150405.000000000") + ".jsonl"
+	f, err := os.OpenFile(filepath.Join(l.opt.Dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	l.f, l.name, l.size = f, name, 0
+	l.prune()
+	return nil
+}
+
+// prune removes segments older than the retention, then the oldest ones
+// while the history is larger than its maximum size. Caller holds mu.
+func (l *Log) prune() {
+	l.pruned = l.opt.Now()
+	segs, err := segments(l.opt.Dir)
+	if err != nil {
+		l.log.Warn("history: listing segments", "err", err)
+		return
+	}
+	var total int64
+	for _, s := range segs {
+		total += s.size
+	}
+	cutoff := l.opt.Now().Add(-l.opt.Retention)
+	for _, s := range segs {
+		if s.name == l.name {
+			break // never the segment being written
+		}
+		if !s.mod.Before(cutoff) && total <= l.opt.MaxSize {
+			break
+		}
+		if err := os.Remove(filepath.Join(l.opt.Dir, s.name)); err != nil {
+			l.log.Warn("history: removing old segment", "segment", s.name, "err", err)
+			continue
+		}
+		total -= s.size
+	}
+}
+
+type segment struct {
+	name string
+	size int64
+	mod  time.Time
+}
+
+// segments lists the segment files, oldest first (their names sort by
+// creation time).
+func segments(dir string) ([]segment, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []segment
+	for _, de := range des {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".jsonl") {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, segment{name: de.Name(), size: fi.Size(), mod: fi.ModTime()})
+	}
+	slices.SortFunc(out, func(a, b segment) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// Entry is one event as the history tells it: when it came, where routing
+// sent it, what noise did, and each delivery's latest outcome and its
+// attempts.
+type Entry struct {
+	Event      *event.Event `json:"event"`
+	Received   time.Time    `json:"received"`
+	Targets    []string     `json:"targets"`
+	Noise      []Noise      `json:"noise,omitempty"`
+	Deliveries []Delivery   `json:"deliveries"`
+}
+
+// Delivery is one target's outcome for an event.
+type Delivery struct {
+	Target   string    `json:"target"`
+	State    string    `json:"state"` // latest: done, pending (retrying), dead, dropped
+	Attempts int       `json:"attempts"`
+	Time     time.Time `json:"time"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Filter selects entries; zero values select everything.
+type Filter struct {
+	Since    time.Time
+	Type     string
+	Severity string
+	Grep     func(string) bool // matched against title, body and fields
+	EventID  string
+	Limit    int // newest N (0: all)
+}
+
+func (f Filter) match(e *Entry) bool {
+	ev := e.Event
+	switch {
+	case !f.Since.IsZero() && e.Received.Before(f.Since):
+		return false
+	case f.Type != "" && ev.Type() != f.Type:
+		return false
+	case f.Severity != "" && ev.Severity.String() != f.Severity:
+		return false
+	case f.EventID != "" && ev.ID != f.EventID:
+		return false
+	}
+	if f.Grep != nil {
+		if f.Grep(ev.Title) || f.Grep(ev.Body) {
+			return true
+		}
+		for k, v := range ev.Fields {
+			if f.Grep(k + "=" + v) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// maxLine bounds one history line when reading (an event body is at most
+// 1 MiB; JSON escaping can grow it).
+const maxLine = 8 << 20
+
+// Read returns the entries of the history in dir that f selects, oldest
+// first. A missing directory is an empty history.
+func Read(dir string, f Filter) ([]Entry, error) {
+	segs, err := segments(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return []Entry{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*Entry{}
+	var order []*Entry
+	for _, s := range segs {
+		if !f.Since.IsZero() && s.mod.Before(f.Since) {
+			continue // written to last before the window began
+		}
+		if err := readSegment(filepath.Join(dir, s.name), func(r Record) {
+			switch r.Kind {
+			case KindEvent:
+				if r.Event == nil || byID[r.Event.ID] != nil {
+					return
+				}
+				e := &Entry{Event: r.Event, Received: r.Time, Targets: r.Targets, Noise: r.Noise, Deliveries: []Delivery{}}
+				if e.Targets == nil {
+					e.Targets = []string{}
+				}
+				byID[r.Event.ID] = e
+				order = append(order, e)
+			case KindDelivery:
+				e := byID[r.EventID]
+				if e == nil {
+					return // its event left the history
+				}
+				d := Delivery{Target: r.Target, State: r.State, Attempts: r.Attempts, Time: r.Time, Error: r.Error}
+				if i := slices.IndexFunc(e.Deliveries, func(x Delivery) bool { return x.Target == r.Target }); i >= 0 {
+					e.Deliveries[i] = d
+				} else {
+					e.Deliveries = append(e.Deliveries, d)
+				}
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Entry, 0, len(order))
+	for _, e := range order {
+		if f.match(e) {
+			out = append(out, *e)
+		}
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[len(out)-f.Limit:]
+	}
+	return out, nil
+}
+
+func readSegment(path string, fn func(Record)) error {
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // pruned meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var r Record
+		if json.Unmarshal(line, &r) != nil {
+			continue // a line torn by a crash
+		}
+		fn(r)
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("history: %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
