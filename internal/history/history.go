@@ -87,6 +87,7 @@ type Log struct {
 	name    string
 	size    int64
 	pruned  time.Time
+	seq     int
 	failing bool
 }
 
@@ -186,7 +187,10 @@ func (l *Log) rotate(now time.Time, add int64) error {
 		}
 		l.f = nil
 	}
-	name := day + "-" + now.UTC().Format("150405.000000000") + ".jsonl"
+	// The sequence number keeps names unique (and sorted) when the clock
+	// stands still or steps back.
+	l.seq++
+	name := fmt.Sprintf("%s-%s-%06d.jsonl", day, now.UTC().Format("150405.000000000"), l.seq%1000000)
 	f, err := os.OpenFile(filepath.Join(l.opt.Dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
