@@ -26,6 +26,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/service"
 	"herald/internal/spool"
@@ -265,6 +266,9 @@ type explanation struct {
 	Matchers []router.MatcherResult `json:"matchers"`
 	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
 	Targets  []string               `json:"targets"`
+	// Noise says, per target, which noise rule applies and what it would
+	// do at that time with the state the daemon holds now.
+	Noise []noise.Decision `json:"noise,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -320,7 +324,7 @@ func (e env) explain(args []string) int {
 	targets := append([]string{}, res.Targets...)
 	sort.Strings(targets)
 	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Noise: e.planNoise(paths, s, ev, targets, when)})
 }
 
 // fieldFlags collects repeated --field K=V.

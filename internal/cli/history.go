@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/history"
+	"herald/internal/noise"
 	"herald/internal/sysexits"
 	"herald/internal/web"
 )
@@ -126,4 +128,19 @@ func (e env) webURL(args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "http://%s/?token=%s\n", ap, tok)
 	return 0
+}
+
+// planNoise is explain's noise part: the decisions for ev's targets at
+// time at, given what the daemon holds and counts now (read, not changed).
+func (e env) planNoise(paths app.Paths, s *app.Settings, ev *event.Event, targets []string, at time.Time) []noise.Decision {
+	if len(s.Notify.Noise) == 0 {
+		return nil
+	}
+	n, err := noise.Open(noise.Options{Dir: filepath.Join(paths.StateDir, app.NoiseDir), ReadOnly: true,
+		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald explain: noise state:", err)
+		return nil
+	}
+	return n.Plan(s.Notify, ev, targets, at)
 }

@@ -112,7 +112,13 @@ func Open(opt Options) (*Engine, error) {
 		}
 	}
 	if err := e.load(); err != nil {
-		return nil, fmt.Errorf("noise: %w", err)
+		if !opt.ReadOnly {
+			return nil, fmt.Errorf("noise: %w", err)
+		}
+		// A reader that may not see the state (explain as an unprivileged
+		// user) still gets the rules' decisions, as if nothing were held.
+		e.log.Warn("noise state unreadable; deciding as if nothing were held or counted", "err", err)
+		e.windows, e.held = map[string]*window{}, map[string]*held{}
 	}
 	return e, nil
 }
