@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
-# smtp-sink (unpacked, never installed as the system MTA) and
-# systemd-socket-activate. Idempotent; needs root only when something is
+# smtp-sink (unpacked, never installed as the system MTA),
+# systemd-socket-activate and Chromium (the status page's browser test). Idempotent; needs root only when something is
 # missing. bsd-mailx depends on mail-transport-agent: a tiny local
 # placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
 set -euo pipefail
@@ -18,6 +18,7 @@ have openssl || need+=(openssl)
 have lintian || need+=(lintian)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 have systemd-analyze || need+=(systemd)
+have chromium || need+=(chromium)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
