@@ -308,7 +308,7 @@ func waitDelivery(t *testing.T, d *daemon, eventID, target, state string) {
 	for {
 		out, code := d.runCode("", nil, d.herald, "history", "--json")
 		var hist []struct {
-			Event struct{ ID string } `json:"event"`
+			Event      struct{ ID string } `json:"event"`
 			Deliveries []struct {
 				Target, State string
 			} `json:"deliveries"`
