@@ -3,8 +3,9 @@
 # bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
 # smtp-sink (unpacked, never installed as the system MTA),
 # systemd-socket-activate and Chromium (the status page's browser test).
-# Idempotent; needs root only when something is missing. bsd-mailx depends on mail-transport-agent: a tiny local
-# placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
+# Idempotent; needs root only when something is missing. bsd-mailx depends
+# on mail-transport-agent: a tiny local placeholder package provides it so
+# that no real MTA takes /usr/sbin/sendmail.
 set -euo pipefail
 
 need=()
