@@ -16,7 +16,8 @@
 // and filter sections (given their documented proxmox-notify 0.2 meaning).
 // herald's own: ntfy (server, topic, priority, tags; token in the private
 // file), mbox (path), file (path, JSON lines), journal (identifier), exec
-// (command, timeout). A sendmail target may name an external MTA with
+// (command, timeout), and noise sections (noise.go: dedup, quiet hours,
+// digests). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
 //
 // # herald.cfg
