@@ -409,3 +409,81 @@ func titles(evs []*event.Event) []string {
 	}
 	return out
 }
+
+// TestReloadKeepsHeld: a new configuration without the rule decides new
+// events without it, and what the old rule held is still released.
+func TestReloadKeepsHeld(t *testing.T) {
+	c := &clock{t: time.Date(2025, 6, 2, 23, 0, 0, 0, time.UTC)}
+	q := &fakeQueue{}
+	e := open(t, t.TempDir(), q, c)
+	old := parse(t, "noise: nights\n\tquiet-hours 22:00-07:00\n")
+	x := ev("cron", event.Info, "held by the old rule", c.t)
+	process(t, e, old, q, x, "ta")
+	reloaded := parse(t, "")
+	if ds := process(t, e, reloaded, q, ev("cron", event.Info, "after the reload", c.t), "ta"); ds[0].Action != ActDeliver {
+		t.Fatalf("after the reload: %+v", ds)
+	}
+	c.t = time.Date(2025, 6, 3, 7, 0, 0, 0, time.UTC)
+	e.Release()
+	if got := titles(q.events()); !slices.Equal(got, []string{"after the reload", "held by the old rule"}) {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestDigestBounded: a huge quiet night still makes a digest of bounded
+// size that names how many were left out.
+func TestDigestBounded(t *testing.T) {
+	c := &clock{t: time.Date(2025, 6, 2, 23, 0, 0, 0, time.UTC)}
+	q := &fakeQueue{}
+	e := open(t, t.TempDir(), q, c)
+	var hs []*held
+	for i := range 3000 {
+		x := ev("cron", event.Info, fmt.Sprintf("job %d", i), c.t)
+		x.Body = strings.Repeat("b", 3000)
+		hs = append(hs, &held{Kind: KindQuiet, Rule: "nights", Target: "ta", Release: c.t, Event: x})
+	}
+	d := e.digest("g", hs)
+	if len(d.Body) > 1<<20 || !strings.Contains(d.Body, "and 1000 more") || !strings.Contains(d.Body, "more bodies left out") || d.Fields["count"] != "3000" {
+		t.Fatalf("digest body %d bytes, count %s", len(d.Body), d.Fields["count"])
+	}
+}
+
+func BenchmarkProcessRepeat(b *testing.B) {
+	c := &clock{t: time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)}
+	q := &fakeQueue{}
+	e, err := Open(Options{Dir: b.TempDir(), Queue: q, Now: c.now, Location: time.UTC})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Parse("n.cfg", []byte("file: ta\n\tpath /tmp/a\n\nnoise: flood\n\tdedup-window 1d\n"), "", nil, config.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		x := &event.Event{ID: fmt.Sprintf("b%08d", i), Timestamp: c.t, Severity: event.Warning, Title: "disk almost full",
+			Fields: map[string]string{"type": "smartd", "hostname": "h"}}
+		if _, _, err := e.Process(cfg, x, []string{"ta"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkProcessNoMatch(b *testing.B) {
+	c := &clock{t: time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)}
+	e, err := Open(Options{Dir: b.TempDir(), Queue: &fakeQueue{}, Now: c.now, Location: time.UTC})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Parse("n.cfg", []byte("file: ta\n\tpath /tmp/a\n\nnoise: flood\n\tmatch-field exact:type=other\n\tdedup-window 1d\n"), "", nil, config.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := &event.Event{ID: "x", Timestamp: c.t, Severity: event.Warning, Title: "t", Fields: map[string]string{"type": "smartd"}}
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := e.Process(cfg, x, []string{"ta"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

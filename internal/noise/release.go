@@ -151,9 +151,14 @@ func (e *Engine) releaseGroup(g string, names []string) error {
 	return nil
 }
 
-// maxDigestBody bounds how much of each held event's body a quiet-hours
-// digest repeats.
-const maxDigestBody = 4 << 10
+// Bounds of a digest's body: each held event's body is repeated up to
+// maxDigestBody, all of them up to maxDigestBodies, and the table lists at
+// most maxDigestRows events (the rest are counted; all stay in the history).
+const (
+	maxDigestBody   = 4 << 10
+	maxDigestBodies = 512 << 10
+	maxDigestRows   = 2000
+)
 
 // digest builds the digest event of a group, oldest first: a table of
 // times, severities and titles; a quiet-hours digest adds each body, as
@@ -175,11 +180,20 @@ func (e *Engine) digest(g string, hs []*held) *event.Event {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (noise rule %s, target %s):\n\n", title, first.Rule, first.Target)
 	fmt.Fprintf(&b, "%-25s  %-8s  %s\n", "TIME", "SEVERITY", "TITLE")
-	for _, h := range hs {
+	for i, h := range hs {
+		if i == maxDigestRows {
+			fmt.Fprintf(&b, "… and %d more (herald history lists them all)\n", len(hs)-i)
+			break
+		}
 		fmt.Fprintf(&b, "%-25s  %-8s  %s\n", h.Event.Timestamp.In(e.loc).Format(time.RFC3339), h.Event.Severity, oneLine(h.Event.Title))
 	}
 	if first.Kind == KindQuiet {
-		for _, h := range hs {
+		tableLen := b.Len()
+		for i, h := range hs {
+			if b.Len()-tableLen > maxDigestBodies {
+				fmt.Fprintf(&b, "\n[%d more bodies left out; herald history has them]\n", len(hs)-i)
+				break
+			}
 			body := h.Event.Body
 			if len(body) > maxDigestBody {
 				body = body[:maxDigestBody] + "\n[…]"

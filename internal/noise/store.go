@@ -42,9 +42,12 @@ const (
 )
 
 // maxCountedIDs bounds the event IDs a dedup window remembers (they make
-// a repeated ingest of one spool entry count once). Past it only the
-// count grows: a flood costs constant space per window.
-const maxCountedIDs = 4096
+// a repeated ingest of one spool entry count once; the window file is
+// rewritten for every repeat, so it must stay small). Past it only the
+// count grows: a flood costs constant space per window, and an entry
+// processed twice after a crash may then be counted twice — never
+// delivered twice.
+const maxCountedIDs = 512
 
 // fingerprint is what makes two events "the same" for dedup-window.
 type fingerprint struct {
