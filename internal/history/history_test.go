@@ -35,7 +35,7 @@ func TestRecordAndRead(t *testing.T) {
 	l.Event(mkev("e2", "cron", event.Info, "backup ok"), []string{"mail"},
 		[]Noise{{Target: "mail", Rule: "nights", Action: "hold", Until: c.t.Add(time.Hour)}})
 	l.Event(mkev("e1", "smartd", event.Warning, "disk almost full"), []string{"mail"}, nil) // processed twice
-	l.Delivery("gone", "mail", "done", 1, "")                                                // its event is not in the history
+	l.Delivery("gone", "mail", "done", 1, "")                                               // its event is not in the history
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
