@@ -71,8 +71,9 @@ func titlesOf(evs []event.Event) []string {
 
 // TestNoiseAcrossCrashes: a flood of identical warnings reaches the file
 // target as one event plus one summary, a quiet night as one digest, errors
-// at once — with the daemon SIGKILLed twice while events are counted and
-// held. Nothing is lost, nothing arrives twice.
+// at once, collected jobs as one digest at its time — with the daemon
+// SIGKILLed twice while events are counted and held. Nothing is lost,
+// nothing arrives twice.
 func TestNoiseAcrossCrashes(t *testing.T) {
 	window, windowEnd := quietWindow(t)
 	d := newDaemon(t, `file: events
@@ -89,6 +90,10 @@ noise: night
 	match-field exact:type=quiet
 	quiet-hours `+window+`
 	quiet-bypass-severity error
+
+noise: daily
+	match-field exact:type=bacula
+	digest `+windowEnd.Format("15:04")+`
 `)
 	d.start()
 	postEvent(t, d, "flood", "warning", "disk almost full")
@@ -97,6 +102,9 @@ noise: night
 		postEvent(t, d, "quiet", "info", fmt.Sprintf("night job %d ok", i))
 	}
 	postEvent(t, d, "quiet", "error", "night job failed")
+	for i := range 3 {
+		postEvent(t, d, "bacula", "info", fmt.Sprintf("bacula job %d OK", i))
+	}
 	for range 5 {
 		postEvent(t, d, "flood", "warning", "disk almost full")
 	}
@@ -110,7 +118,7 @@ noise: night
 	})
 	// Everything was decided on (the history says so) before the second
 	// crash: held and counted state is on disk only.
-	waitHistory(t, d, 15)
+	waitHistory(t, d, 18)
 	if n := len(ofType(d.events(), "flood")); n != 1 {
 		t.Fatalf("%d flood events delivered inside the window, want 1", n)
 	}
@@ -127,12 +135,19 @@ noise: night
 			t.Fatalf("quiet events before the window ended: %v", titlesOf(q))
 		}
 	}
-	evs = waitEventsCond(t, d, "the quiet-hours digest", time.Until(windowEnd)+30*time.Second, func(evs []event.Event) bool {
-		return len(ofType(evs, "digest")) >= 1
+	evs = waitEventsCond(t, d, "the quiet-hours digest and the daily digest", time.Until(windowEnd)+30*time.Second, func(evs []event.Event) bool {
+		return len(ofType(evs, "digest")) >= 2
 	})
 	dg := ofType(evs, "digest")
-	if len(dg) != 1 || dg[0].Fields["count"] != "4" || dg[0].Fields["noise-rule"] != "night" {
+	if dg[0].Fields["noise-rule"] != "night" {
+		dg[0], dg[1] = dg[1], dg[0]
+	}
+	if len(dg) != 2 || dg[0].Fields["count"] != "4" || dg[0].Fields["noise-rule"] != "night" ||
+		dg[1].Fields["count"] != "3" || dg[1].Fields["noise-rule"] != "daily" || !strings.Contains(dg[1].Body, "bacula job 2 OK") {
 		t.Fatalf("digests: %+v", dg)
+	}
+	if b := ofType(evs, "bacula"); len(b) != 0 {
+		t.Fatalf("collected events delivered on their own: %v", titlesOf(b))
 	}
 	for i := range 4 {
 		if !strings.Contains(dg[0].Body, fmt.Sprintf("night job %d ok", i)) {
@@ -144,7 +159,7 @@ noise: night
 	d.start()
 	time.Sleep(2 * time.Second)
 	evs = d.events()
-	if len(ofType(evs, "flood")) != 2 || len(ofType(evs, "quiet")) != 1 || len(ofType(evs, "digest")) != 1 {
+	if len(ofType(evs, "flood")) != 2 || len(ofType(evs, "quiet")) != 1 || len(ofType(evs, "digest")) != 2 || len(ofType(evs, "bacula")) != 0 {
 		t.Fatalf("events after the last restart: %v", titlesOf(evs))
 	}
 
