@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,6 +126,22 @@ noise: daily
 	}
 	d.kill()
 	d.start()
+	// A reload that drops the quiet-hours and digest rules keeps what they
+	// hold: it is still released when its time comes.
+	writeFile(t, filepath.Join(d.configDir, "notifications.cfg"), fmt.Sprintf(`file: events
+	path %s/events.jsonl
+
+matcher: default-matcher
+	target events
+
+noise: flood
+	match-field exact:type=flood
+	dedup-window 20s
+`, d.stateDir), 0o644)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, d, "configuration reloaded")
 
 	evs := waitEventsCond(t, d, "the dedup summary", 40*time.Second, func(evs []event.Event) bool { return len(ofType(evs, "flood")) >= 2 })
 	fl := ofType(evs, "flood")
@@ -205,5 +223,17 @@ func waitHistory(t *testing.T, d *daemon, n int) {
 			t.Fatalf("history did not reach %d events within 20 s:\n%s\n%s", n, out, d.log())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLog waits until the daemon's log contains s.
+func waitLog(t *testing.T, d *daemon, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.log(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the daemon's log within 20 s:\n%s", s, d.log())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
