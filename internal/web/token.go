@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"herald/internal/safeio"
 )
@@ -36,7 +37,11 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 		return "", fmt.Errorf("web token: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		err = chownLikeDir(tmp, stateDir)
+	}
+	if err == nil {
 		_, err = tmp.WriteString(hex.EncodeToString(b[:]) + "\n")
 		if err == nil {
 			err = tmp.Sync()
@@ -58,6 +63,24 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 		return "", fmt.Errorf("web token: %w", err)
 	}
 	return readToken(path)
+}
+
+// chownLikeDir gives f the owner of dir when we are root: `herald web` run
+// by root before the daemon ever ran must leave a token the daemon's own
+// user can read.
+func chownLikeDir(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
 }
 
 func readToken(path string) (string, error) {

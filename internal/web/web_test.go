@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,5 +267,27 @@ func TestToken(t *testing.T) {
 	b, err := LoadOrCreateToken(dir)
 	if err != nil || a != b || len(a) != 64 {
 		t.Fatalf("tokens %q %q %v", a, b, err)
+	}
+}
+
+// TestTokenOwnedLikeStateDir: root making the token (herald web before
+// the daemon ever ran) leaves it to the state directory's owner.
+func TestTokenOwnedLikeStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (make test runs as root): it checks the token's owner")
+	}
+	dir := t.TempDir()
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token owned by %d:%d mode %v", st.Uid, st.Gid, fi.Mode())
 	}
 }
