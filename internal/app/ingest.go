@@ -104,10 +104,12 @@ func (a *App) ingest(e spool.Entry) error {
 	if err != nil {
 		return fmt.Errorf("noise: %w", err)
 	}
+	// Recorded first: once queued, the delivery's outcome may come at once.
+	// Recording twice (the entry processed again) is harmless.
+	a.history.Event(ev, targets, noiseRecords(decisions))
 	if err := a.queue.Enqueue(ev, now); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	a.history.Event(ev, targets, noiseRecords(decisions))
 	if err := a.spool.Remove(e); err != nil {
 		return fmt.Errorf("remove from spool: %w", err)
 	}
@@ -184,11 +186,11 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	}
 	targets := a.route(ev, d.Target)
 	a.metrics.Event(ev.Type(), ev.Severity.String())
+	a.history.Event(ev, targets, nil)
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return
 	}
-	a.history.Event(ev, targets, nil)
 	a.log.Warn("delivery failed for good", "delivery_id", d.ID, "event_id", d.EventID, "target", d.Target,
 		"notified", strings.Join(targets, ","))
 }

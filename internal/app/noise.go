@@ -53,12 +53,18 @@ func (a *App) Noise() *noise.Engine { return a.noise }
 type releaseSink struct{ a *App }
 
 func (r releaseSink) Enqueue(ev *event.Event, targets []string) error {
+	// A held event released on its own is in the history already; a
+	// summary or digest is new. Recorded before it is queued, as ingest
+	// does; a release repeated after a failure records the same ID again,
+	// which the history reads once.
+	fresh := ev.Type() == "digest" || ev.Fields["repeated"] != ""
+	if fresh {
+		r.a.history.Event(ev, targets, nil)
+	}
 	if err := r.a.queue.Enqueue(ev, targets); err != nil {
 		return err
 	}
-	if ev.Type() == "digest" || ev.Fields["repeated"] != "" {
-		// A held event released on its own is already in the history.
-		r.a.history.Event(ev, targets, nil)
+	if fresh {
 		r.a.metrics.Event(ev.Type(), ev.Severity.String())
 	}
 	return nil

@@ -329,6 +329,16 @@ func Read(dir string, f Filter) ([]Entry, error) {
 	}
 	byID := map[string]*Entry{}
 	var order []*Entry
+	// Outcomes recorded before their event (a fast delivery can finish
+	// before the ingest's record is appended) wait for it.
+	early := map[string][]Delivery{}
+	addDelivery := func(e *Entry, d Delivery) {
+		if i := slices.IndexFunc(e.Deliveries, func(x Delivery) bool { return x.Target == d.Target }); i >= 0 {
+			e.Deliveries[i] = d
+		} else {
+			e.Deliveries = append(e.Deliveries, d)
+		}
+	}
 	for _, s := range segs {
 		if !f.Since.IsZero() && s.mod.Before(f.Since) {
 			continue // written to last before the window began
@@ -345,17 +355,20 @@ func Read(dir string, f Filter) ([]Entry, error) {
 				}
 				byID[r.Event.ID] = e
 				order = append(order, e)
+				for _, d := range early[r.Event.ID] {
+					addDelivery(e, d)
+				}
+				delete(early, r.Event.ID)
 			case KindDelivery:
+				d := Delivery{Target: r.Target, State: r.State, Attempts: r.Attempts, Time: r.Time, Error: r.Error}
 				e := byID[r.EventID]
 				if e == nil {
-					return // its event left the history
+					// Its event comes later, or left the history: bounded by
+					// the number of outcomes, which the history bounds.
+					early[r.EventID] = append(early[r.EventID], d)
+					return
 				}
-				d := Delivery{Target: r.Target, State: r.State, Attempts: r.Attempts, Time: r.Time, Error: r.Error}
-				if i := slices.IndexFunc(e.Deliveries, func(x Delivery) bool { return x.Target == r.Target }); i >= 0 {
-					e.Deliveries[i] = d
-				} else {
-					e.Deliveries = append(e.Deliveries, d)
-				}
+				addDelivery(e, d)
 			}
 		}); err != nil {
 			return nil, err

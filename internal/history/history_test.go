@@ -36,6 +36,8 @@ func TestRecordAndRead(t *testing.T) {
 		[]Noise{{Target: "mail", Rule: "nights", Action: "hold", Until: c.t.Add(time.Hour)}})
 	l.Event(mkev("e1", "smartd", event.Warning, "disk almost full"), []string{"mail"}, nil) // processed twice
 	l.Delivery("gone", "mail", "done", 1, "")                                               // its event is not in the history
+	l.Delivery("e3", "mail", "done", 1, "")                                                 // delivered before its event was recorded
+	l.Event(mkev("e3", "x", event.Info, "fast"), []string{"mail"}, nil)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +45,11 @@ func TestRecordAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || all[0].Event.ID != "e1" || all[1].Event.ID != "e2" {
+	if len(all) != 3 || all[0].Event.ID != "e1" || all[1].Event.ID != "e2" || all[2].Event.ID != "e3" {
 		t.Fatalf("entries %+v", all)
+	}
+	if d := all[2].Deliveries; len(d) != 1 || d[0].State != "done" {
+		t.Fatalf("outcome recorded before its event: %+v", d)
 	}
 	d := all[0].Deliveries
 	if len(d) != 2 || d[0].Target != "mail" || d[0].State != "done" || d[0].Attempts != 2 || d[1].State != "dead" || d[1].Error != "401" {
@@ -62,8 +67,8 @@ func TestRecordAndRead(t *testing.T) {
 		{"severity", Filter{Severity: "warning"}, []string{"e1"}},
 		{"grep title", Filter{Grep: regexp.MustCompile("disk").MatchString}, []string{"e1"}},
 		{"grep field", Filter{Grep: regexp.MustCompile("^type=cron$").MatchString}, []string{"e2"}},
-		{"since", Filter{Since: c.t.Add(-time.Hour)}, []string{"e2"}},
-		{"limit", Filter{Limit: 1}, []string{"e2"}},
+		{"since", Filter{Since: c.t.Add(-time.Hour)}, []string{"e2", "e3"}},
+		{"limit", Filter{Limit: 1}, []string{"e3"}},
 		{"id", Filter{EventID: "e1"}, []string{"e1"}},
 	}
 	for _, tt := range tests {
