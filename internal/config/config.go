@@ -149,14 +149,15 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald []*Section `json:"-"`
-	// Noise holds the noise sections (noise.go), file order.
-	Noise    []*NoiseRule `json:"noise,omitempty"`
-	Warnings Diagnostics  `json:"warnings,omitempty"`
-	Flavor   Flavor       `json:"flavor"`
+	Herald   []*Section  `json:"-"`
+	Warnings Diagnostics `json:"warnings,omitempty"`
+	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
+
+	// Noise holds the noise sections (noise.go), file order.
+	Noise []*NoiseRule `json:"noise,omitempty"`
 }
 
 // Target returns the target section of that name, or nil.
