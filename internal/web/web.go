@@ -75,8 +75,12 @@ type Options struct {
 // cookieName holds the access token after a visit with ?token=.
 const cookieName = "herald_token"
 
-// recent is how many events the page and the feeds show.
-const recent = 100
+// recent is how many events the page and the feeds show; maxRows bounds
+// the queue and held lists (the page says how many it left out).
+const (
+	recent  = 100
+	maxRows = 200
+)
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -95,6 +99,7 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join": strings.Join,
+	"add":  func(a, b int) int { return a + b },
 }
 
 var pages = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
@@ -210,6 +215,8 @@ type indexData struct {
 	SinceOptions []string
 	Flash        string
 	QueueErr     string
+	// More counts what the lists left out past maxRows.
+	MoreDead, MorePending, MoreHeld int
 }
 
 func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
@@ -247,6 +254,9 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		d.Held = h.opt.Held()
 		d.HasHeld = true
 	}
+	d.Dead, d.MoreDead = capRows(d.Dead)
+	d.Pending, d.MorePending = capRows(d.Pending)
+	d.Held, d.MoreHeld = capRows(d.Held)
 	if h.opt.Monitors != nil {
 		d.Monitors = h.opt.Monitors.Monitors()
 		d.ShowMon = true
@@ -326,6 +336,14 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		back = ref
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// capRows keeps the first maxRows of a list and says how many it left out.
+func capRows[T any](xs []T) ([]T, int) {
+	if len(xs) <= maxRows {
+		return xs, 0
+	}
+	return xs[:maxRows], len(xs) - maxRows
 }
 
 func (h *Handler) render(w http.ResponseWriter, name string, data any) {

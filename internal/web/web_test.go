@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
@@ -289,5 +290,19 @@ func TestTokenOwnedLikeStateDir(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token owned by %d:%d mode %v", st.Uid, st.Gid, fi.Mode())
+	}
+}
+
+func TestLongListsCapped(t *testing.T) {
+	q := &fakeQueue{}
+	for i := range maxRows + 5 {
+		q.ds = append(q.ds, delivery.Delivery{ID: fmt.Sprintf("e%d.t", i), EventID: fmt.Sprintf("e%d", i), Target: "t", State: delivery.StateDead})
+	}
+	body := get(t, testHandler(q, nil), "/", authed).Body.String()
+	if n := strings.Count(body, `/retry"`); n != maxRows {
+		t.Fatalf("%d retry forms, want %d", n, maxRows)
+	}
+	if !strings.Contains(body, "… and 5 more") || !strings.Contains(body, fmt.Sprintf("%d dead letters", maxRows+5)) {
+		t.Fatal("the page does not say how many it left out")
 	}
 }
