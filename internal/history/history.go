@@ -13,6 +13,7 @@ package history
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -319,6 +320,11 @@ const maxLine = 8 << 20
 
 // Read returns the entries of the history in dir that f selects, oldest
 // first. A missing directory is an empty history.
+//
+// Segments are read newest first, and reading stops once f.Limit entries
+// are selected (an event's outcomes are never in an older segment than the
+// event), so the status page's "recent events" does not parse the whole
+// history.
 func Read(dir string, f Filter) ([]Entry, error) {
 	segs, err := segments(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -327,63 +333,96 @@ func Read(dir string, f Filter) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	byID := map[string]*Entry{}
-	var order []*Entry
-	// Outcomes recorded before their event (a fast delivery can finish
-	// before the ingest's record is appended) wait for it.
-	early := map[string][]Delivery{}
-	addDelivery := func(e *Entry, d Delivery) {
-		if i := slices.IndexFunc(e.Deliveries, func(x Delivery) bool { return x.Target == d.Target }); i >= 0 {
-			e.Deliveries[i] = d
-		} else {
-			e.Deliveries = append(e.Deliveries, d)
-		}
+	type entry struct {
+		Entry
+		seq   uint64   // position of its event record: the first one wins
+		dseqs []uint64 // position of each delivery's record: the last one wins
 	}
-	for _, s := range segs {
-		if !f.Since.IsZero() && s.mod.Before(f.Since) {
-			continue // written to last before the window began
+	byID := map[string]*entry{}
+	// Outcomes read before their event (its record is in an older segment,
+	// or, rarely, later in the same one) wait for it.
+	type earlyDelivery struct {
+		d   Delivery
+		seq uint64
+	}
+	early := map[string][]earlyDelivery{}
+	addDelivery := func(e *entry, d Delivery, seq uint64) {
+		if i := slices.IndexFunc(e.Deliveries, func(x Delivery) bool { return x.Target == d.Target }); i >= 0 {
+			if seq > e.dseqs[i] {
+				e.Deliveries[i], e.dseqs[i] = d, seq
+			}
+			return
 		}
+		e.Deliveries = append(e.Deliveries, d)
+		e.dseqs = append(e.dseqs, seq)
+	}
+	selected := 0
+	for si := len(segs) - 1; si >= 0; si-- {
+		s := segs[si]
+		if !f.Since.IsZero() && s.mod.Before(f.Since) {
+			break // this one and all older ones were last written before the window began
+		}
+		line := uint64(0)
 		if err := readSegment(filepath.Join(dir, s.name), func(r Record) {
+			line++
+			seq := uint64(si)<<32 | line
 			switch r.Kind {
 			case KindEvent:
-				if r.Event == nil || byID[r.Event.ID] != nil {
+				if r.Event == nil {
 					return
 				}
-				e := &Entry{Event: r.Event, Received: r.Time, Targets: r.Targets, Noise: r.Noise, Deliveries: []Delivery{}}
-				if e.Targets == nil {
-					e.Targets = []string{}
+				if e := byID[r.Event.ID]; e != nil {
+					if seq < e.seq { // an earlier record of the same event
+						e.Received, e.Targets, e.Noise, e.seq = r.Time, nonNil(r.Targets), r.Noise, seq
+					}
+					return
 				}
+				e := &entry{Entry: Entry{Event: r.Event, Received: r.Time, Targets: nonNil(r.Targets), Noise: r.Noise, Deliveries: []Delivery{}}, seq: seq}
 				byID[r.Event.ID] = e
-				order = append(order, e)
-				for _, d := range early[r.Event.ID] {
-					addDelivery(e, d)
+				for _, ed := range early[r.Event.ID] {
+					addDelivery(e, ed.d, ed.seq)
 				}
 				delete(early, r.Event.ID)
+				if f.match(&e.Entry) {
+					selected++
+				}
 			case KindDelivery:
 				d := Delivery{Target: r.Target, State: r.State, Attempts: r.Attempts, Time: r.Time, Error: r.Error}
-				e := byID[r.EventID]
-				if e == nil {
-					// Its event comes later, or left the history: bounded by
-					// the number of outcomes, which the history bounds.
-					early[r.EventID] = append(early[r.EventID], d)
+				if e := byID[r.EventID]; e != nil {
+					addDelivery(e, d, seq)
 					return
 				}
-				addDelivery(e, d)
+				early[r.EventID] = append(early[r.EventID], earlyDelivery{d, seq})
 			}
 		}); err != nil {
 			return nil, err
 		}
+		if f.Limit > 0 && selected >= f.Limit {
+			break
+		}
 	}
-	out := make([]Entry, 0, len(order))
-	for _, e := range order {
-		if f.match(e) {
-			out = append(out, *e)
+	all := make([]*entry, 0, len(byID))
+	for _, e := range byID {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Entry, 0, len(all))
+	for _, e := range all {
+		if f.match(&e.Entry) {
+			out = append(out, e.Entry)
 		}
 	}
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[len(out)-f.Limit:]
 	}
 	return out, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func readSegment(path string, fn func(Record)) error {

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,4 +160,38 @@ func mustSegments(t *testing.T, dir string) []segment {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestAcrossSegments: outcomes in newer segments than their event attach
+// to it, the latest outcome wins, and a limited read returns the newest.
+func TestAcrossSegments(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)}
+	l, err := Open(Options{Dir: dir, Now: c.now, MaxSize: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		l.Event(mkev(fmt.Sprintf("e%d", i), "x", event.Info, strings.Repeat("t", 200)), []string{"a"}, nil)
+		if i == 0 {
+			l.Delivery("e0", "a", "pending", 1, "refused")
+		}
+		c.t = c.t.Add(time.Second)
+	}
+	l.Delivery("e0", "a", "done", 2, "")
+	l.Close()
+	if n := len(mustSegments(t, dir)); n < 3 {
+		t.Fatalf("only %d segments: the test needs several", n)
+	}
+	all, err := Read(dir, Filter{})
+	if err != nil || len(all) != 10 || all[0].Event.ID != "e0" || all[9].Event.ID != "e9" {
+		t.Fatalf("read %d entries, %v", len(all), err)
+	}
+	if d := all[0].Deliveries; len(d) != 1 || d[0].State != "done" || d[0].Attempts != 2 {
+		t.Fatalf("e0's deliveries %+v", d)
+	}
+	last, err := Read(dir, Filter{Limit: 3})
+	if err != nil || len(last) != 3 || last[0].Event.ID != "e7" || last[2].Event.ID != "e9" {
+		t.Fatalf("limited read %+v, %v", last, err)
+	}
 }
