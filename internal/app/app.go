@@ -186,10 +186,7 @@ func New(opt Options) (*App, error) {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
-	if err := a.openNoise(); err != nil {
-		_ = q.Close()
-		return nil, fmt.Errorf("noise control: %w", err)
-	}
+	a.openNoise()
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending

@@ -18,7 +18,9 @@ const (
 )
 
 // openNoise opens the event history and the noise state of the daemon.
-func (a *App) openNoise() error {
+// Either may fail without stopping the daemon: it then runs without it
+// (nil, whose methods do nothing or deliver at once), with an error logged.
+func (a *App) openNoise() {
 	s := a.Settings()
 	h, err := history.Open(history.Options{
 		Dir:       filepath.Join(a.opt.Paths.StateDir, HistoryDir),
@@ -28,7 +30,9 @@ func (a *App) openNoise() error {
 		Now:       a.now,
 	})
 	if err != nil {
-		return err
+		// Degrade: events are routed and delivered without a history.
+		a.log.Error("event history unavailable; herald history and the status page show nothing new", "err", err)
+		h = nil
 	}
 	a.history = h
 	n, err := noise.Open(noise.Options{
@@ -39,10 +43,13 @@ func (a *App) openNoise() error {
 		Hostname: s.Daemon.Hostname,
 	})
 	if err != nil {
-		return err
+		// Degrade: without its state noise control cannot hold anything
+		// safely, so every delivery goes at once; what is held on disk is
+		// released by the next start that can read it.
+		a.log.Error("noise control unavailable: delivering everything at once", "err", err)
+		n = nil
 	}
 	a.noise = n
-	return nil
 }
 
 // Noise returns the noise engine (tests, the status page).

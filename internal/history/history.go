@@ -116,8 +116,12 @@ func Open(opt Options) (*Log, error) {
 	return l, nil
 }
 
-// Close closes the current segment.
+// Close closes the current segment. A nil Log (no history: it could not
+// be opened) does nothing, here and in every method.
 func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -130,6 +134,9 @@ func (l *Log) Close() error {
 
 // Event records an event, its targets and its noise decisions.
 func (l *Log) Event(ev *event.Event, targets []string, noise []Noise) {
+	if l == nil {
+		return
+	}
 	cp := *ev
 	cp.Mail = nil
 	l.append(Record{Kind: KindEvent, Time: l.opt.Now(), Event: &cp, Targets: targets, Noise: noise})
@@ -137,6 +144,9 @@ func (l *Log) Event(ev *event.Event, targets []string, noise []Noise) {
 
 // Delivery records the outcome of a delivery attempt.
 func (l *Log) Delivery(eventID, target, state string, attempts int, errMsg string) {
+	if l == nil {
+		return
+	}
 	l.append(Record{Kind: KindDelivery, Time: l.opt.Now(), EventID: eventID, Target: target, State: state,
 		Attempts: attempts, Error: errMsg})
 }
