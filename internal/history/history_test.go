@@ -146,7 +146,7 @@ func TestBounds(t *testing.T) {
 	l.Close()
 }
 
-func dirSize(t *testing.T, dir string) int64 {
+func dirSize(t testing.TB, dir string) int64 {
 	var n int64
 	for _, s := range mustSegments(t, dir) {
 		n += s.size
@@ -154,7 +154,7 @@ func dirSize(t *testing.T, dir string) int64 {
 	return n
 }
 
-func mustSegments(t *testing.T, dir string) []segment {
+func mustSegments(t testing.TB, dir string) []segment {
 	s, err := segments(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -194,4 +194,33 @@ func TestAcrossSegments(t *testing.T) {
 	if err != nil || len(last) != 3 || last[0].Event.ID != "e7" || last[2].Event.ID != "e9" {
 		t.Fatalf("limited read %+v, %v", last, err)
 	}
+}
+
+// BenchmarkReadRecent: the status page's read (last 100 events) of a
+// history at its default size bound.
+func BenchmarkReadRecent(b *testing.B) {
+	dir := b.TempDir()
+	l, err := Open(Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := strings.Repeat("log line of a cron job\n", 100) // ~2.3 KiB
+	var n int
+	for sz := int64(0); sz < DefaultMaxSize*7/8; sz = dirSize(b, dir) {
+		for range 1000 {
+			n++
+			l.Event(&event.Event{ID: fmt.Sprintf("e%d", n), Severity: event.Info, Title: "job done", Body: body,
+				Fields: map[string]string{"type": "cron"}}, []string{"mail"}, nil)
+			l.Delivery(fmt.Sprintf("e%d", n), "mail", "done", 1, "")
+		}
+	}
+	l.Close()
+	b.ResetTimer()
+	for range b.N {
+		got, err := Read(dir, Filter{Limit: 100})
+		if err != nil || len(got) != 100 {
+			b.Fatalf("%d, %v", len(got), err)
+		}
+	}
+	b.ReportMetric(float64(n), "events")
 }
