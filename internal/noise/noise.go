@@ -185,8 +185,8 @@ func (e *Engine) load() error {
 	}, bad(releasedDir))
 }
 
-// rule returns the first enabled noise rule of cfg that applies to target
-// and selects ev at time at, with the selection's explanation.
+// rule returns the first enabled noise rule of cfg, in file order, that
+// applies to target and selects ev at time at (nil: none).
 func rule(cfg *config.Config, ev *event.Event, target string, at time.Time, loc *time.Location) *config.NoiseRule {
 	r := router.Router{Config: cfg, Location: loc}
 	for _, nr := range cfg.Noise {
