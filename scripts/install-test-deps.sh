@@ -4,7 +4,8 @@
 # smartd_warning.sh (smartmontools; its service is not started), Python 3,
 # Postfix's smtp-sink (unpacked, never installed as the system MTA),
 # systemd-socket-activate, slapd (LDAP tests), Prometheus Alertmanager and
-# promtool (their services disabled). Idempotent; needs root only when
+# promtool (their services disabled) and Chromium (the status page's browser
+# test). Idempotent; needs root only when
 # something is missing. bsd-mailx depends on mail-transport-agent: a tiny
 # local placeholder package provides it so that no real MTA takes
 # /usr/sbin/sendmail.
@@ -28,6 +29,7 @@ have systemd-analyze || need+=(systemd)
 [ -x /usr/sbin/slapd ] || need+=(slapd ldap-utils)
 have prometheus-alertmanager || need+=(prometheus-alertmanager)
 have promtool || need+=(prometheus)
+have chromium || need+=(chromium)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 

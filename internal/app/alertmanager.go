@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -64,8 +66,7 @@ func (b builder) alertmanager(sec *config.Section) (target.Target, error) {
 	if b.env.enqueue != nil {
 		opt.Owe = b.env.enqueue
 	}
-	// generatorURL: the status page, once herald has one, sets
-	// opt.EventURL here to link each alert to its event.
+	opt.EventURL = statusPageEventURL(b.s.Daemon.HTTPListen)
 	return alertmanager.New(opt)
 }
 
@@ -110,4 +111,17 @@ func (a *App) resendOnce(ctx context.Context) {
 		}
 		r.Resend(ctx)
 	}
+}
+
+// statusPageEventURL links an alert to its event on herald's status page
+// (generatorURL): the first HTTP listener's /event/ID. The page is on
+// loopback, so the link works on the host itself or through an SSH tunnel
+// (README, "History and the status page"); it asks for the page's token.
+// Without an HTTP listener there is no page and no link.
+func statusPageEventURL(listen []netip.AddrPort) func(*event.Event) string {
+	if len(listen) == 0 {
+		return nil
+	}
+	base := "http://" + listen[0].String() + "/event/"
+	return func(ev *event.Event) string { return base + url.PathEscape(ev.ID) }
 }

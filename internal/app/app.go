@@ -20,9 +20,11 @@ import (
 
 	"herald/internal/delivery"
 	"herald/internal/event"
+	"herald/internal/history"
 	"herald/internal/httpapi"
 	"herald/internal/metrics"
 	"herald/internal/monitor"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
@@ -54,6 +56,12 @@ type App struct {
 	metrics *metrics.Metrics
 	// monitors runs the heartbeats and usage watches (monitors.go).
 	monitors *monitor.Engine
+	noise    *noise.Engine
+	history  *history.Log
+	// firstPass is closed after the first ingest pass: noise releases wait
+	// for it, so that a spool entry left by a crash is decided on before
+	// its held group can be released (see internal/noise).
+	firstPass chan struct{}
 
 	// spoolEntries and spoolBytes are the spool's size at the last ingest
 	// pass, for the metrics (a scrape does not walk the spool).
@@ -135,7 +143,8 @@ func New(opt Options) (*App, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New()}
+	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New(),
+		firstPass: make(chan struct{})}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -180,16 +189,20 @@ func New(opt Options) (*App, error) {
 		MaxAge:      s.Daemon.MaxDeliveryAge,
 		Now:         a.now,
 		OnDead:      a.onDead,
-		OnOutcome:   func(d delivery.Delivery, _ error) { a.metrics.Delivery(d.Target, d.State) },
+		OnOutcome: func(d delivery.Delivery, _ error) {
+			a.metrics.Delivery(d.Target, d.State)
+			a.recordOutcome(d)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
-	a.reportBroken(targets)
 	if err := a.openMonitors(); err != nil {
 		return nil, fmt.Errorf("monitors: %w", err)
 	}
+	a.openNoise()
+	a.reportBroken(targets)
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -272,6 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 			return nil
 		},
+		Web: a.webHandler(),
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())
@@ -304,10 +318,18 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool watch: %w", err)
 	}
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		a.monitors.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		select {
+		case <-a.firstPass:
+			a.noise.Run(ctx)
+		case <-ctx.Done():
+		}
 	}()
 	go func() {
 		defer wg.Done()
@@ -350,6 +372,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	wg.Wait()
+	if err := a.history.Close(); err != nil {
+		a.log.Warn("history close", "err", err)
+	}
 	a.log.Info("herald stopped")
 	return runErr
 }

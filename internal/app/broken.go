@@ -46,6 +46,10 @@ func (a *App) reportBroken(targets map[string]target.Target) {
 	to := a.working(a.route(ev, ""))
 	a.log.Error("configuration problems disabled targets; the others run", "targets", strings.Join(names, ","), "notified", strings.Join(to, ","))
 	a.metrics.Event(ev.Type(), ev.Severity.String())
+	if err := a.monitors.Feed(ev); err != nil {
+		a.log.Error("configuration-problem event not fed to the monitors", "err", err)
+	}
+	a.history.Event(ev, to, nil)
 	if err := a.queue.Enqueue(ev, to); err != nil {
 		a.log.Error("could not queue the configuration-problem event", "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 // ingestLoop turns committed spool entries into queued deliveries, at
 // start-up and whenever the spool signals new work.
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
+	first := true
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
 		a.ingestPending(ctx)
@@ -25,6 +26,10 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 		// Heartbeat deadlines are judged only once what waited in the
 		// spool (successes included) has been fed.
 		a.monitors.Begin()
+		if first {
+			close(a.firstPass)
+			first = false
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -156,7 +161,16 @@ func (a *App) ingest(e spool.Entry) error {
 		return a.spool.Quarantine(e, err)
 	}
 	targets := a.route(ev, "")
-	if err := a.queue.Enqueue(ev, targets); err != nil {
+	// Noise control records what it holds or counts before the rest is
+	// queued; both are idempotent for an entry processed twice.
+	now, decisions, err := a.noise.Process(a.Settings().Notify, ev, targets)
+	if err != nil {
+		return fmt.Errorf("noise: %w", err)
+	}
+	// Recorded first: once queued, the delivery's outcome may come at once.
+	// Recording twice (the entry processed again) is harmless.
+	a.history.Event(ev, targets, noiseRecords(decisions))
+	if err := a.queue.Enqueue(ev, now); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	// Fed before the entry leaves the spool: after a crash in between it
@@ -173,8 +187,8 @@ func (a *App) ingest(e spool.Entry) error {
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
 		"type", ev.Type(), "severity", ev.Severity.String(), "classifier", classifier, "title", truncate(ev.Title, 120),
-		"targets", strings.Join(targets, ","))
-	if len(targets) > 0 {
+		"targets", strings.Join(targets, ","), "held", len(targets)-len(now))
+	if len(now) > 0 {
 		a.queue.Kick()
 	}
 	return nil
@@ -244,6 +258,7 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	if err := a.monitors.Feed(ev); err != nil {
 		a.log.Error("delivery-failed event not fed to the monitors", "delivery_id", d.ID, "err", err)
 	}
+	a.history.Event(ev, targets, nil)
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return

@@ -29,6 +29,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/monitor"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/service"
 	"herald/internal/spool"
@@ -51,6 +52,9 @@ commands:
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
   status                                            what a running daemon has done and holds
   monitors [--json] | pause NAME | resume NAME      heartbeats and usage watches of the daemon
+  history [--since DUR] [--type T] [--severity S] [--grep RE] [--json]
+                                                    past events and where they went
+  web                                               print the status page's URL with its access token
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -91,6 +95,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.status(rest)
 	case "monitors":
 		return e.monitorsCmd(rest)
+	case "history":
+		return e.history(rest)
+	case "web":
+		return e.webURL(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
@@ -291,6 +299,9 @@ type explanation struct {
 	Recipients map[string]any `json:"recipients"`
 	// Heartbeats says what the event means for each heartbeat.
 	Heartbeats []monitor.Feeding `json:"heartbeats,omitempty"`
+	// Noise says, per target, which noise rule applies and what it would
+	// do at that time with the state the daemon holds now.
+	Noise []noise.Decision `json:"noise,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -355,7 +366,8 @@ func (e env) explain(args []string) int {
 	}
 	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
 		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts,
-		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil)}
+		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil),
+		Noise:      e.planNoise(paths, s, ev, targets, when)}
 	if cls != nil {
 		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
 	}

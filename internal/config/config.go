@@ -21,7 +21,9 @@
 // private file). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
 // herald's own non-target sections register themselves (registerType):
-// heartbeat and usage monitors (monitors.go, docs/monitors.md).
+// heartbeat and usage monitors (monitors.go, docs/monitors.md), classifier
+// (classifier.go), ldap (ldap.go) and noise (noise.go: dedup, quiet hours,
+// digests).
 //
 // # herald.cfg
 //
@@ -62,6 +64,8 @@
 //	relay-password-file PATH       absolute; file holding the relay password
 //	max-delivery-age DURATION      give up retrying after this (default 5d)
 //	delivery-concurrency N         deliveries in flight at once (default 4)
+//	history-retention DURATION     how long the event history keeps events (default 30d)
+//	history-max-size SIZE          the event history's size bound (default 64M)
 //
 // Durations are Go durations (90s, 5m, 2h) optionally preceded by whole
 // days (5d, 1d12h).
@@ -172,6 +176,8 @@ type Config struct {
 
 	// Classifiers are the classifier sections, file order.
 	Classifiers []*Classifier `json:"classifiers,omitempty"`
+	// Noise holds the noise sections (noise.go), file order.
+	Noise []*NoiseRule `json:"noise,omitempty"`
 }
 
 // Target returns the target section of that name, or nil.

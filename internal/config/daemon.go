@@ -62,6 +62,10 @@ type Daemon struct {
 
 	// ClassifiersDisable names built-in mail classifiers not to run.
 	ClassifiersDisable []string `json:"classifiers-disable,omitempty"`
+	// HistoryRetention and HistoryMaxSize bound the event history (0: the
+	// history package's defaults, 30d and 64M).
+	HistoryRetention time.Duration `json:"history-retention,omitempty"`
+	HistoryMaxSize   int64         `json:"history-max-size,omitempty"`
 }
 
 // Defaults of herald.cfg, in one place.

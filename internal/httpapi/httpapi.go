@@ -63,6 +63,9 @@ type Options struct {
 	// Healthy, if set, decides /healthz: nil error is 200 "ok", an error is
 	// 503 with the error's text. Without it /healthz always answers 200.
 	Healthy func() error
+	// Web, if set, serves everything no API path takes (the status page,
+	// which does its own token check).
+	Web http.Handler
 }
 
 // MaxEventSize is the largest event JSON body POST /api/v1/events takes;
@@ -120,6 +123,9 @@ func New(sub Submitter, opt Options) *Server {
 	}
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", opt.Metrics.Handler())
+	}
+	if opt.Web != nil {
+		mux.Handle("/", opt.Web)
 	}
 	s.handler = s.guard(mux)
 

@@ -7,10 +7,11 @@ import (
 	"herald/internal/event"
 )
 
-// Evaluate decides one matcher for ev at time at, evaluated in loc (nil
-// means time.Local), with exactly Route's rules. Heartbeats use it for their
-// match-* lines, so that a rule means the same in a heartbeat as in a
-// matcher.
+// Evaluate decides one matcher-shaped rule set for ev at time at, evaluated
+// in loc (nil means time.Local), with exactly Route's rules and
+// explanation. herald's own sections that select events with matcher rules
+// (heartbeats, noise) use it, so that their rules never drift from the
+// matchers'.
 func Evaluate(m *config.Matcher, ev *event.Event, at time.Time, loc *time.Location) MatcherResult {
 	if loc == nil {
 		loc = time.Local
@@ -18,4 +19,9 @@ func Evaluate(m *config.Matcher, ev *event.Event, at time.Time, loc *time.Locati
 	var rules []RuleResult
 	var names []string
 	return evaluate(m, ev, at.In(loc), &rules, &names)
+}
+
+// Evaluate is the package's Evaluate in the router's Location.
+func (r *Router) Evaluate(m *config.Matcher, ev *event.Event, at time.Time) MatcherResult {
+	return Evaluate(m, ev, at, r.Location)
 }
