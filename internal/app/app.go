@@ -219,7 +219,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	srv := smtpd.New(a.spool, smtpd.Options{
-		Hostname:       s.Daemon.Hostname,
+		Hostname:       s.Daemon.MailName, // HELO name and the domain of bare addresses
 		MaxMessageSize: s.Daemon.MaxMessageSize,
 		MaxRecipients:  s.Daemon.MaxRecipients,
 		ReadTimeout:    s.Daemon.SMTPTimeout,
@@ -299,6 +299,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer stopControl()
+	a.logRelayMode()
 	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)
 	close(a.ready)

@@ -12,6 +12,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/spool"
+	"herald/internal/target/relay"
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
@@ -93,6 +94,9 @@ func (a *App) ingest(e spool.Entry) error {
 		return a.spool.Quarantine(e, err)
 	}
 	targets := a.route(ev, "")
+	if a.relayed(ev) {
+		targets = append(targets, relay.Name)
+	}
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -138,6 +142,7 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
 		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
+		recordEnvelope(ev)
 		return ev, nil
 	}
 }

@@ -52,6 +52,7 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 		}
 		d.SMTPListen = embeddedSMTP
 		d.HTTPListen = embeddedHTTP
+		resolveMailName(d)
 		s.Daemon = d
 		text := fmt.Sprintf(embeddedConfig, p.StateDir)
 		cfg, err := config.Parse("<embedded>", []byte(text), "", nil, config.LoadOptions{ShimPaths: shimPaths})
@@ -73,6 +74,7 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 		return nil, err
 	}
 	useCredentials(d)
+	resolveMailName(d)
 	s.Daemon = d
 	cfg, err := config.Load(p.ConfigDir, config.LoadOptions{
 		Flavor:      d.Flavor,

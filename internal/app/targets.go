@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,6 +52,9 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 			continue
 		}
 		out[sec.Name] = t
+	}
+	if err := b.addRelay(out); err != nil {
+		ds = append(ds, Diagnostics(err)...)
 	}
 	if len(ds) > 0 {
 		return nil, ds
@@ -171,27 +173,27 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
 			Username: get("username"), Password: pw.Reveal(), From: get("from-address"),
-			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname()})
+			Author: get("author"), To: b.recipients(sec), Hostname: b.mailName()})
 	case "sendmail":
 		relay, err := b.relay()
 		if err != nil {
 			return nil, err
 		}
 		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
-			Author: get("author"), Hostname: b.hostname(), Relay: relay,
+			Author: get("author"), Hostname: b.mailName(), Relay: relay,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
 			ShimPaths: b.shimPaths, Log: b.log})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
 
-// fromAddress is the sendmail target's from-address, else root@HOSTNAME as
-// Proxmox's docs describe.
+// fromAddress is the sendmail target's from-address, else root@MAILNAME
+// (Proxmox's root@HOSTNAME, with the name Debian's MTAs use).
 func (b builder) fromAddress(sec *config.Section) string {
 	if v, ok := sec.Get("from-address"); ok && v != "" {
 		return v
 	}
-	return "root@" + b.hostname()
+	return "root@" + b.mailName()
 }
 
 // CheckTargets builds every configured target without sending anything, so
@@ -223,17 +225,19 @@ func (b builder) relay() (*sendmail.Relay, error) {
 	if d.Relay == "" {
 		return nil, nil
 	}
-	host, portText, err := net.SplitHostPort(d.Relay)
-	if err != nil {
-		host, portText = d.Relay, ""
-	}
+	host, portText := splitHostPortLoose(d.Relay)
 	port := 0
 	if portText != "" {
+		var err error
 		if port, err = strconv.Atoi(portText); err != nil {
 			return nil, fmt.Errorf("relay %q: bad port", d.Relay)
 		}
 	}
-	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername}
+	tlsConfig, err := relayTLS(d)
+	if err != nil {
+		return nil, err
+	}
+	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername, TLSConfig: tlsConfig}
 	if d.RelayPasswordFile != "" {
 		fi, err := os.Stat(d.RelayPasswordFile)
 		if err != nil {

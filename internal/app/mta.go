@@ -1,0 +1,141 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"herald/internal/config"
+	"herald/internal/event"
+	"herald/internal/mailconv"
+	"herald/internal/mailroute"
+	"herald/internal/target"
+	"herald/internal/target/relay"
+	"herald/internal/target/smtp"
+)
+
+// This file holds what makes the daemon behave like the MTA it replaces
+// (docs/mta.md): the mail name, local versus remote recipients, and the
+// built-in relay target for mail addressed to remote recipients.
+
+// resolveMailName fills in the mail name once per load: mail-name, else
+// /etc/mailname, else the FQDN.
+func resolveMailName(d *config.Daemon) {
+	if d.MailName == "" {
+		d.MailName = d.ResolvedMailName()
+	}
+}
+
+// mailName is the name for HELO and for qualifying bare addresses.
+func (b builder) mailName() string { return b.s.Daemon.MailName }
+
+// LocalDomains are the domains mail is delivered to on this host.
+func (s *Settings) LocalDomains() mailroute.Local {
+	return mailroute.NewLocal(s.Daemon.Hostname, s.Daemon.MailName)
+}
+
+// MailDecision says where a mail with these envelope recipients goes.
+func (s *Settings) MailDecision(rcpts []string) mailroute.Decision {
+	return s.LocalDomains().Decide(rcpts, s.Daemon.Relay != "")
+}
+
+// relayed reports whether the mail of ev goes to remote recipients through
+// the relay (besides being an event).
+func (a *App) relayed(ev *event.Event) bool {
+	if ev.Mail == nil {
+		return false
+	}
+	return a.Settings().MailDecision(ev.Mail.Recipients).Relayed
+}
+
+// recordEnvelope puts the envelope on the event, so that matchers (and the
+// admin reading events) see whom a mail was for and who sent it: the field
+// to lists the envelope recipients, from the envelope sender (the header's
+// From stays when the sender is null).
+func recordEnvelope(ev *event.Event) {
+	if ev.Mail == nil {
+		return
+	}
+	if len(ev.Mail.Recipients) > 0 {
+		ev.SetField(mailconv.FieldTo, strings.Join(ev.Mail.Recipients, ", "))
+	}
+	if ev.Mail.From != "" {
+		ev.SetField(mailconv.FieldFrom, ev.Mail.From)
+	}
+}
+
+// addRelay adds the built-in relay target when herald.cfg sets a relay. A
+// configured target of the reserved name is an error.
+func (b builder) addRelay(out map[string]target.Target) error {
+	if sec := b.s.Notify.Target(relay.Name); sec != nil {
+		return config.Diagnostics{{File: sec.File, Line: sec.Line,
+			Msg: fmt.Sprintf("target name %s is reserved: herald relays mail for remote recipients under it", relay.Name)}}
+	}
+	r, err := b.relay()
+	if err != nil || r == nil {
+		return err
+	}
+	st, err := smtp.New(smtp.Options{
+		Server: r.Host, Port: r.Port, Mode: r.Mode, Username: r.Username, Password: r.Password,
+		From: "root", Hostname: b.mailName(), TLSConfig: r.TLSConfig, Log: b.log,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	local := b.s.LocalDomains()
+	out[relay.Name] = relay.New(st, local.IsLocal, b.mailName())
+	return nil
+}
+
+// relayTLS is the TLS configuration towards the relay: relay-ca-file's
+// roots instead of the system's, and no verification at all with
+// relay-verify no. nil means the defaults.
+func relayTLS(d *config.Daemon) (*tls.Config, error) {
+	if d.RelayCAFile == "" && !d.RelayNoVerify {
+		return nil, nil
+	}
+	host, _ := splitHostPortLoose(d.Relay)
+	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if d.RelayNoVerify {
+		c.InsecureSkipVerify = true // the admin's explicit choice: relay-verify no
+	}
+	if d.RelayCAFile != "" {
+		pem, err := os.ReadFile(d.RelayCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("relay-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("relay-ca-file %s: no PEM certificate in it", d.RelayCAFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
+}
+
+// splitHostPortLoose splits host:port, or returns a bare host (brackets of
+// an IPv6 literal removed) with an empty port.
+func splitHostPortLoose(v string) (host, port string) {
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		return h, p
+	}
+	return strings.Trim(v, "[]"), ""
+}
+
+// logRelayMode says once at start-up what happens to mail for remote
+// recipients.
+func (a *App) logRelayMode() {
+	d := a.Settings().Daemon
+	if d.Relay == "" {
+		a.log.Info(noRelayNote, "mail_name", d.MailName)
+		return
+	}
+	a.log.Info("mail for remote recipients is relayed as-is", "relay", d.Relay, "mode", d.RelayMode, "mail_name", d.MailName)
+}
+
+// noRelayNote is said at start-up and by `herald status` when herald.cfg
+// sets no relay.
+const noRelayNote = "no relay set: mail for remote recipients is treated as a notification (set relay in herald.cfg to deliver it)"

@@ -1,0 +1,95 @@
+// Package mailroute decides where a mail goes by its envelope, as the MTA
+// herald replaces would (docs/mta.md): recipients in one of this host's
+// mail domains (or with no domain at all) are local, and their mail is a
+// notification routed by the matchers; every other recipient is remote,
+// and its mail is relayed to it as-is through the smarthost. It is pure:
+// names in, decisions out.
+package mailroute
+
+import (
+	"slices"
+	"strings"
+)
+
+// Local says which domains are this host's own.
+type Local struct {
+	// Names are this host's names: the short host name, the mail name
+	// (/etc/mailname or the FQDN) and the configured hostname. localhost
+	// and localhost.localdomain are always local.
+	Names []string
+}
+
+// NewLocal returns the local domains for the given host names; empty and
+// duplicate names are skipped, case is folded.
+func NewLocal(names ...string) Local {
+	l := Local{}
+	for _, n := range append([]string{"localhost", "localhost.localdomain"}, names...) {
+		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		if n != "" && !slices.Contains(l.Names, n) {
+			l.Names = append(l.Names, n)
+		}
+	}
+	return l
+}
+
+// IsLocal reports whether rcpt is delivered on this host: a bare name
+// (root, postmaster, a user), name@ one of the local domains or
+// name@[127.0.0.1]-style loopback literals.
+func (l Local) IsLocal(rcpt string) bool {
+	rcpt = strings.Trim(strings.TrimSpace(rcpt), "<>")
+	i := strings.LastIndexByte(rcpt, '@')
+	if i < 0 {
+		return true
+	}
+	domain := strings.ToLower(strings.TrimSuffix(rcpt[i+1:], "."))
+	switch domain {
+	case "[127.0.0.1]", "[ipv6:::1]":
+		return true
+	}
+	return slices.Contains(l.Names, domain)
+}
+
+// Split divides envelope recipients into local and remote ones, each in
+// the order given, without duplicates (compared case-insensitively).
+func (l Local) Split(rcpts []string) (local, remote []string) {
+	seen := map[string]bool{}
+	for _, r := range rcpts {
+		r = strings.Trim(strings.TrimSpace(r), "<>")
+		key := strings.ToLower(r)
+		if r == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		if l.IsLocal(r) {
+			local = append(local, r)
+		} else {
+			remote = append(remote, r)
+		}
+	}
+	return local, remote
+}
+
+// Remote returns the recipients of rcpts that are not local.
+func (l Local) Remote(rcpts []string) []string {
+	_, remote := l.Split(rcpts)
+	return remote
+}
+
+// Decision is where one mail goes.
+type Decision struct {
+	// Local are the recipients on this host: the mail is a notification
+	// for them, routed by the matchers.
+	Local []string `json:"local"`
+	// Remote are the recipients elsewhere.
+	Remote []string `json:"remote"`
+	// Relayed is true when Remote is not empty and a relay is configured:
+	// the mail goes to them as-is through it. Without a relay, remote
+	// recipients are treated like local ones (the mail is a notification).
+	Relayed bool `json:"relayed"`
+}
+
+// Decide splits rcpts and says whether the remote part is relayed.
+func (l Local) Decide(rcpts []string, haveRelay bool) Decision {
+	local, remote := l.Split(rcpts)
+	return Decision{Local: local, Remote: remote, Relayed: haveRelay && len(remote) > 0}
+}

@@ -1,0 +1,56 @@
+package mailroute
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	l := NewLocal("pve1", "pve1.example.com", "", "PVE1")
+	tests := []struct {
+		name          string
+		rcpts         []string
+		relay         bool
+		local, remote []string
+		relayed       bool
+	}{
+		{"all local", []string{"root", "postmaster@localhost", "alice@pve1", "bob@PVE1.Example.Com.", "<carol@localhost.localdomain>", "x@[127.0.0.1]"}, true,
+			[]string{"root", "postmaster@localhost", "alice@pve1", "bob@PVE1.Example.Com.", "carol@localhost.localdomain", "x@[127.0.0.1]"}, nil, false},
+		{"all remote", []string{"boss@example.com", "list@lists.example.org"}, true, nil, []string{"boss@example.com", "list@lists.example.org"}, true},
+		{"mixed", []string{"root", "boss@example.com"}, true, []string{"root"}, []string{"boss@example.com"}, true},
+		{"remote without relay", []string{"boss@example.com"}, false, nil, []string{"boss@example.com"}, false},
+		{"subdomain is remote", []string{"a@mail.pve1.example.com"}, true, nil, []string{"a@mail.pve1.example.com"}, true},
+		{"duplicates folded", []string{"Boss@example.com", "boss@EXAMPLE.com", " root ", "root"}, true, []string{"root"}, []string{"Boss@example.com"}, true},
+		{"nothing", nil, true, nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := l.Decide(tt.rcpts, tt.relay)
+			if !slices.Equal(d.Local, tt.local) || !slices.Equal(d.Remote, tt.remote) || d.Relayed != tt.relayed {
+				t.Errorf("Decide(%q) = %+v, want local %q remote %q relayed %v", tt.rcpts, d, tt.local, tt.remote, tt.relayed)
+			}
+		})
+	}
+}
+
+func FuzzSplit(f *testing.F) {
+	f.Add("root", "boss@example.com")
+	f.Add("<a@pve1.>", "@")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		l := NewLocal("pve1", "pve1.example.com")
+		local, remote := l.Split([]string{a, b})
+		if len(local)+len(remote) > 2 {
+			t.Fatalf("Split made up recipients: %q %q", local, remote)
+		}
+		for _, r := range local {
+			if !l.IsLocal(r) {
+				t.Fatalf("local %q is not IsLocal", r)
+			}
+		}
+		for _, r := range remote {
+			if l.IsLocal(r) {
+				t.Fatalf("remote %q is IsLocal", r)
+			}
+		}
+	})
+}
