@@ -299,6 +299,13 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer stopControl()
+	stopMailq, err := a.serveMailq()
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("mailq socket: %w", err)
+	}
+	defer stopMailq()
 	a.logRelayMode()
 	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)

@@ -41,7 +41,8 @@ const ingestWorkers = 8
 // quarantined.
 func (a *App) ingestPending(ctx context.Context) {
 	if a.spool.Kicked() {
-		a.queue.Kick()
+		// sendmail -q: everything pending is due now (postqueue -f).
+		a.queue.Flush()
 	}
 	entries, err := a.spool.Pending()
 	if err != nil {
@@ -62,7 +63,12 @@ func (a *App) ingestPending(ctx context.Context) {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
 				if err := a.ingest(e); err != nil {
 					a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
+					continue
 				}
+				// The gauge follows the spool as it empties, not only at
+				// the start of the next pass.
+				a.spoolEntries.Add(-1)
+				a.spoolBytes.Add(-e.Size)
 			}
 		})
 	}
@@ -142,6 +148,7 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
 		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
+		ev.Mail.UID = e.Env.UID
 		recordEnvelope(ev)
 		return ev, nil
 	}

@@ -139,3 +139,12 @@ func (a *App) logRelayMode() {
 // noRelayNote is said at start-up and by `herald status` when herald.cfg
 // sets no relay.
 const noRelayNote = "no relay set: mail for remote recipients is treated as a notification (set relay in herald.cfg to deliver it)"
+
+// status is what the control socket answers for `herald status`.
+func (a *App) status() Status {
+	st := Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(), SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
+	if a.Settings().Daemon.Relay == "" {
+		st.Notes = append(st.Notes, noRelayNote)
+	}
+	return st
+}

@@ -34,25 +34,6 @@ import (
 	"herald/internal/version"
 )
 
-const usage = `usage: herald COMMAND [options]
-
-commands:
-  serve   [--config-dir DIR] [--state-dir DIR]      run the daemon in the foreground
-  check   [--config-dir DIR]                        validate all configuration files
-  convert FILE.eml|-                                print the event a mail becomes
-  explain [--config-dir DIR] (--event F.json | --mail F.eml) [--at RFC3339]
-                                                    show how an event would be routed
-  notify  --severity SEV --type TYPE [--field K=V ...] [--title T] [--body B | --body-file F|-]
-                                                    submit an event through the spool
-  test    [--config-dir DIR] TARGET                 send a test notification to one target
-  queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
-  status                                            what a running daemon has done and holds
-  version                                           print the version
-
-HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
-(/etc/herald, /var/lib/herald) for every command.
-`
-
 // env is what a command needs from the process.
 type env struct {
 	stdin          io.Reader
@@ -64,10 +45,14 @@ type env struct {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return sysexits.Usage
 	}
 	cmd, rest := args[1], args[2:]
+	if c, ok := lookupCommand(cmd); ok && wantsHelp(rest) {
+		printCommandHelp(stdout, c)
+		return 0
+	}
 	switch cmd {
 	case "serve":
 		return e.serve(rest)
@@ -89,11 +74,25 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if c, ok := lookupCommand(firstArg(rest)); ok {
+			printCommandHelp(stdout, c)
+			return 0
+		}
+		fmt.Fprint(stdout, usageText())
 		return 0
+	case "__complete":
+		return e.complete(rest)
 	}
-	fmt.Fprintf(stderr, "herald: unknown command %q\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "herald: unknown command %q; the commands are: %s\n(herald --help says what each does)\n",
+		cmd, strings.Join(commandNames(), ", "))
 	return sysexits.Usage
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 func (e env) flags(name string) *flag.FlagSet {
@@ -193,13 +192,10 @@ func (e env) check(args []string) int {
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return sysexits.Usage
 	}
-	paths := app.Resolve(*cdir, "")
-	s, err := app.LoadSettings(paths, shimPaths())
-	if err == nil {
-		err = app.CheckTargets(s)
-	}
-	if err != nil {
-		e.printDiags(app.Diagnostics(err))
+	paths := app.ResolveAdmin(*cdir, "")
+	s, ds := app.CheckAll(paths, shimPaths())
+	if s == nil {
+		e.printDiags(ds)
 		return 1
 	}
 	for _, w := range s.Notify.Warnings {
@@ -270,7 +266,7 @@ func (e env) explain(args []string) int {
 		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml) [--at RFC3339]")
 		return sysexits.Usage
 	}
-	paths := app.Resolve(*cdir, "")
+	paths := app.ResolveAdmin(*cdir, "")
 	s, err := app.LoadSettings(paths, shimPaths())
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
@@ -372,7 +368,7 @@ func (e env) notify(args []string) int {
 		fmt.Fprintln(e.stderr, "herald notify:", err)
 		return sysexits.Software
 	}
-	paths := app.Resolve("", *sdir)
+	paths := app.ResolveAdmin("", *sdir)
 	id, err := submitEvent(paths, line)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
@@ -433,7 +429,7 @@ func (e env) test(args []string) int {
 		return sysexits.Usage
 	}
 	name := fs.Arg(0)
-	s, err := app.LoadSettings(app.Resolve(*cdir, ""), shimPaths())
+	s, err := app.LoadSettings(app.ResolveAdmin(*cdir, ""), shimPaths())
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
 		return sysexits.Config

@@ -52,7 +52,9 @@ func TestMTAKeys(t *testing.T) {
 		wantErr string
 		check   func(d *Daemon) bool
 	}{
-		{in: "mail-name Host.Example.COM.\n", check: func(d *Daemon) bool { return d.MailName == "host.example.com" && d.ResolvedMailName() == "host.example.com" }},
+		{in: "mail-name Host.Example.COM.\n", check: func(d *Daemon) bool {
+			return d.MailName == "host.example.com" && d.ResolvedMailName() == "host.example.com"
+		}},
 		{in: "mail-name host\n", wantErr: `h.cfg:1: invalid mail-name "host": must be a fully qualified host name such as host.example.com`},
 		{in: "relay smtp.example.com\n", check: func(d *Daemon) bool { return d.Relay == "smtp.example.com" && d.RelayMode == "starttls" }},
 		{in: "relay [2001:db8::1]\nrelay-mode tls\n", check: func(d *Daemon) bool { return d.Relay == "[2001:db8::1]" && d.RelayMode == "tls" }},
