@@ -149,7 +149,7 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
 		ev.Mail.UID = e.Env.UID
-		recordEnvelope(ev)
+		RecordEnvelope(ev)
 		return ev, nil
 	}
 }

@@ -51,11 +51,11 @@ func (a *App) relayed(ev *event.Event) bool {
 	return a.Settings().MailDecision(ev.Mail.Recipients).Relayed
 }
 
-// recordEnvelope puts the envelope on the event, so that matchers (and the
+// RecordEnvelope puts the envelope on the event, so that matchers (and the
 // admin reading events) see whom a mail was for and who sent it: the field
 // to lists the envelope recipients, from the envelope sender (the header's
 // From stays when the sender is null).
-func recordEnvelope(ev *event.Event) {
+func RecordEnvelope(ev *event.Event) {
 	if ev.Mail == nil {
 		return
 	}

@@ -31,6 +31,7 @@ import (
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 	"herald/internal/target"
+	"herald/internal/target/relay"
 	"herald/internal/version"
 )
 
@@ -254,6 +255,8 @@ type explanation struct {
 	Matchers []router.MatcherResult `json:"matchers"`
 	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
 	Targets  []string               `json:"targets"`
+	// Mail says where a mail goes by its envelope (explain --mail).
+	Mail *mailExplanation `json:"mail,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -262,8 +265,11 @@ func (e env) explain(args []string) int {
 	evFile := fs.String("event", "", "event JSON file (- for stdin)")
 	mailFile := fs.String("mail", "", "mail file (- for stdin)")
 	at := fs.String("at", "", "evaluate calendar rules at this RFC 3339 time (default: the event's timestamp)")
-	if fs.Parse(args) != nil || fs.NArg() > 0 || (*evFile == "") == (*mailFile == "") {
-		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml) [--at RFC3339]")
+	asJSON := fs.Bool("json", false, "print JSON (the default when stdout is not a terminal)")
+	var rcpts listFlag
+	fs.Var(&rcpts, "rcpt", "envelope recipient of the mail (repeatable; default: To, Cc and Bcc)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 || (*evFile == "") == (*mailFile == "") || (len(rcpts) > 0 && *mailFile == "") {
+		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml [--rcpt ADDR]...) [--at RFC3339] [--json]")
 		return sysexits.Usage
 	}
 	paths := app.ResolveAdmin(*cdir, "")
@@ -273,6 +279,7 @@ func (e env) explain(args []string) int {
 		return sysexits.Config
 	}
 	var ev *event.Event
+	var mailExp *mailExplanation
 	if *mailFile != "" {
 		raw, err := e.readInput(*mailFile)
 		if err != nil {
@@ -280,6 +287,7 @@ func (e env) explain(args []string) int {
 			return sysexits.NoInput
 		}
 		ev = mailconv.Convert(raw, mailconv.Options{Hostname: s.Daemon.Hostname})
+		mailExp = explainMail(s, ev, raw, rcpts)
 	} else {
 		raw, err := e.readInput(*evFile)
 		if err != nil {
@@ -307,9 +315,16 @@ func (e env) explain(args []string) int {
 	r := router.Router{Config: s.Notify}
 	res := r.Route(ev, when)
 	targets := append([]string{}, res.Targets...)
+	if mailExp != nil && mailExp.Relayed {
+		targets = append(targets, relay.Name)
+	}
 	sort.Strings(targets)
-	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Mail: mailExp}
+	if *asJSON || !isTerminal(e.stdout) {
+		return e.printJSON(x)
+	}
+	return e.printExplanation(x)
 }
 
 // fieldFlags collects repeated --field K=V.
@@ -429,16 +444,34 @@ func (e env) test(args []string) int {
 		return sysexits.Usage
 	}
 	name := fs.Arg(0)
-	s, err := app.LoadSettings(app.ResolveAdmin(*cdir, ""), shimPaths())
+	paths := app.ResolveAdmin(*cdir, "")
+	s, err := app.LoadSettings(paths, shimPaths())
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
 		return sysexits.Config
+	}
+	if s.Notify.Target(name) == nil {
+		var names []string
+		for _, t := range s.Notify.Targets {
+			names = append(names, t.Name)
+		}
+		fmt.Fprintf(e.stderr, "herald test: no target named %q; the targets are: %s\n", name, strings.Join(names, ", "))
+		return sysexits.Usage
+	}
+	// A local target (mbox, file, mail-to-root's mailbox) writes under the
+	// state directory: as root, write as its owner, the daemon's user, so
+	// that the daemon can use what the test creates.
+	if err := app.BecomeStateOwner(paths.StateDir); err != nil && !os.IsNotExist(err) {
+		fmt.Fprintln(e.stderr, "herald test:", err)
+		return sysexits.NoPerm
 	}
 	t, err := app.BuildTarget(s, name)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald test:", err)
 		return sysexits.Config
 	}
+	fmt.Fprintf(e.stderr, "herald test: sending a test notification to %s (%s)... ", name, s.Notify.Target(name).Type)
+	defer fmt.Fprintln(e.stderr, "done")
 	ev := &event.Event{ID: event.NewID(), Timestamp: time.Now().Truncate(time.Second), Severity: event.Info,
 		Title: "Test notification", Body: fmt.Sprintf("This is a test of the notification target '%s'.", name),
 		Fields: map[string]string{event.FieldType: "test", event.FieldHostname: s.Daemon.Hostname}}
