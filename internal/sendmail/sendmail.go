@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"herald/internal/mailname"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 )
@@ -212,13 +213,27 @@ type identity struct {
 }
 
 func whoami() identity {
-	id := identity{login: strconv.Itoa(os.Getuid()), host: hostname()}
+	id := identity{login: strconv.Itoa(os.Getuid()), host: mailName()}
 	// The real uid, never $USER or $LOGNAME: the caller controls those.
 	if u, err := user.LookupId(id.login); err == nil && u.Username != "" {
 		id.login = u.Username
 		id.gecos = u.Name
 	}
 	return id
+}
+
+// mailName is the domain of the sender's address and of the Message-ID:
+// herald.cfg's mail-name, else /etc/mailname, else the FQDN, as the daemon
+// qualifies bare addresses (internal/mailname: file reads only).
+func mailName() string {
+	cfgDir := os.Getenv("HERALD_CONFIG_DIR")
+	if cfgDir == "" {
+		cfgDir = DefaultConfigDir
+	}
+	if n := mailname.FromConfig(filepath.Join(cfgDir, "herald.cfg")); n != "" {
+		return n
+	}
+	return mailname.System(mailname.File, mailname.HostsFile, hostname())
 }
 
 // hostname returns the host name as the kernel has it, reduced to the
