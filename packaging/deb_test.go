@@ -376,7 +376,7 @@ func checkContents(t *testing.T, deb, src, version string, sde int64) {
 	}
 
 	stamp := time.Unix(sde, 0).UTC().Format("2006-01-02 15:04")
-	allowed := []string{"./etc/herald", "./usr/bin", "./usr/sbin", "./usr/lib", "./usr/share/doc/herald", "./usr/share/man", "./usr/share/lintian"}
+	allowed := []string{"./etc/herald", "./usr/bin", "./usr/sbin", "./usr/lib", "./usr/share/doc/herald", "./usr/share/man", "./usr/share/lintian", "./usr/share/bash-completion"}
 	for p, e := range es {
 		if e.owner != "root/root" {
 			t.Errorf("%s is owned by %s, want root/root", p, e.owner)

@@ -112,9 +112,9 @@ func (e env) queueCmd(args []string) int {
 				}
 			}
 		}
-		do, done := adm.Retry, "retry scheduled"
+		do, done, summary := adm.Retry, "retry scheduled", "deliveries made due now"
 		if action == "drop" {
-			do, done = adm.Drop, "dropped"
+			do, done, summary = adm.Drop, "dropped", "deliveries dropped"
 		}
 		code := 0
 		for _, id := range ids {
@@ -125,7 +125,7 @@ func (e env) queueCmd(args []string) int {
 			fmt.Fprintf(e.stdout, "%s: %s\n", id, done)
 		}
 		if all {
-			fmt.Fprintf(e.stdout, "%d deliveries %s\n", len(ids), strings.TrimSuffix(done, " scheduled"))
+			fmt.Fprintf(e.stdout, "%d %s\n", len(ids), summary)
 		}
 		return code
 	case "flush":

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"herald/internal/app"
+	"herald/internal/delivery"
+)
+
+// Every command and subcommand answers --help (and -h) with its usage on
+// stdout and exit 0, touching nothing: `herald convert --help` once opened
+// a file named --help.
+func TestHelpEverywhere(t *testing.T) {
+	t.Setenv("HERALD_STATE_DIR", t.TempDir())
+	t.Setenv("HERALD_CONFIG_DIR", t.TempDir())
+	cases := [][]string{
+		{"--help"}, {"-h"}, {"help"}, {"help", "queue"},
+		{"serve", "--help"}, {"check", "--help"}, {"convert", "--help"}, {"explain", "--help"},
+		{"notify", "--help"}, {"test", "--help"}, {"queue", "--help"}, {"status", "--help"},
+		{"version", "--help"}, {"queue", "list", "--help"}, {"queue", "show", "--help"},
+		{"queue", "retry", "--help"}, {"queue", "drop", "--help"}, {"queue", "flush", "--help"},
+		{"notify", "--severity", "error", "-h"}, {"test", "mail-to-root", "--help"},
+	}
+	// Every command in the table above: a new command needs its case.
+	for _, name := range commandNames() {
+		found := false
+		for _, c := range cases {
+			found = found || (c[0] == name && c[len(c)-1] == "--help")
+		}
+		if !found {
+			t.Errorf("command %s has no --help case here", name)
+		}
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, stderr, code := run(t, "", args...)
+			want := "usage: herald"
+			if len(args) > 1 && args[0] != "help" && args[0] != "--help" {
+				want = "usage: herald " + args[0]
+			}
+			if code != 0 || !strings.Contains(out, want) || stderr != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 0 and %q", code, out, stderr, want)
+			}
+		})
+	}
+}
+
+func TestUnknownCommandListsTheValidOnes(t *testing.T) {
+	_, stderr, code := run(t, "", "mailqueue")
+	if code != 64 || !strings.Contains(stderr, `unknown command "mailqueue"`) {
+		t.Fatalf("exit %d %q", code, stderr)
+	}
+	for _, name := range commandNames() {
+		if !strings.Contains(stderr, name) {
+			t.Errorf("the message does not name %s: %q", name, stderr)
+		}
+	}
+}
+
+func TestQueueUsageErrors(t *testing.T) {
+	t.Setenv("HERALD_STATE_DIR", t.TempDir())
+	for _, args := range [][]string{
+		{"queue"}, {"queue", "list", "x"}, {"queue", "show"}, {"queue", "retry"}, {"queue", "retry", "a", "--all"},
+		{"queue", "drop", "x", "--dead"}, {"queue", "retry", "--all", "--dead"}, {"queue", "flush", "x"}, {"queue", "bogus"},
+	} {
+		if _, stderr, code := run(t, "", args...); code != 64 || !strings.Contains(stderr, "usage: herald queue") {
+			t.Errorf("%v: exit %d %q", args, code, stderr)
+		}
+	}
+	// Without a daemon and before any start: empty, and nothing to act on.
+	if out, _, code := run(t, "", "queue", "list"); code != 0 || !strings.Contains(out, "queue is empty") {
+		t.Errorf("queue list: %d %q", code, out)
+	}
+	if _, stderr, code := run(t, "", "queue", "retry", "--all"); code != 0 || stderr != "" {
+		t.Errorf("queue retry --all on nothing: %d %q", code, stderr)
+	}
+	if _, stderr, code := run(t, "", "queue", "flush"); code == 0 || !strings.Contains(stderr, "not running") {
+		t.Errorf("queue flush without a daemon: %d %q", code, stderr)
+	}
+}
+
+func TestFormatMailq(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
+	empty := formatMailq(app.Mailq{})
+	if empty != "Mail queue is empty\n" {
+		t.Errorf("empty: %q", empty)
+	}
+	m := app.Mailq{
+		Spool: []app.MailqEntry{{ID: "18ed58c5-0001", Size: 1200, Received: at, From: "alice@pve1.example.org", Recipients: []string{"root"}, UID: 1000, Source: "sendmail"}},
+		Queue: []delivery.Item{{EventID: "18ed58c5-0002", Created: at, From: "root@pve1.example.org", Recipients: []string{"boss@example.com", "root"}, Size: 3000,
+			Deliveries: []delivery.Delivery{
+				{Target: "herald-relay", State: delivery.StatePending, Attempts: 2, LastError: "451 4.3.0 try later"},
+				{Target: "mail-to-root", State: delivery.StateDead, Attempts: 1, LastError: "no local user"},
+			}}},
+	}
+	got := formatMailq(m)
+	for _, want := range []string{
+		"-Queue ID-                --Size-- ----Arrival Time---- -Sender/Recipient-------\n",
+		"18ed58c5-0001                 1200 Tue Dec  1 09:30:00  alice@pve1.example.org (uid 1000, sendmail)\n",
+		"(accepted, waiting to be processed)\n",
+		"18ed58c5-0002                 3000 Tue Dec  1 09:30:00  root@pve1.example.org\n",
+		"(herald-relay pending, 2 attempts: 451 4.3.0 try later)\n",
+		"                                                        boss@example.com\n",
+		"(mail-to-root dead, 1 attempts: no local user)\n",
+		"target mail-to-root\n",
+		"-- 5 Kbytes in 2 Requests (1 dead deliveries: herald queue retry or drop).\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("mailq lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "empty") {
+		t.Errorf("mailq says empty with mail waiting:\n%s", got)
+	}
+}
