@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"herald/internal/app"
 	"herald/internal/delivery"
+	"herald/internal/event"
+	"herald/internal/target"
 )
 
 // Every command and subcommand answers --help (and -h) with its usage on
@@ -115,3 +120,92 @@ func TestFormatMailq(t *testing.T) {
 		t.Errorf("mailq says empty with mail waiting:\n%s", got)
 	}
 }
+
+// The queue commands without a daemon, on a queue a daemon left: list
+// shows pending and dead (--all adds done), an event ID lists its
+// deliveries, retry/drop --all act on every one, and completion lists the
+// IDs.
+func TestQueueCommandsOffline(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("HERALD_STATE_DIR", state)
+	t.Setenv("HERALD_CONFIG_DIR", t.TempDir())
+	dead := target.Permanent(errors.New("550 no"))
+	q, err := delivery.Open(delivery.Options{Dir: filepath.Join(state, "queue"),
+		Target: func(name string) (target.Target, bool) {
+			return targetFunc(func(context.Context, *event.Event) error {
+				if name == "bad" {
+					return dead
+				}
+				return nil
+			}), true
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &event.Event{ID: "ev1", Timestamp: time.Now(), Title: "t", Fields: map[string]string{"type": "x"}}
+	if err := q.Enqueue(ev, []string{"bad", "good", "later"}); err != nil {
+		t.Fatal(err)
+	}
+	// Deliver "bad" and "good" only: run the loop until both are settled.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, _ := q.List()
+		settled := 0
+		for _, d := range ds {
+			if d.State == delivery.StateDone || d.State == delivery.StateDead {
+				settled++
+			}
+		}
+		if settled == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not settled: %+v", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, code := run(t, "", "queue", "list")
+	if code != 0 || !strings.Contains(out, "ev1.bad") || strings.Contains(out, "ev1.good") || !strings.Contains(out, "1 dead") {
+		t.Errorf("queue list: %d\n%s", code, out)
+	}
+	out, _, _ = run(t, "", "queue", "list", "--all")
+	if !strings.Contains(out, "ev1.good") || !strings.Contains(out, "2 done") {
+		t.Errorf("queue list --all:\n%s", out)
+	}
+	out, _, code = run(t, "", "queue", "show", "ev1")
+	if code != 0 || !strings.Contains(out, "event ev1 has 3 deliveries") {
+		t.Errorf("queue show EVENT: %d\n%s", code, out)
+	}
+	out, stderr, code := run(t, "", "queue", "retry", "ev1")
+	if code != 1 || !strings.Contains(stderr, "ev1 is an event") || !strings.Contains(out, "ev1.bad") {
+		t.Errorf("queue retry EVENT: %d %q\n%s", code, stderr, out)
+	}
+	out, _, code = run(t, "", "queue", "show", "ev1.bad")
+	if code != 0 || !strings.Contains(out, `"last_error": "550 no"`) || !strings.Contains(out, `"event_id": "ev1"`) || strings.Contains(out, "LastError") {
+		t.Errorf("queue show ID (snake_case keys): %d\n%s", code, out)
+	}
+	out, _, _ = run(t, "", "__complete", "deliveries")
+	if !strings.Contains(out, "ev1.bad\n") {
+		t.Errorf("__complete deliveries: %q", out)
+	}
+	out, stderr, code = run(t, "", "queue", "drop", "--all", "--dead")
+	if code != 0 || !strings.Contains(out, "ev1.bad: dropped") || !strings.Contains(out, "1 deliveries dropped") {
+		t.Errorf("drop --all --dead: %d %q\n%s", code, stderr, out)
+	}
+	if out, _, _ := run(t, "", "queue", "list"); !strings.Contains(out, "queue is empty") {
+		t.Errorf("after drop:\n%s", out)
+	}
+}
+
+type targetFunc func(context.Context, *event.Event) error
+
+func (f targetFunc) Deliver(ctx context.Context, ev *event.Event) error { return f(ctx, ev) }

@@ -82,17 +82,7 @@ func (e env) queueCmd(args []string) int {
 	case "show":
 		d, ev, err := adm.Get(id)
 		if errors.Is(err, delivery.ErrNotFound) && !strings.Contains(id, ".") {
-			// An event ID: its deliveries.
-			ds, lerr := adm.List()
-			if lerr != nil {
-				return fail(lerr)
-			}
-			ds = slices.DeleteFunc(ds, func(d delivery.Delivery) bool { return d.EventID != id })
-			if len(ds) == 0 {
-				return fail(fmt.Errorf("no delivery or event %s: %w", id, delivery.ErrNotFound))
-			}
-			fmt.Fprintf(e.stdout, "event %s has %d deliveries:\n", id, len(ds))
-			return e.printDeliveries(ds, true)
+			return e.eventDeliveries(adm, id, "")
 		}
 		if err != nil {
 			return fail(err)
@@ -115,6 +105,11 @@ func (e env) queueCmd(args []string) int {
 		do, done, summary := adm.Retry, "retry scheduled", "deliveries made due now"
 		if action == "drop" {
 			do, done, summary = adm.Drop, "dropped", "deliveries dropped"
+		}
+		if !all && !strings.Contains(id, ".") {
+			// An event ID where a delivery ID belongs: say which deliveries
+			// it has rather than guess.
+			return e.eventDeliveries(adm, id, fmt.Sprintf("herald queue %s takes a delivery ID (EVENT.TARGET)", action))
 		}
 		code := 0
 		for _, id := range ids {
@@ -185,4 +180,27 @@ func oneLine(s string, n int) string {
 		}
 	}
 	return string(out)
+}
+
+// eventDeliveries lists the deliveries of event id (given where a delivery
+// ID was expected); hint, when set, makes it an error that says so.
+func (e env) eventDeliveries(adm app.QueueAdmin, id, hint string) int {
+	ds, err := adm.List()
+	if err != nil {
+		fmt.Fprintln(e.stderr, "herald queue:", err)
+		return sysexits.TempFail
+	}
+	ds = slices.DeleteFunc(ds, func(d delivery.Delivery) bool { return d.EventID != id })
+	if len(ds) == 0 {
+		fmt.Fprintf(e.stderr, "herald queue: no delivery or event %s\n", id)
+		return 1
+	}
+	if hint != "" {
+		fmt.Fprintf(e.stderr, "herald queue: %s is an event; %s:\n", id, hint)
+	}
+	fmt.Fprintf(e.stdout, "event %s has %d deliveries:\n", id, len(ds))
+	if code := e.printDeliveries(ds, true); code != 0 || hint == "" {
+		return code
+	}
+	return 1
 }

@@ -211,6 +211,13 @@ func TestMTANoRelayRemoteMailIsNotification(t *testing.T) {
 	if out := d.run("", d.herald, "status"); !strings.Contains(out, "no relay set") {
 		t.Errorf("herald status does not say that no relay is set:\n%s", out)
 	}
+	// The spool gauge is current: the mail left the spool, so it says 0.
+	var status string
+	waitFor(t, "herald status to show an empty spool", 5*time.Second, func() bool {
+		status = d.run("", d.herald, "status")
+		return strings.Contains(status, "0 entries, 0 bytes")
+	})
+	t.Log(status)
 	if out := d.run("", d.herald, "queue", "list", "--all"); strings.Contains(out, "herald-relay") {
 		t.Errorf("a relay delivery was queued without a relay:\n%s", out)
 	}

@@ -213,7 +213,7 @@ type identity struct {
 }
 
 func whoami() identity {
-	id := identity{login: strconv.Itoa(os.Getuid()), host: mailName()}
+	id := identity{login: strconv.Itoa(os.Getuid()), host: MailName()}
 	// The real uid, never $USER or $LOGNAME: the caller controls those.
 	if u, err := user.LookupId(id.login); err == nil && u.Username != "" {
 		id.login = u.Username
@@ -222,10 +222,11 @@ func whoami() identity {
 	return id
 }
 
-// mailName is the domain of the sender's address and of the Message-ID:
+// MailName is the domain of the sender's address and of the Message-ID
+// (and the shim's -bs greeting):
 // herald.cfg's mail-name, else /etc/mailname, else the FQDN, as the daemon
 // qualifies bare addresses (internal/mailname: file reads only).
-func mailName() string {
+func MailName() string {
 	cfgDir := os.Getenv("HERALD_CONFIG_DIR")
 	if cfgDir == "" {
 		cfgDir = DefaultConfigDir
