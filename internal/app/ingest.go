@@ -176,6 +176,16 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 			"delivery-id":       d.ID,
 		},
 	}
+	if d.Target == relay.Name && orig != nil && orig.Mail != nil {
+		// The relay's failure is the remote recipients' loss: name them
+		// (herald sends no bounce; this event is the notice).
+		remote := a.Settings().LocalDomains().Remote(orig.Mail.Recipients)
+		ev.Fields["recipients"] = strings.Join(remote, ", ")
+		ev.Body += "Recipients: " + strings.Join(remote, ", ") + "\n"
+		if orig.Mail.From != "" {
+			ev.Body += "Sender: " + orig.Mail.From + "\n"
+		}
+	}
 	if orig != nil {
 		ev.Body += "Original title: " + orig.Title + "\n"
 		if t := orig.Type(); t != "" {

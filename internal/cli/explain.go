@@ -54,8 +54,10 @@ func explainMail(s *app.Settings, ev *event.Event, raw []byte, rcpts []string) *
 	default:
 		x.Rule = "no relay is set: mail for remote recipients is a notification, routed by the matchers"
 	}
-	if x.Recipients == nil {
-		x.Recipients = []string{}
+	for _, l := range []*[]string{&x.Recipients, &x.Local, &x.Remote} {
+		if *l == nil {
+			*l = []string{}
+		}
 	}
 	return x
 }

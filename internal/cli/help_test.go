@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,3 +212,80 @@ func TestQueueCommandsOffline(t *testing.T) {
 type targetFunc func(context.Context, *event.Event) error
 
 func (f targetFunc) Deliver(ctx context.Context, ev *event.Event) error { return f(ctx, ev) }
+
+// herald check reports the problems of every file in one run: a broken
+// herald.cfg does not hide a broken notifications.cfg or template.
+func TestCheckReportsEveryFile(t *testing.T) {
+	d := t.TempDir()
+	writeTestFile(t, filepath.Join(d, "herald.cfg"), "relay-mode ssl\nbogus 1\n")
+	writeTestFile(t, filepath.Join(d, "notifications.cfg"), "matcher: m1\n\ttarget nope\n")
+	writeTestFile(t, filepath.Join(d, "templates", "default-title.txt.hbs"), "{{#if}}\n")
+	out, stderr, code := run(t, "", "check", "--config-dir", d)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d out %q", code, out)
+	}
+	for _, want := range []string{
+		"herald.cfg:1: invalid relay-mode",
+		"herald.cfg:2: unknown setting 'bogus'",
+		"notifications.cfg:2: matcher 'm1': target 'nope' does not exist",
+		"default-title.txt.hbs:1",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("check does not report %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// explain: JSON in a pipe and with --json (the shape scripts parse, with
+// the mail decision added), a readable summary on a terminal.
+func TestExplainMailDecision(t *testing.T) {
+	d := t.TempDir()
+	writeTestFile(t, filepath.Join(d, "herald.cfg"), "relay 127.0.0.1:2525\nrelay-mode insecure\nmail-name pve1.example.org\nhostname pve1\n")
+	mail := filepath.Join(d, "m.eml")
+	writeTestFile(t, mail, "To: boss@example.com, root\nCc: ops@pve1.example.org\nSubject: weekly report\n\nnumbers\n")
+	for _, args := range [][]string{{"--mail", mail}, {"--mail", mail, "--json"}} {
+		out, stderr, code := run(t, "", append([]string{"explain", "--config-dir", d}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, stderr)
+		}
+		var x struct {
+			Event   event.Event
+			Targets []string
+			Mail    mailExplanation
+		}
+		if err := json.Unmarshal([]byte(out), &x); err != nil {
+			t.Fatalf("%v: not JSON: %v\n%s", args, err, out)
+		}
+		if !slices.Equal(x.Targets, []string{"herald-relay", "mail-to-root"}) || !x.Mail.Relayed ||
+			!slices.Equal(x.Mail.Remote, []string{"boss@example.com"}) || !slices.Equal(x.Mail.Local, []string{"root", "ops@pve1.example.org"}) ||
+			x.Event.Fields["to"] != "boss@example.com, root, ops@pve1.example.org" {
+			t.Errorf("%v: %+v", args, x)
+		}
+	}
+	out, _, code := run(t, "", "explain", "--config-dir", d, "--mail", mail, "--rcpt", "root")
+	if code != 0 || !strings.Contains(out, `"rule": "all recipients are local`) || !strings.Contains(out, `"remote": []`) {
+		t.Errorf("--rcpt root:\n%s", out)
+	}
+	var b strings.Builder
+	e := env{stdout: &b, stderr: &b}
+	x := explanation{Event: &event.Event{Title: "weekly report", Fields: map[string]string{"type": "system-mail"}},
+		Targets: []string{"herald-relay", "mail-to-root"}, Mail: &mailExplanation{Rule: "relayed as-is to boss@example.com", Remote: []string{"boss@example.com"}}}
+	if code := e.printExplanation(x); code != 0 {
+		t.Fatal(code)
+	}
+	for _, want := range []string{"event    weekly report", "mail     relayed as-is to boss@example.com", "remote: boss@example.com", "targets  herald-relay, mail-to-root", "--json"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -333,3 +333,28 @@ func TestMTAReadOnlyCommandsCreateNothing(t *testing.T) {
 		}
 	}
 }
+
+// A relay that refuses a recipient for good: the delivery is a dead letter
+// at once and herald emits delivery-failed naming the recipient; nobody
+// gets a bounce.
+func TestMTARelayRefusalIsDeliveryFailedNotBounce(t *testing.T) {
+	s := startSink(t, 0, "-f", "rcpt")
+	d := newRelayDaemon(t, s.port)
+	d.start()
+	d.run("Subject: doomed\n\nx\n", d.shim, "-i", "-f", "alice@pve1.example.org", "nobody@example.com")
+	ev := d.waitEvent("herald on testhost: delivery to herald-relay failed")
+	if ev.Fields["type"] != "delivery-failed" || ev.Fields["recipients"] != "nobody@example.com" || !strings.Contains(ev.Body, "Sender: alice@pve1.example.org") {
+		t.Errorf("delivery-failed event: %+v", ev)
+	}
+	if ids := d.queueIDs("dead"); len(ids) != 1 || !strings.HasSuffix(ids[0], ".herald-relay") {
+		t.Errorf("dead deliveries %v, want the relay's", ids)
+	}
+	// Once nothing but the dead letter waits, anything herald meant to
+	// send has been sent.
+	waitFor(t, "the queue to hold only the dead letter", 10*time.Second, func() bool {
+		return strings.Contains(d.run("", d.herald, "queue", "list"), "-- 0 pending, 0 in flight, 1 dead")
+	})
+	if dumps := s.dumps(t); len(dumps) != 0 {
+		t.Errorf("the relay received %d messages (a bounce?):\n%s", len(dumps), dumps[0])
+	}
+}
