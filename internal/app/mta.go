@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -43,12 +44,39 @@ func (s *Settings) MailDecision(rcpts []string) mailroute.Decision {
 }
 
 // relayed reports whether the mail of ev goes to remote recipients through
-// the relay (besides being an event).
+// the relay (besides being an event). A mail that has passed too many
+// hops is looping between herald and another MTA: it stays a notification.
 func (a *App) relayed(ev *event.Event) bool {
-	if ev.Mail == nil {
+	if ev.Mail == nil || !a.Settings().MailDecision(ev.Mail.Recipients).Relayed {
 		return false
 	}
-	return a.Settings().MailDecision(ev.Mail.Recipients).Relayed
+	if n := mailroute.Hops(ev.Mail.Raw); n >= mailroute.MaxHops {
+		a.log.Warn("mail not relayed: it has passed too many hops (a mail loop?); it is a notification only",
+			"event_id", ev.ID, "received_headers", n, "limit", mailroute.MaxHops)
+		return false
+	}
+	return true
+}
+
+// checkRelayNotSelf refuses a relay that is herald's own SMTP listener:
+// every relayed mail would come back as remote mail, forever.
+func checkRelayNotSelf(d *config.Daemon, host string, port int, mode string) error {
+	if port == 0 {
+		port = map[string]int{smtp.ModeInsecure: 25, smtp.ModeSTARTTLS: 587, smtp.ModeTLS: 465}[mode]
+	}
+	loopback := strings.EqualFold(host, "localhost")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		loopback = ip.IsLoopback() || ip.IsUnspecified()
+	}
+	if !loopback {
+		return nil
+	}
+	for _, l := range d.SMTPListen {
+		if int(l.Port()) == port {
+			return fmt.Errorf("relay %s is herald's own smtp-listen %s: relayed mail would loop back; set relay to the smarthost", d.Relay, l)
+		}
+	}
+	return nil
 }
 
 // RecordEnvelope puts the envelope on the event, so that matchers (and the
@@ -77,6 +105,9 @@ func (b builder) addRelay(out map[string]target.Target) error {
 	r, err := b.relay()
 	if err != nil || r == nil {
 		return err
+	}
+	if err := checkRelayNotSelf(b.s.Daemon, r.Host, r.Port, r.Mode); err != nil {
+		return config.Diagnostics{{File: b.s.Daemon.File, Msg: err.Error()}}
 	}
 	st, err := smtp.New(smtp.Options{
 		Server: r.Host, Port: r.Port, Mode: r.Mode, Username: r.Username, Password: r.Password,

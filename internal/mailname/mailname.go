@@ -6,6 +6,7 @@ package mailname
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"strings"
 )
@@ -33,25 +34,37 @@ func System(mailnameFile, hostsFile, hostname string) string {
 		return strings.ToLower(h)
 	}
 	short, _, _ := strings.Cut(hostname, ".")
-	if f, err := os.Open(hostsFile); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line, _, _ := strings.Cut(sc.Text(), "#")
-			names := strings.Fields(line)
-			if len(names) < 2 {
-				continue
-			}
-			canon := names[1]
-			for _, n := range names[1:] {
-				first, _, _ := strings.Cut(n, ".")
-				if strings.EqualFold(first, short) && strings.Contains(canon, ".") && Valid(canon) {
-					return strings.ToLower(canon)
-				}
-			}
+	if data, err := os.ReadFile(hostsFile); err == nil {
+		if canon := FromHosts(data, short); canon != "" {
+			return canon
 		}
 	}
 	return strings.ToLower(short)
+}
+
+// FromHosts returns the canonical (first) name of the first line of an
+// /etc/hosts text that lists short, alone or with a domain, when that
+// canonical name is fully qualified; "" otherwise.
+func FromHosts(data []byte, short string) string {
+	if short == "" {
+		return ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		names := strings.Fields(line)
+		if len(names) < 2 {
+			continue
+		}
+		canon := names[1]
+		for _, n := range names[1:] {
+			first, _, _ := strings.Cut(n, ".")
+			if strings.EqualFold(first, short) && strings.Contains(canon, ".") && Valid(canon) {
+				return strings.ToLower(strings.TrimSuffix(canon, "."))
+			}
+		}
+	}
+	return ""
 }
 
 // Valid reports whether v is a DNS host name (labels of letters, digits,
@@ -82,6 +95,12 @@ func FromConfig(path string) string {
 	if err != nil {
 		return ""
 	}
+	return ConfigValue(data)
+}
+
+// ConfigValue returns the mail-name value of herald.cfg text (see
+// FromConfig).
+func ConfigValue(data []byte) string {
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "mail-name" && Valid(f[1]) {

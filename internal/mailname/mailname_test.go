@@ -66,3 +66,21 @@ func TestFromConfig(t *testing.T) {
 		t.Errorf("missing file: %q", got)
 	}
 }
+
+// FuzzParsers: whatever the files hold, a name that comes out is a valid,
+// lower-case host name without a final dot.
+func FuzzParsers(f *testing.F) {
+	f.Add([]byte("127.0.1.1 pve1.example.com pve1 # me\n"), "pve1")
+	f.Add([]byte("mail-name Host.Example.ORG.\n"), "x")
+	f.Add([]byte("::1 localhost ip6-localhost\n\x00\xff pve1.\n"), "pve1")
+	f.Fuzz(func(t *testing.T, data []byte, short string) {
+		for _, got := range []string{FromHosts(data, short), ConfigValue(data)} {
+			if got == "" {
+				continue
+			}
+			if !Valid(got) || got != strings.ToLower(got) || strings.HasSuffix(got, ".") {
+				t.Fatalf("parsed %q from %q", got, data)
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@
 package mailroute
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 )
@@ -92,4 +93,32 @@ type Decision struct {
 func (l Local) Decide(rcpts []string, haveRelay bool) Decision {
 	local, remote := l.Split(rcpts)
 	return Decision{Local: local, Remote: remote, Relayed: haveRelay && len(remote) > 0}
+}
+
+// MaxHops is how many Received header fields a mail may carry before
+// herald stops relaying it: a mail going round between herald and another
+// MTA gains one per pass. Postfix's hopcount_limit is 50; herald relays
+// only what local programs submit, which carries few.
+const MaxHops = 30
+
+// Hops counts the Received header fields of a raw mail (its header block
+// only).
+func Hops(raw []byte) int {
+	n := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the header
+		}
+		if len(line) > 9 && bytes.EqualFold(line[:9], []byte("received:")) {
+			n++
+		}
+	}
+	return n
 }

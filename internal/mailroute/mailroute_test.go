@@ -2,6 +2,7 @@ package mailroute
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,22 @@ func FuzzSplit(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHops(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want int
+	}{
+		{"Subject: x\n\nReceived: in the body\n", 0},
+		{"Received: from a\r\n\tby b\r\nreceived: from c\r\nSubject: x\r\n\r\nReceived: body\r\n", 2},
+		{strings.Repeat("Received: x\n", 31) + "\nbody", 31},
+		{"Received:x\n", 1},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		if got := Hops([]byte(tt.raw)); got != tt.want {
+			t.Errorf("Hops(%q) = %d, want %d", tt.raw, got, tt.want)
+		}
+	}
 }
