@@ -470,8 +470,10 @@ func (e env) test(args []string) int {
 		fmt.Fprintln(e.stderr, "herald test:", err)
 		return sysexits.Config
 	}
-	fmt.Fprintf(e.stderr, "herald test: sending a test notification to %s (%s)... ", name, s.Notify.Target(name).Type)
-	defer fmt.Fprintln(e.stderr, "done")
+	// A relay or webhook may take up to the timeout to answer: say what
+	// is going on meanwhile.
+	fmt.Fprintf(e.stderr, "herald test: sending a test notification to %s (%s target), waiting up to 60 s for its answer...\n",
+		name, s.Notify.Target(name).Type)
 	ev := &event.Event{ID: event.NewID(), Timestamp: time.Now().Truncate(time.Second), Severity: event.Info,
 		Title: "Test notification", Body: fmt.Sprintf("This is a test of the notification target '%s'.", name),
 		Fields: map[string]string{event.FieldType: "test", event.FieldHostname: s.Daemon.Hostname}}

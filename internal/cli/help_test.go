@@ -304,3 +304,18 @@ func FuzzHeaderRecipients(f *testing.F) {
 		}
 	})
 }
+
+func TestTestCommandNamesTargetsAndSaysWhatItDoes(t *testing.T) {
+	d := t.TempDir()
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	writeTestFile(t, filepath.Join(d, "notifications.cfg"), "file: events\n\tpath "+out+"\n")
+	t.Setenv("HERALD_STATE_DIR", t.TempDir())
+	_, stderr, code := run(t, "", "test", "--config-dir", d, "nope")
+	if code != 64 || !strings.Contains(stderr, `no target named "nope"; the targets are: events, mail-to-root`) {
+		t.Errorf("unknown target: exit %d %q", code, stderr)
+	}
+	stdout, stderr, code := run(t, "", "test", "--config-dir", d, "events")
+	if code != 0 || !strings.Contains(stdout, "events: OK") || !strings.Contains(stderr, "sending a test notification to events (file target)") {
+		t.Errorf("test events: exit %d %q %q", code, stdout, stderr)
+	}
+}
