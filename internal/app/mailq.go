@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"herald/internal/config"
 	"herald/internal/delivery"
+	"herald/internal/mailroute"
 	"herald/internal/spool"
 )
 
@@ -42,7 +44,22 @@ type MailqEntry struct {
 type Mailq struct {
 	Spool []MailqEntry    `json:"spool"`
 	Queue []delivery.Item `json:"queue"`
-	Notes []string        `json:"notes,omitempty"`
+	// Remote are the remote recipients of each queued mail (by event ID):
+	// those its herald-relay delivery sends to.
+	Remote map[string][]string `json:"remote,omitempty"`
+	Notes  []string            `json:"notes,omitempty"`
+}
+
+// withRemote fills m.Remote for the local domains of local.
+func (m *Mailq) withRemote(local mailroute.Local) {
+	for _, it := range m.Queue {
+		if r := local.Remote(it.Recipients); len(r) > 0 {
+			if m.Remote == nil {
+				m.Remote = map[string][]string{}
+			}
+			m.Remote[it.EventID] = r
+		}
+	}
 }
 
 // mailqEntries converts spool entries for mailq.
@@ -60,7 +77,7 @@ func (m Mailq) Filter(uid int) Mailq {
 	if uid == 0 || uid == os.Getuid() {
 		return m
 	}
-	out := Mailq{Notes: m.Notes}
+	out := Mailq{Notes: m.Notes, Remote: m.Remote}
 	for _, e := range m.Spool {
 		if e.UID == uid {
 			out.Spool = append(out.Spool, e)
@@ -84,7 +101,9 @@ func (a *App) mailq() (Mailq, error) {
 	if err != nil {
 		return Mailq{}, err
 	}
-	return Mailq{Spool: mailqEntries(es), Queue: items}, nil
+	m := Mailq{Spool: mailqEntries(es), Queue: items}
+	m.withRemote(a.Settings().LocalDomains())
+	return m, nil
 }
 
 type peerUIDKey struct{}
@@ -201,6 +220,14 @@ func OfflineMailq(p Paths) (Mailq, error) {
 		return m, err
 	}
 	m.Queue = items
+	// The local domains, for the relay's recipients: herald.cfg when it
+	// is readable and valid, else the defaults.
+	d := config.DefaultDaemon()
+	if ld, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg")); err == nil && !p.Embedded {
+		d = ld
+	}
+	resolveMailName(d)
+	m.withRemote((&Settings{Daemon: d}).LocalDomains())
 	m.Notes = append(m.Notes, "herald is not running: nothing is being delivered")
 	return m, nil
 }

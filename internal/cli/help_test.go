@@ -102,6 +102,7 @@ func TestFormatMailq(t *testing.T) {
 				{Target: "herald-relay", State: delivery.StatePending, Attempts: 2, LastError: "451 4.3.0 try later"},
 				{Target: "mail-to-root", State: delivery.StateDead, Attempts: 1, LastError: "no local user"},
 			}}},
+		Remote: map[string][]string{"18ed58c5-0002": {"boss@example.com"}},
 	}
 	got := formatMailq(m)
 	for _, want := range []string{

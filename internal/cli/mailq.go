@@ -95,10 +95,8 @@ func formatMailq(m app.Mailq) string {
 			}
 			fmt.Fprintf(&b, "%*s(%s %s)\n", mailqIndent, "", d.Target, why)
 			if d.Target == relay.Name {
-				for _, r := range it.Recipients {
-					if strings.Contains(r, "@") {
-						fmt.Fprintf(&b, "%*s%s\n", mailqIndent, "", r)
-					}
+				for _, r := range m.Remote[it.EventID] {
+					fmt.Fprintf(&b, "%*s%s\n", mailqIndent, "", r)
 				}
 			} else {
 				fmt.Fprintf(&b, "%*starget %s\n", mailqIndent, "", d.Target)
