@@ -369,8 +369,14 @@ func addrList(as []net.Addr) []string {
 // route is the daemon's routing step for one event (ingest and the
 // delivery-failed path): the targets that matched, minus exclude.
 func (a *App) route(ev *event.Event, exclude string) []string {
-	s := a.Settings()
-	r := router.Router{Config: s.Notify}
+	return a.routeWith(ev, exclude, false)
+}
+
+// routeWith is route for a mail that may have been relayed to all of its
+// recipients (Settings.RouteConfig).
+func (a *App) routeWith(ev *event.Event, exclude string, relayedOnly bool) []string {
+	cfg, _ := a.Settings().RouteConfig(relayedOnly)
+	r := router.Router{Config: cfg}
 	res := r.Route(ev, ev.Timestamp)
 	out := res.Targets[:0:0]
 	for _, t := range res.Targets {

@@ -99,8 +99,9 @@ func (a *App) ingest(e spool.Entry) error {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
 	}
-	targets := a.route(ev, "")
-	if a.relayed(ev) {
+	relayed, only := a.relayed(ev)
+	targets := a.routeWith(ev, "", only)
+	if relayed {
 		targets = append(targets, relay.Name)
 	}
 	if err := a.queue.Enqueue(ev, targets); err != nil {

@@ -44,18 +44,23 @@ func (s *Settings) MailDecision(rcpts []string) mailroute.Decision {
 }
 
 // relayed reports whether the mail of ev goes to remote recipients through
-// the relay (besides being an event). A mail that has passed too many
-// hops is looping between herald and another MTA: it stays a notification.
-func (a *App) relayed(ev *event.Event) bool {
-	if ev.Mail == nil || !a.Settings().MailDecision(ev.Mail.Recipients).Relayed {
-		return false
+// the relay (besides being an event), and whether it goes to all of its
+// recipients so. A mail that has passed too many hops is looping between
+// herald and another MTA: it stays a notification.
+func (a *App) relayed(ev *event.Event) (relayed, only bool) {
+	if ev.Mail == nil {
+		return false, false
+	}
+	d := a.Settings().MailDecision(ev.Mail.Recipients)
+	if !d.Relayed {
+		return false, false
 	}
 	if n := mailroute.Hops(ev.Mail.Raw); n >= mailroute.MaxHops {
 		a.log.Warn("mail not relayed: it has passed too many hops (a mail loop?); it is a notification only",
 			"event_id", ev.ID, "received_headers", n, "limit", mailroute.MaxHops)
-		return false
+		return false, false
 	}
-	return true
+	return true, relayedOnly(d)
 }
 
 // checkRelayNotSelf refuses a relay that is herald's own SMTP listener:
@@ -179,3 +184,34 @@ func (a *App) status() Status {
 	}
 	return st
 }
+
+// RouteConfig is the configuration an event is routed with. A mail that is
+// relayed to every one of its recipients reached them: it is an event for
+// the admin's own matchers only, not for the built-in catch-all matchers
+// (default-matcher as Proxmox ships it), which would otherwise copy every
+// mail a user sends to root. note says so ("" when nothing was left out).
+// Nothing else changes: the loaded configuration is not modified.
+func (s *Settings) RouteConfig(relayedOnly bool) (cfg *config.Config, note string) {
+	if !relayedOnly {
+		return s.Notify, ""
+	}
+	var kept []*config.Matcher
+	var left []string
+	for _, m := range s.Notify.Matchers {
+		if m.Origin == config.OriginBuiltin {
+			left = append(left, m.Name)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	if len(left) == 0 {
+		return s.Notify, ""
+	}
+	cp := *s.Notify
+	cp.Matchers = kept
+	return &cp, fmt.Sprintf("the built-in %s does not apply: the mail was relayed to all of its recipients", strings.Join(left, ", "))
+}
+
+// relayedOnly reports whether a mail decision sends the mail to every
+// recipient through the relay.
+func relayedOnly(d mailroute.Decision) bool { return d.Relayed && len(d.Local) == 0 }

@@ -312,7 +312,11 @@ func (e env) explain(args []string) int {
 		}
 		when = t
 	}
-	r := router.Router{Config: s.Notify}
+	cfg := s.Notify
+	if mailExp != nil {
+		cfg, mailExp.Note = s.RouteConfig(mailExp.Relayed && len(mailExp.Local) == 0)
+	}
+	r := router.Router{Config: cfg}
 	res := r.Route(ev, when)
 	targets := append([]string{}, res.Targets...)
 	if mailExp != nil && mailExp.Relayed {

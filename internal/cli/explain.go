@@ -26,6 +26,9 @@ type mailExplanation struct {
 	Relay   string `json:"relay,omitempty"`
 	// Rule says in words what happens.
 	Rule string `json:"rule"`
+	// Note says which built-in matchers do not apply to a mail relayed to
+	// all of its recipients.
+	Note string `json:"note,omitempty"`
 }
 
 // explainMail decides, as the daemon does, where the mail raw goes: its
@@ -124,6 +127,9 @@ func (e env) printExplanation(x explanation) int {
 		}
 		if len(x.Mail.Remote) > 0 {
 			fmt.Fprintf(&b, "         remote: %s\n", strings.Join(x.Mail.Remote, ", "))
+		}
+		if x.Mail.Note != "" {
+			fmt.Fprintf(&b, "         note:   %s\n", x.Mail.Note)
 		}
 	}
 	b.WriteString("\nmatchers\n")

@@ -273,7 +273,24 @@ func TestExplainMailDecision(t *testing.T) {
 			t.Errorf("%v: %+v", args, x)
 		}
 	}
-	out, _, code := run(t, "", "explain", "--config-dir", d, "--mail", mail, "--rcpt", "root")
+	// Relayed to every recipient: the built-in default-matcher does not
+	// copy it to root; a matcher of the admin's would route it.
+	out, _, code := run(t, "", "explain", "--config-dir", d, "--mail", mail, "--rcpt", "boss@example.com")
+	var only struct {
+		Targets []string
+		Mail    mailExplanation
+	}
+	if err := json.Unmarshal([]byte(out), &only); code != 0 || err != nil || !slices.Equal(only.Targets, []string{"herald-relay"}) ||
+		!strings.Contains(only.Mail.Note, "default-matcher does not apply") {
+		t.Errorf("--rcpt boss@example.com: %d %v\n%s", code, err, out)
+	}
+	writeTestFile(t, filepath.Join(d, "notifications.cfg"), "file: log\n\tpath /tmp/x.jsonl\n\nmatcher: everything\n\ttarget log\n")
+	out, _, _ = run(t, "", "explain", "--config-dir", d, "--mail", mail, "--rcpt", "boss@example.com")
+	only.Targets = nil
+	if err := json.Unmarshal([]byte(out), &only); err != nil || !slices.Equal(only.Targets, []string{"herald-relay", "log"}) {
+		t.Errorf("with the admin's own matcher: %v\n%s", err, out)
+	}
+	out, _, code = run(t, "", "explain", "--config-dir", d, "--mail", mail, "--rcpt", "root")
 	if code != 0 || !strings.Contains(out, `"rule": "all recipients are local`) || !strings.Contains(out, `"remote": []`) {
 		t.Errorf("--rcpt root:\n%s", out)
 	}

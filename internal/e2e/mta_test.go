@@ -358,3 +358,34 @@ func TestMTARelayRefusalIsDeliveryFailedNotBounce(t *testing.T) {
 		t.Errorf("the relay received %d messages (a bounce?):\n%s", len(dumps), dumps[0])
 	}
 }
+
+// With the built-in default-matcher alone, a mail relayed to all of its
+// recipients is not copied to root (Postfix would not either); it is an
+// event all the same, in the log.
+func TestMTARelayedMailIsNotCopiedToRoot(t *testing.T) {
+	s := startSink(t, 0)
+	d := newDaemon(t, "# built-ins only\n")
+	f, err := os.OpenFile(filepath.Join(d.configDir, "herald.cfg"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "relay 127.0.0.1:%d\nrelay-mode insecure\nmail-name pve1.example.org\n", s.port)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	d.run("Subject: for boss only\n\nx\n", d.shim, "-i", "boss@example.com")
+	s.waitDump(t, 20*time.Second, "Subject: for boss only", "X-Rcpt-Args: <boss@example.com>")
+	d.run("Subject: for root\n\ny\n", d.shim, "-i", "root")
+	mbox := filepath.Join(d.stateDir, "mail", "root")
+	waitFor(t, "root's own mail in root's mailbox", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(mbox)
+		return bytes.Contains(b, []byte("Subject: for root"))
+	})
+	if b, _ := os.ReadFile(mbox); bytes.Contains(b, []byte("for boss only")) {
+		t.Errorf("the mail relayed to boss was copied to root:\n%s", b)
+	}
+	if !strings.Contains(d.log(), `title="for boss only"`) || !strings.Contains(d.log(), "targets=herald-relay") {
+		t.Errorf("the relayed mail's event is not in the log:\n%s", d.log())
+	}
+}
