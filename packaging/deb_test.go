@@ -802,6 +802,15 @@ func checkInstall(t *testing.T, repo, deb string) {
 	if r := in("", "herald", "queue", "list"); r.code != 0 {
 		t.Errorf("herald queue list before the first start: %s", r)
 	}
+	if r := in("", "herald", "queue", "retry", "--all"); r.code != 0 || !strings.Contains(r.stdout, "0 deliveries") {
+		t.Errorf("herald queue retry --all before the first start: %s", r)
+	}
+	if r := in("", "herald", "status"); r.code == 0 {
+		t.Errorf("herald status without a daemon succeeded: %s", r)
+	}
+	if r := in("", "herald", "check"); r.code != 0 {
+		t.Errorf("herald check of the installed configuration: %s", r)
+	}
 	walkErr := filepath.Walk(filepath.Join(dir, "var/lib/herald"), func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
