@@ -180,7 +180,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 			return nil, err
 		}
 		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
-			Author: get("author"), Hostname: b.mailName(), Relay: relay,
+			Author: get("author"), Hostname: b.mailName(), LocalDomains: b.s.LocalDomains().Names, Relay: relay,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
 			ShimPaths: b.shimPaths, Log: b.log})
 	}

@@ -59,6 +59,9 @@ type Options struct {
 	From     string   // envelope sender and From address; "" = "root" (Proxmox's default)
 	Author   string   // From display name; "" = "herald"
 	Hostname string   // this machine's name: local domain, EHLO name; "" = os.Hostname()
+	// LocalDomains are further domains that are this host's (its short
+	// name, its mail name): their recipients are local too.
+	LocalDomains []string
 
 	Relay *Relay // smarthost for remote recipients; nil = none
 	// LocalMailbox returns the mailbox target of a local user (the app
@@ -87,6 +90,7 @@ type Target struct {
 	from         string
 	author       string
 	hostname     string
+	localDomains []string
 	relay        *smtp.Target
 	localMailbox func(string) (target.Target, bool)
 	sendmailPath string
@@ -120,6 +124,7 @@ func New(opt Options) (*Target, error) {
 		from:         opt.From,
 		author:       opt.Author,
 		hostname:     opt.Hostname,
+		localDomains: opt.LocalDomains,
 		localMailbox: opt.LocalMailbox,
 		sendmailPath: opt.SendmailPath,
 		shimPaths:    opt.ShimPaths,
@@ -325,8 +330,8 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // localUser returns the user name of a local recipient: a bare name, or
-// name@ one of localhost, localhost.localdomain, our hostname or its first
-// label. The name is folded to lower case, as Postfix's local(8) does.
+// name@ one of localhost, localhost.localdomain, our hostname, its first
+// label or LocalDomains. The name is folded to lower case, as Postfix's local(8) does.
 func (t *Target) localUser(rcpt string) (string, bool) {
 	i := strings.LastIndexByte(rcpt, '@')
 	if i < 0 {
@@ -334,7 +339,7 @@ func (t *Target) localUser(rcpt string) (string, bool) {
 	}
 	name, domain := strings.ToLower(rcpt[:i]), strings.TrimSuffix(rcpt[i+1:], ".")
 	short, _, _ := strings.Cut(t.hostname, ".")
-	for _, d := range []string{"localhost", "localhost.localdomain", t.hostname, short} {
+	for _, d := range append([]string{"localhost", "localhost.localdomain", t.hostname, short}, t.localDomains...) {
 		if d != "" && strings.EqualFold(domain, d) {
 			return name, name != ""
 		}
