@@ -86,14 +86,15 @@ func checkRelayNotSelf(d *config.Daemon, host string, port int, mode string) err
 
 // RecordEnvelope puts the envelope on the event, so that matchers (and the
 // admin reading events) see whom a mail was for and who sent it: the field
-// to lists the envelope recipients, from the envelope sender (the header's
-// From stays when the sender is null).
+// to lists the envelope recipients the mail shows (blind copies stay
+// hidden: mailroute.Shown), from the envelope sender (the header's From
+// stays when the sender is null).
 func RecordEnvelope(ev *event.Event) {
 	if ev.Mail == nil {
 		return
 	}
-	if len(ev.Mail.Recipients) > 0 {
-		ev.SetField(mailconv.FieldTo, strings.Join(ev.Mail.Recipients, ", "))
+	if shown := mailroute.Shown(ev.Mail.Raw, ev.Mail.Recipients); len(shown) > 0 {
+		ev.SetField(mailconv.FieldTo, strings.Join(shown, ", "))
 	}
 	if ev.Mail.From != "" {
 		ev.SetField(mailconv.FieldFrom, ev.Mail.From)

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"herald/internal/app"
+	"herald/internal/mailroute"
 	"herald/internal/event"
 	"herald/internal/sysexits"
 	"herald/internal/target/relay"
@@ -37,7 +37,7 @@ type mailExplanation struct {
 // daemon records.
 func explainMail(s *app.Settings, ev *event.Event, raw []byte, rcpts []string) *mailExplanation {
 	if len(rcpts) == 0 {
-		rcpts = headerRecipients(raw)
+		rcpts = mailroute.HeaderAddresses(raw, "To", "Cc", "Bcc")
 	}
 	if ev.Mail != nil {
 		ev.Mail.Recipients = rcpts
@@ -63,37 +63,6 @@ func explainMail(s *app.Settings, ev *event.Event, raw []byte, rcpts []string) *
 		}
 	}
 	return x
-}
-
-// headerRecipients are the addresses of To, Cc and Bcc.
-func headerRecipients(raw []byte) []string {
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, h := range []string{"To", "Cc", "Bcc"} {
-		if m.Header.Get(h) == "" {
-			continue
-		}
-		as, err := m.Header.AddressList(h)
-		if err == nil {
-			for _, a := range as {
-				out = append(out, a.Address)
-			}
-			continue
-		}
-		// Bare local names (To: root) are not RFC 5322 addresses, but
-		// sendmail -t takes them: one address per comma.
-		for _, part := range strings.Split(m.Header.Get(h), ",") {
-			if a, err := mail.ParseAddress(part); err == nil {
-				out = append(out, a.Address)
-			} else if part = strings.Trim(strings.TrimSpace(part), "<>"); part != "" && !strings.ContainsAny(part, " \t\"") {
-				out = append(out, part)
-			}
-		}
-	}
-	return out
 }
 
 // isTerminal reports whether w is a terminal (explain prints a summary

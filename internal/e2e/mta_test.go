@@ -205,6 +205,11 @@ func TestMTANoRelayRemoteMailIsNotification(t *testing.T) {
 	if ev.Fields["to"] != "boss@example.com" {
 		t.Errorf("field to = %q", ev.Fields["to"])
 	}
+	// A blind copy is an envelope recipient the event does not reveal.
+	d.run("To: root\nBcc: secret@example.org\nSubject: with a bcc\n\nbody\n", d.shim, "-i", "-t")
+	if ev := d.waitEvent("with a bcc"); strings.Contains(fmt.Sprint(ev.Fields), "secret@example.org") || ev.Fields["to"] == "" {
+		t.Errorf("the event of a mail with a Bcc: fields %v", ev.Fields)
+	}
 	if !strings.Contains(d.log(), "no relay set") {
 		t.Errorf("the start-up log does not say that no relay is set:\n%s", d.log())
 	}

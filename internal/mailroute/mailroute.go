@@ -8,6 +8,7 @@ package mailroute
 
 import (
 	"bytes"
+	"net/mail"
 	"slices"
 	"strings"
 )
@@ -121,4 +122,70 @@ func Hops(raw []byte) int {
 		}
 	}
 	return n
+}
+
+// HeaderAddresses returns the addresses of the named header fields of a
+// raw mail (To, Cc, Bcc), in order. Bare local names (To: root) are not
+// RFC 5322 addresses, but sendmail -t takes them: a field that does not
+// parse as an address list is split at commas.
+func HeaderAddresses(raw []byte, fields ...string) []string {
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, h := range fields {
+		v := m.Header.Get(h)
+		if v == "" {
+			continue
+		}
+		if as, err := m.Header.AddressList(h); err == nil {
+			for _, a := range as {
+				out = append(out, a.Address)
+			}
+			continue
+		}
+		for _, part := range strings.Split(v, ",") {
+			if a, err := mail.ParseAddress(part); err == nil {
+				out = append(out, a.Address)
+			} else if part = strings.Trim(strings.TrimSpace(part), "<>"); part != "" && bareName(part) {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// Shown returns the envelope recipients a mail shows in its To and Cc
+// header fields, or all of them when it has neither field: what may be
+// recorded on its event. A recipient only the envelope names was a blind
+// copy (Bcc, removed by sendmail -t) and stays hidden. A header name
+// without a domain (To: root) shows the envelope's root@ANYTHING.
+func Shown(raw []byte, rcpts []string) []string {
+	hdr := HeaderAddresses(raw, "To", "Cc")
+	if len(hdr) == 0 {
+		return rcpts
+	}
+	var out []string
+	for _, r := range rcpts {
+		local, _, _ := strings.Cut(strings.Trim(r, "<>"), "@")
+		for _, h := range hdr {
+			if strings.EqualFold(h, strings.Trim(r, "<>")) || (!strings.Contains(h, "@") && strings.EqualFold(h, local)) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// bareName reports whether s can be a bare address: printable ASCII
+// without spaces or quotes.
+func bareName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
+			return false
+		}
+	}
+	return true
 }

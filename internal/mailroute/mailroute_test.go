@@ -73,3 +73,47 @@ func TestHops(t *testing.T) {
 		}
 	}
 }
+
+func TestShown(t *testing.T) {
+	tests := []struct {
+		name  string
+		raw   string
+		rcpts []string
+		want  []string
+	}{
+		{"no header: all", "Subject: x\n\nb\n", []string{"boss@example.com"}, []string{"boss@example.com"}},
+		{"bcc stays hidden", "To: root\nSubject: x\n\nb\n", []string{"root", "secret@example.com"}, []string{"root"}},
+		{"bare header name, qualified envelope", "To: root\n\nb\n", []string{"root@pve1.example.org"}, []string{"root@pve1.example.org"}},
+		{"to and cc", "To: Boss <BOSS@example.com>\nCc: ops@example.org\n\nb\n", []string{"boss@example.com", "ops@example.org", "x@example.net"},
+			[]string{"boss@example.com", "ops@example.org"}},
+		{"header names nobody of the envelope", "To: list@example.org\n\nb\n", []string{"member@example.net"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Shown([]byte(tt.raw), tt.rcpts); !slices.Equal(got, tt.want) {
+				t.Errorf("Shown = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzHeaderAddresses: addresses from any header are non-empty and on one
+// line (a quoted local part may hold spaces or commas), and Shown only
+// ever returns envelope recipients.
+func FuzzHeaderAddresses(f *testing.F) {
+	f.Add([]byte("To: boss@example.com, root\nCc: \"A, B\" <ab@example.org>\n\nbody\n"))
+	f.Add([]byte("To: <>,, ,\"\nBcc: x@\n\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, a := range HeaderAddresses(raw, "To", "Cc", "Bcc") {
+			if a == "" || strings.ContainsAny(a, "\r\n") {
+				t.Fatalf("address %q from %q", a, raw)
+			}
+		}
+		env := []string{"root", "boss@example.com"}
+		for _, r := range Shown(raw, env) {
+			if !slices.Contains(env, r) {
+				t.Fatalf("Shown made up %q", r)
+			}
+		}
+	})
+}
