@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 
 	"herald/internal/app"
-	"herald/internal/mailroute"
 	"herald/internal/event"
+	"herald/internal/mailroute"
 	"herald/internal/sysexits"
 	"herald/internal/target/relay"
 )

@@ -308,7 +308,6 @@ func TestExplainMailDecision(t *testing.T) {
 	}
 }
 
-
 func TestTestCommandNamesTargetsAndSaysWhatItDoes(t *testing.T) {
 	d := t.TempDir()
 	out := filepath.Join(t.TempDir(), "events.jsonl")
