@@ -462,17 +462,19 @@ func (e env) test(args []string) int {
 		fmt.Fprintf(e.stderr, "herald test: no target named %q; the targets are: %s\n", name, strings.Join(names, ", "))
 		return sysexits.Usage
 	}
-	// A local target (mbox, file, mail-to-root's mailbox) writes under the
-	// state directory: as root, write as its owner, the daemon's user, so
-	// that the daemon can use what the test creates.
-	if err := app.BecomeStateOwner(paths.StateDir); err != nil && !os.IsNotExist(err) {
-		fmt.Fprintln(e.stderr, "herald test:", err)
-		return sysexits.NoPerm
-	}
+	// Built first: it reads secrets (relay-password-file) that may be
+	// root's alone.
 	t, err := app.BuildTarget(s, name)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald test:", err)
 		return sysexits.Config
+	}
+	// A local target (mbox, file, mail-to-root's mailbox) writes under the
+	// state directory: as root, deliver as its owner, the daemon's user, so
+	// that the daemon can use what the test creates.
+	if err := app.BecomeStateOwner(paths.StateDir); err != nil && !os.IsNotExist(err) {
+		fmt.Fprintln(e.stderr, "herald test:", err)
+		return sysexits.NoPerm
 	}
 	// A relay or webhook may take up to the timeout to answer: say what
 	// is going on meanwhile.
