@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -63,6 +64,10 @@ func (e env) queueCmd(args []string) int {
 	}
 	defer closeAdm()
 	fail := func(err error) int {
+		if errors.Is(err, fs.ErrPermission) {
+			fmt.Fprintf(e.stderr, "herald queue: %v\nonly root and the herald user may act on the delivery queue; mailq lists the mail you submitted\n", err)
+			return sysexits.NoPerm
+		}
 		fmt.Fprintln(e.stderr, "herald queue:", err)
 		if errors.Is(err, delivery.ErrNotFound) {
 			return 1

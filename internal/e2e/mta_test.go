@@ -304,6 +304,9 @@ func TestMTAMailqAsUnprivilegedUser(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "friend@example.com") || strings.Contains(out, "ops@example.com") || !strings.Contains(out, "1 Request") {
 		t.Errorf("mailq as nobody: exit %d, want only nobody's mail:\n%s", code, out)
 	}
+	if out, code := asNobody("", d.herald, "queue", "list"); code != 77 || !strings.Contains(out, "mailq lists the mail you submitted") {
+		t.Errorf("herald queue list as nobody: exit %d, want 77 and a pointer to mailq:\n%s", code, out)
+	}
 	out = d.run("", d.shim, "-bp")
 	if !strings.Contains(out, "friend@example.com") || !strings.Contains(out, "ops@example.com") || !strings.Contains(out, "2 Requests") {
 		t.Errorf("mailq as root, want both mails:\n%s", out)
