@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -120,6 +121,9 @@ type Status struct {
 func DaemonStatus(stateDir string) (Status, error) {
 	var st Status
 	c, err := dialControl(stateDir)
+	if errors.Is(err, fs.ErrPermission) {
+		return st, fmt.Errorf("only root and the herald user may ask the daemon: %w", err)
+	}
 	if err != nil {
 		return st, fmt.Errorf("herald is not running with state directory %s: %w", stateDir, err)
 	}
