@@ -322,3 +322,20 @@ func TestTestCommandNamesTargetsAndSaysWhatItDoes(t *testing.T) {
 		t.Errorf("test events: exit %d %q %q", code, stdout, stderr)
 	}
 }
+
+// herald(8) describes every command.
+func TestManPageListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "man", "herald.8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, commandsSection, ok := strings.Cut(string(b), ".SH COMMANDS")
+	if !ok {
+		t.Fatal("herald.8 has no COMMANDS section")
+	}
+	for _, name := range commandNames() {
+		if !strings.Contains(commandsSection, ".TP\n.B "+name+"\n") {
+			t.Errorf("herald(8) does not describe %s under COMMANDS", name)
+		}
+	}
+}
