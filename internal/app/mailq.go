@@ -108,6 +108,9 @@ func (a *App) mailq() (Mailq, error) {
 
 type peerUIDKey struct{}
 
+// mailqConcurrency bounds the mailq listings built at once.
+const mailqConcurrency = 2
+
 // serveMailq serves MailqSocket until the returned stop is called.
 func (a *App) serveMailq() (func(), error) {
 	path := filepath.Join(a.opt.Paths.StateDir, MailqSocket)
@@ -120,8 +123,21 @@ func (a *App) serveMailq() (func(), error) {
 		l.Close()
 		return nil, err
 	}
+	// Any local user may connect: at most mailqConcurrency listings are
+	// built at once (each reads the spool and the queue's event files), the
+	// rest wait their turn for a while, then are told to try again.
+	slots := make(chan struct{}, mailqConcurrency)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /mailq", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-time.After(5 * time.Second):
+			http.Error(w, "busy: try again", http.StatusServiceUnavailable)
+			return
+		case <-r.Context().Done():
+			return
+		}
 		uid, ok := r.Context().Value(peerUIDKey{}).(int)
 		if !ok {
 			writeJSON(w, nil, errors.New("cannot tell who is asking"))
@@ -130,7 +146,7 @@ func (a *App) serveMailq() (func(), error) {
 		m, err := a.mailq()
 		writeJSON(w, m.Filter(uid), err)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if uid, err := peerUID(c); err == nil {
 				return context.WithValue(ctx, peerUIDKey{}, uid)
