@@ -123,6 +123,10 @@ func TestFormatMailq(t *testing.T) {
 	if strings.Contains(got, "empty") {
 		t.Errorf("mailq says empty with mail waiting:\n%s", got)
 	}
+	m.Queue[0].Deliveries[0].State, m.Queue[0].Deliveries[1].State = delivery.StateInflight, delivery.StateInflight
+	if got := formatMailq(m); !strings.Contains(got, "18ed58c5-0002*  ") {
+		t.Errorf("a mail being delivered is not marked with one *:\n%s", got)
+	}
 }
 
 // The queue commands without a daemon, on a queue a daemon left: list

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"herald/internal/app"
@@ -72,10 +73,8 @@ func formatMailq(m app.Mailq) string {
 	for _, it := range m.Queue {
 		total += int64(it.Size)
 		id := it.EventID
-		for _, d := range it.Deliveries {
-			if d.State == delivery.StateInflight {
-				id += "*" // Postfix marks a message being delivered so
-			}
+		if slices.ContainsFunc(it.Deliveries, func(d delivery.Delivery) bool { return d.State == delivery.StateInflight }) {
+			id += "*" // Postfix marks a message being delivered so
 		}
 		from := sender(it.From)
 		if it.From == "" && len(it.Recipients) == 0 {
