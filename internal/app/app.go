@@ -250,7 +250,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	srv := smtpd.New(a.spool, smtpd.Options{
-		Hostname:        s.Daemon.Hostname,
+		Hostname:        s.Daemon.MailName, // HELO name and the domain of bare addresses
 		MaxMessageSize:  s.Daemon.MaxMessageSize,
 		MaxRecipients:   s.Daemon.MaxRecipients,
 		MaxHeaderSize:   s.Daemon.MaxHeaderSize,
@@ -353,6 +353,14 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer stopControl()
+	stopMailq, err := a.serveMailq()
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("mailq socket: %w", err)
+	}
+	defer stopMailq()
+	a.logRelayMode()
 	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)
 	close(a.ready)
@@ -418,8 +426,14 @@ func addrList(as []net.Addr) []string {
 // route is the daemon's routing step for one event (ingest and the
 // delivery-failed path): the targets that matched, minus exclude.
 func (a *App) route(ev *event.Event, exclude string) []string {
-	s := a.Settings()
-	r := router.Router{Config: s.Notify}
+	return a.routeWith(ev, exclude, false)
+}
+
+// routeWith is route for a mail that may have been relayed to all of its
+// recipients (Settings.RouteConfig).
+func (a *App) routeWith(ev *event.Event, exclude string, relayedOnly bool) []string {
+	cfg, _ := a.Settings().RouteConfig(relayedOnly)
+	r := router.Router{Config: cfg}
 	res := r.Route(ev, ev.Timestamp)
 	out := res.Targets[:0:0]
 	for _, t := range res.Targets {

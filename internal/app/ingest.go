@@ -13,6 +13,7 @@ import (
 	"herald/internal/mailconv"
 	"herald/internal/spool"
 	"herald/internal/target/httpsend"
+	"herald/internal/target/relay"
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
@@ -49,7 +50,7 @@ const ingestWorkers = 8
 // quarantined.
 func (a *App) ingestPending(ctx context.Context) {
 	if a.spool.Kicked() {
-		// `sendmail -q`: deferred deliveries are tried now, as Postfix does.
+		// sendmail -q: everything pending is due now (postqueue -f).
 		a.queue.Flush()
 	}
 	entries, err := a.spool.Pending()
@@ -71,7 +72,12 @@ func (a *App) ingestPending(ctx context.Context) {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
 				if err := a.ingestGuarded(e); err != nil {
 					a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
+					continue
 				}
+				// The gauge follows the spool as it empties, not only at
+				// the start of the next pass.
+				a.spoolEntries.Add(-1)
+				a.spoolBytes.Add(-e.Size)
 			}
 		})
 	}
@@ -160,12 +166,18 @@ func (a *App) ingest(e spool.Entry) error {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
 	}
-	targets := a.route(ev, "")
+	relayed, only := a.relayed(ev)
+	targets := a.routeWith(ev, "", only)
 	// Noise control records what it holds or counts before the rest is
-	// queued; both are idempotent for an entry processed twice.
+	// queued; both are idempotent for an entry processed twice. The relay
+	// of mail for remote recipients is the mail's own delivery, never held.
 	now, decisions, err := a.noise.Process(a.Settings().Notify, ev, targets)
 	if err != nil {
 		return fmt.Errorf("noise: %w", err)
+	}
+	if relayed {
+		targets = append(targets, relay.Name)
+		now = append(now, relay.Name)
 	}
 	// Recorded first: once queued, the delivery's outcome may come at once.
 	// Recording twice (the entry processed again) is harmless.
@@ -217,6 +229,8 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 			Classifiers: Classifiers(a.Settings()), Log: a.log})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
+		ev.Mail.UID = e.Env.UID
+		RecordEnvelope(ev)
 		return ev, ClassifierName(res), nil
 	}
 }
@@ -246,6 +260,16 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 			"event-id":          d.EventID,
 			"delivery-id":       d.ID,
 		},
+	}
+	if d.Target == relay.Name && orig != nil && orig.Mail != nil {
+		// The relay's failure is the remote recipients' loss: name them
+		// (herald sends no bounce; this event is the notice).
+		remote := a.Settings().LocalDomains().Remote(orig.Mail.Recipients)
+		ev.Fields["recipients"] = strings.Join(remote, ", ")
+		ev.Body += "Recipients: " + strings.Join(remote, ", ") + "\n"
+		if orig.Mail.From != "" {
+			ev.Body += "Sender: " + orig.Mail.From + "\n"
+		}
 	}
 	if orig != nil {
 		ev.Body += "Original title: " + orig.Title + "\n"

@@ -61,6 +61,7 @@ func loadSettings(p Paths, shimPaths []string, lenient bool) (*Settings, error) 
 		}
 		d.SMTPListen = embeddedSMTP
 		d.HTTPListen = embeddedHTTP
+		resolveMailName(d)
 		s.Daemon = d
 		text := fmt.Sprintf(embeddedConfig, p.StateDir)
 		cfg, err := config.Parse("<embedded>", []byte(text), "", nil, config.LoadOptions{ShimPaths: shimPaths})
@@ -82,6 +83,7 @@ func loadSettings(p Paths, shimPaths []string, lenient bool) (*Settings, error) 
 		return nil, err
 	}
 	useCredentials(d)
+	resolveMailName(d)
 	s.Daemon = d
 	if s.Datacenter, err = config.LoadDatacenter(d.DatacenterFile); err != nil {
 		return nil, config.Diagnostics{{File: d.DatacenterFile, Msg: err.Error()}}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -73,6 +72,9 @@ func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]targ
 		for name, m := range memberTargets(t) {
 			out[name] = rendered(m, sec.Type, b.rnd)
 		}
+	}
+	if err := b.addRelay(out); err != nil {
+		return nil, nil, err
 	}
 	return out, warns, nil
 }
@@ -241,15 +243,17 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
 			Username: get("username"), Password: password, From: from,
-			Author: author, To: b.recipients(sec), Hostname: b.hostname(),
+			Author: author, To: b.recipients(sec), Hostname: b.mailName(),
 			Recipients: b.recipientsOf(sec)})
 	case "sendmail":
-		from, author, err := b.fromAndAuthor(sec, "root@"+b.hostname())
+		// Without a from-address: root@MAILNAME (Proxmox's root@HOSTNAME,
+		// with the name Debian's MTAs use).
+		from, author, err := b.fromAndAuthor(sec, "root@"+b.mailName())
 		if err != nil {
 			return nil, err
 		}
 		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: from,
-			Author: author, Hostname: b.hostname(), Relay: b.relaySettings,
+			Author: author, Hostname: b.mailName(), LocalDomains: b.s.LocalDomains().Names, Relay: b.relaySettings,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
 			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(sec)})
 	}
@@ -261,7 +265,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 // ("Proxmox VE <pve@example.com>"): the address is the sender and the name
 // the author unless author is set. Without a from-address: datacenter.cfg's
 // email_from when herald shares Proxmox's files, else def (Proxmox's docs:
-// root@HOSTNAME).
+// root@MAILNAME).
 func (b builder) fromAndAuthor(sec *config.Section, def string) (from, author string, err error) {
 	author, _ = sec.Get("author")
 	v, ok := sec.Get("from-address")
@@ -321,17 +325,19 @@ func (b builder) relay() (*sendmail.Relay, error) {
 	if d.Relay == "" {
 		return nil, nil
 	}
-	host, portText, err := net.SplitHostPort(d.Relay)
-	if err != nil {
-		host, portText = d.Relay, ""
-	}
+	host, portText := splitHostPortLoose(d.Relay)
 	port := 0
 	if portText != "" {
+		var err error
 		if port, err = strconv.Atoi(portText); err != nil {
 			return nil, fmt.Errorf("relay %q: bad port", d.Relay)
 		}
 	}
-	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername}
+	tlsConfig, err := relayTLS(d)
+	if err != nil {
+		return nil, err
+	}
+	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername, TLSConfig: tlsConfig}
 	if d.RelayPasswordFile != "" {
 		fi, err := os.Stat(d.RelayPasswordFile)
 		if err != nil {

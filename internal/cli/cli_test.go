@@ -350,12 +350,13 @@ func TestPrivateFileFromSystemdCredential(t *testing.T) {
 	}
 }
 
-// A config dir that does not exist is read like an empty one, with a
-// warning: built-ins only, as Proxmox reads missing files.
+// A config dir that does not exist is an error for check: the admin named
+// the wrong directory (the daemon still starts on built-ins, with a
+// warning, as Proxmox reads missing files).
 func TestCheckMissingConfigDir(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	out, stderr, code := run(t, "", "check", "--config-dir", missing)
-	if code != 0 || !strings.Contains(out, "1 targets, 1 matchers") || !strings.Contains(stderr, "does not exist") {
+	if code != 1 || out != "" || !strings.Contains(stderr, missing+": configuration directory does not exist") {
 		t.Fatalf("exit %d out %q err %q", code, out, stderr)
 	}
 }

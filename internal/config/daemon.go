@@ -66,6 +66,9 @@ type Daemon struct {
 	// history package's defaults, 30d and 64M).
 	HistoryRetention time.Duration `json:"history-retention,omitempty"`
 	HistoryMaxSize   int64         `json:"history-max-size,omitempty"`
+
+	// The MTA settings of mta.go: mail-name, relay-ca-file, relay-verify.
+	MTA
 }
 
 // Defaults of herald.cfg, in one place.
@@ -197,10 +200,14 @@ var daemonKeys = map[string]daemonKey{
 	}},
 	"relay": {parse: func(d *Daemon, v string, _ bool) string {
 		host, port, err := net.SplitHostPort(v)
-		if err != nil || host == "" {
-			return "must be host:port, e.g. smtp.example.com:587"
+		if err != nil {
+			// A host without a port: the port follows relay-mode.
+			host, port = strings.Trim(v, "[]"), ""
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if host == "" {
+			return "must be host or host:port, e.g. smtp.example.com:587"
+		}
+		if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
 			return "has an invalid port"
 		}
 		if _, err := netip.ParseAddr(host); err != nil && !validDNSName(host) {
@@ -365,7 +372,7 @@ func ParseDaemon(name string, data []byte) (*Daemon, error) {
 		d.errf(l, "relay-password-file needs relay-username")
 	}
 	if _, ok := seen["relay"]; !ok {
-		for _, k := range []string{"relay-mode", "relay-username", "relay-password-file"} {
+		for _, k := range []string{"relay-mode", "relay-username", "relay-password-file", "relay-ca-file", "relay-verify"} {
 			if l, ok := seen[k]; ok {
 				d.errf(l, "%s is set but relay is not", k)
 			}

@@ -89,17 +89,18 @@ type Options struct {
 }
 
 // Delivery is the state of one (event, target) delivery.
+// Its JSON keys are snake_case, like those of the records and attempts.
 type Delivery struct {
-	ID          string // "EVENTID.TARGET"
-	EventID     string
-	Target      string
-	State       string // StatePending, StateInflight, StateDone or StateDead
-	Attempts    int
-	Created     time.Time
-	NextAttempt time.Time // meaningful when pending
-	Finished    time.Time // when it became done or dead
-	LastError   string
-	History     []Attempt // the last 20 attempts, oldest first
+	ID          string    `json:"id"` // "EVENTID.TARGET"
+	EventID     string    `json:"event_id"`
+	Target      string    `json:"target"`
+	State       string    `json:"state"` // StatePending, StateInflight, StateDone or StateDead
+	Attempts    int       `json:"attempts"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // meaningful when pending
+	Finished    time.Time `json:"finished,omitzero"`     // when it became done or dead
+	LastError   string    `json:"last_error,omitempty"`
+	History     []Attempt `json:"history,omitempty"` // the last 20 attempts, oldest first
 }
 
 // Stats are the queue's figures for metrics and health checks.

@@ -170,6 +170,9 @@ type mailMeta struct {
 	From       string   `json:"from"`
 	Recipients []string `json:"recipients"`
 	Size       int      `json:"size"`
+	// UID is the submitting user (absent in files written before it was
+	// recorded: only root and herald see those in mailq).
+	UID *int `json:"uid,omitempty"`
 }
 
 func (q *Queue) eventPath(id string) string { return filepath.Join(q.dir, eventsDir, id+".json") }
@@ -190,7 +193,8 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
-		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw)}
+		uid := ev.Mail.UID
+		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
 	}
 	return q.storeEventFile(ev.ID, &ef)
 }
@@ -275,7 +279,10 @@ func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []l
 		return nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
 	if ef.Mail != nil {
-		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients}
+		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
+		if ef.Mail.UID != nil {
+			ev.Mail.UID = *ef.Mail.UID
+		}
 		if withMail {
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {

@@ -63,6 +63,9 @@ type Options struct {
 	// Recipients, when set, resolves the recipients per event and replaces
 	// To (mailto-field, aliases).
 	Recipients target.Recipients
+	// LocalDomains are further domains that are this host's (its short
+	// name, its mail name): their recipients are local too.
+	LocalDomains []string
 
 	Relay *Relay // smarthost for remote recipients; nil = none
 	// LocalMailbox returns the mailbox target of a local user (the app
@@ -92,6 +95,7 @@ type Target struct {
 	from         string
 	author       string
 	hostname     string
+	localDomains []string
 	relay        *smtp.Target
 	localMailbox func(string) (target.Target, bool)
 	sendmailPath string
@@ -125,6 +129,7 @@ func New(opt Options) (*Target, error) {
 		from:         opt.From,
 		author:       opt.Author,
 		hostname:     opt.Hostname,
+		localDomains: opt.LocalDomains,
 		localMailbox: opt.LocalMailbox,
 		recipients:   opt.Recipients,
 		sendmailPath: opt.SendmailPath,
@@ -338,6 +343,14 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// localUser returns the user name of a local recipient: a bare name, or
+// name@ one of localhost, localhost.localdomain, our hostname, its first
+// label or LocalDomains (aliases.LocalName). The name is folded to lower
+// case, as Postfix's local(8) does.
+func (t *Target) localUser(rcpt string) (string, bool) {
+	return aliases.LocalName(rcpt, t.hostname, t.localDomains...)
+}
+
 // failure is one recipient that did not get the message.
 type failure struct {
 	rcpt string
@@ -363,7 +376,7 @@ func (t *Target) deliverLocalAndRelay(ctx context.Context, ev *event.Event, forw
 	var failures []failure
 	var remote []string
 	for _, rcpt := range to {
-		name, local := aliases.LocalName(rcpt, t.hostname)
+		name, local := t.localUser(rcpt)
 		if !local {
 			remote = append(remote, rcpt)
 			continue
@@ -495,7 +508,7 @@ func (t *Target) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
 	all, remote := true, 0
 	var served []string
 	for _, rcpt := range to {
-		name, local := aliases.LocalName(rcpt, t.hostname)
+		name, local := t.localUser(rcpt)
 		if !local {
 			all = false
 			remote++

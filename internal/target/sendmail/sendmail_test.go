@@ -504,6 +504,20 @@ func TestLocalUser(t *testing.T) {
 			t.Errorf("LocalName(%q) = %q, %v; want %q", rcpt, got, ok, want)
 		}
 	}
+	// With a mail name that is not the host name (/etc/mailname), the
+	// host's own names stay local.
+	tg = newTarget(t, nil, func(o *Options) {
+		o.Hostname = "mx.example.net"
+		o.LocalDomains = []string{"pve1", "pve1.example.org"}
+	})
+	for rcpt, want := range map[string]string{
+		"root@pve1": "root", "alice@pve1.example.org": "alice", "bob@mx.example.net": "bob", "carol@mx": "carol", "ops@example.net": "",
+	} {
+		got, ok := tg.localUser(rcpt)
+		if ok != (want != "") || got != want {
+			t.Errorf("with local domains: localUser(%q) = %q, %v; want %q", rcpt, got, ok, want)
+		}
+	}
 	if !systemUserExists("root") || systemUserExists("no-such-user-for-herald-tests") {
 		t.Errorf("systemUserExists does not consult the user database")
 	}
