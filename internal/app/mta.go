@@ -108,9 +108,9 @@ func (b builder) addRelay(out map[string]target.Target) error {
 		return config.Diagnostics{{File: sec.File, Line: sec.Line,
 			Msg: fmt.Sprintf("target name %s is reserved: herald relays mail for remote recipients under it", relay.Name)}}
 	}
-	r, err := b.relay()
-	if err != nil || r == nil {
-		return err
+	r := b.relaySettings // read once per build by newBuilder
+	if r == nil {
+		return nil
 	}
 	if err := checkRelayNotSelf(b.s.Daemon, r.Host, r.Port, r.Mode); err != nil {
 		return config.Diagnostics{{File: b.s.Daemon.File, Msg: err.Error()}}
