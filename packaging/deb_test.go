@@ -794,6 +794,11 @@ func checkInstall(t *testing.T, repo, deb string) {
 	// leave files the herald user cannot use (it could not deliver to
 	// root's mailbox, or not even start on a root-owned queue/lock).
 	herald := readAccounts(t, filepath.Join(dir, "etc/passwd"))["herald"]
+	// Local mail goes to /var/mail/USER, created by the mailbox helper behind
+	// herald-mbox.socket; the test root has no systemd, so the socket is
+	// served here as systemd would serve it (Accept=yes, the helper run per
+	// connection inside the root, root:herald 0660).
+	serveMailboxHelper(t, dir, readAccounts(t, filepath.Join(dir, "etc/group"))["herald"].id)
 	if r := in("", "herald", "test", "mail-to-root"); r.code != 0 || !strings.Contains(r.stdout, "OK") {
 		t.Errorf("herald test mail-to-root before the first start: %s", r)
 	}
@@ -824,8 +829,8 @@ func checkInstall(t *testing.T, repo, deb string) {
 	if walkErr != nil {
 		t.Error(walkErr)
 	}
-	if !fileExists(filepath.Join(dir, "var/lib/herald/mail/root")) {
-		t.Errorf("herald test mail-to-root did not write root's mailbox")
+	if uid, gid := owner(t, filepath.Join(dir, "var/mail/root")); uid != 0 || gid != readAccounts(t, filepath.Join(dir, "etc/group"))["mail"].id {
+		t.Errorf("herald test mail-to-root: /var/mail/root is owned by %d:%d, want root:mail", uid, gid)
 	}
 
 	// sendmail as root.
@@ -1003,5 +1008,48 @@ func TestVersionMapping(t *testing.T) {
 	git("tag", "release-x")
 	if r := printVersion(); r.code == 0 || !strings.Contains(r.stderr, "not a valid Debian version") {
 		t.Errorf("tag release-x: want a refusal naming the invalid version: %s", r)
+	}
+}
+
+// serveMailboxHelper serves /run/herald/mbox.sock of the test root at dir as
+// herald-mbox.socket does: one herald-mbox-create per connection, run
+// inside the root, the socket root:herald (gid) 0660. It stops with the
+// test.
+func serveMailboxHelper(t *testing.T, dir string, gid int) {
+	t.Helper()
+	activate := tool(t, "systemd-socket-activate")
+	sock := filepath.Join(dir, "run/herald/mbox.sock")
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(activate, "--listen="+sock, "--accept", "--inetd",
+		tool(t, "chroot"), dir, "/usr/lib/herald/herald-mbox-create")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("mailbox helper socket:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mailbox helper socket did not appear: %s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.Chown(sock, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o660); err != nil {
+		t.Fatal(err)
 	}
 }

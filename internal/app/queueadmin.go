@@ -3,7 +3,9 @@ package app
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"herald/internal/delivery"
@@ -67,7 +69,16 @@ func BecomeStateOwner(stateDir string) error {
 	if !ok || st.Uid == 0 {
 		return nil
 	}
-	if err := syscall.Setgroups(nil); err != nil {
+	// The supplementary groups herald.service gives the daemon
+	// (SupplementaryGroups=mail: it appends to users' /var/mail/USER, which
+	// are group mail 0660), so a command acting for it reaches what it does.
+	var groups []int
+	if g, err := user.LookupGroup("mail"); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil {
+			groups = append(groups, gid)
+		}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
 		return fmt.Errorf("acting as the owner of %s: %w", stateDir, err)
 	}
 	if err := syscall.Setgid(int(st.Gid)); err != nil {
