@@ -45,6 +45,8 @@ type Daemon struct {
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
+	// Limits bound sessions, rates and disk use (limits.go).
+	Limits Limits `json:"limits"`
 }
 
 // Defaults of herald.cfg, in one place.
@@ -77,6 +79,7 @@ func DefaultDaemon() *Daemon {
 		Flavor:              FlavorPVE,
 		MaxDeliveryAge:      DefaultMaxDeliveryAge,
 		DeliveryConcurrency: DefaultDeliveryConcurrency,
+		Limits:              DefaultLimits(),
 	}
 }
 

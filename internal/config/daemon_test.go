@@ -119,6 +119,7 @@ delivery-concurrency 8
 		RelayPasswordFile:   "/etc/herald/relay-pw",
 		MaxDeliveryAge:      36 * time.Hour,
 		DeliveryConcurrency: 8,
+		Limits:              DefaultLimits(),
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("got  %+v\nwant %+v", d, want)
