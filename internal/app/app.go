@@ -227,6 +227,11 @@ func (a *App) Run(ctx context.Context) error {
 		Allow:          s.Daemon.SMTPAllow,
 		Logger:         a.log,
 		OnAccepted:     func(string) { a.metrics.Accepted("smtp") },
+		// Limits (fds.go, docs/limits.md).
+		MaxSessions:          a.smtpSessionCap(s.Daemon.Limits.SMTPMaxSessions, s.Daemon.Limits.FDReserve),
+		MaxSessionsPerClient: s.Daemon.Limits.SMTPMaxSessionsPerClient,
+		SessionTime:          s.Daemon.Limits.SMTPSessionTime,
+		MailsPerMinute:       s.Daemon.Limits.SMTPMailsPerMinute,
 	})
 	httpLs := a.opt.Listeners["http"]
 	if httpLs == nil {

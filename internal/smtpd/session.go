@@ -56,6 +56,12 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.hasFrom {
 		return errNestedMail
 	}
+	if !s.srv.lim.takeMail(s.conn) {
+		s.srv.log.Warn("smtp session ended: mail rate limit reached", "remote", s.remote(),
+			"limit_per_minute", s.srv.opt.MailsPerMinute)
+		s.conn.hangUp()
+		return errMailRate
+	}
 	s.from, s.hasFrom = from, true
 	s.setTx(true)
 	return nil

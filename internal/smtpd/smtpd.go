@@ -81,6 +81,13 @@ type Options struct {
 	// OnAccepted, if set, is called with the spool ID after each message has
 	// been made durable, before its 250 is sent.
 	OnAccepted func(id string)
+	// MaxSessions and MaxSessionsPerClient cap concurrent sessions, in all
+	// and per client address; SessionTime bounds a whole session;
+	// MailsPerMinute bounds the mails one session may start. Zero means no
+	// limit. See limits.go.
+	MaxSessions, MaxSessionsPerClient int
+	SessionTime                       time.Duration
+	MailsPerMinute                    int
 }
 
 // Defaults for zero Options fields.
@@ -133,6 +140,7 @@ type Server struct {
 	log    *slog.Logger
 	source string // Envelope.Source: "smtp", or "sendmail" for -bs
 	smtp   *smtp.Server
+	lim    *limiter
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -162,6 +170,7 @@ func newServer(sub Submitter, opt Options, source string) *Server {
 		log:    opt.Logger,
 		source: source,
 		conns:  make(map[*conn]struct{}),
+		lim:    newLimiter(opt),
 	}
 	ss := smtp.NewServer(backend{s})
 	ss.Domain = opt.Hostname
@@ -217,6 +226,7 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.logRelease(c)
 }
 
 // beginClose stops accepting and tells idle sessions to leave.

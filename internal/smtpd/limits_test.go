@@ -1,0 +1,144 @@
+package smtpd
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dialFrom connects to addr from the loopback address local, so that a test
+// can be several clients.
+func dialFrom(t *testing.T, local, addr string) *client {
+	t.Helper()
+	d := net.Dialer{Timeout: wait, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, local, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &client{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// The session caps answer 421 at connection time, count per client address,
+// and free a slot when a session ends.
+func TestSessionCaps(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{MaxSessions: 3, MaxSessionsPerClient: 2}, "127.0.0.1:0")
+
+	a1 := dialFrom(t, "127.0.0.1", ts.addr)
+	a1.expect(220, "herald.test ESMTP")
+	a2 := dialFrom(t, "127.0.0.1", ts.addr)
+	a2.expect(220, "herald.test ESMTP")
+	a3 := dialFrom(t, "127.0.0.1", ts.addr)
+	a3.expect(421, "4.7.0 Error: too many connections")
+	a3.expectClosed()
+
+	b1 := dialFrom(t, "127.0.0.2", ts.addr)
+	b1.expect(220, "herald.test ESMTP")
+	c1 := dialFrom(t, "127.0.0.3", ts.addr)
+	c1.expect(421, "4.7.0")
+	c1.expectClosed()
+
+	// The refused ones still work as clients once a session ends.
+	a1.send("QUIT\r\n")
+	a1.expect(221, "")
+	waitFor(t, "the session count to drop", func() bool { return ts.lim.active() == 2 })
+	c2 := dialFrom(t, "127.0.0.3", ts.addr)
+	c2.expect(220, "herald.test ESMTP")
+	c2.send("EHLO c\r\n")
+	c2.expect(250, "")
+	c2.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
+	if !strings.Contains(ts.log.String(), "smtp connections refused") {
+		t.Errorf("no log line about the refusals:\n%s", ts.log.String())
+	}
+}
+
+// A client that trickles message data a byte at a time never runs into the
+// per-read timeout, but the session time limit cuts it off, and nothing it
+// sent is submitted.
+func TestSessionTimeCutsSlowClient(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{ReadTimeout: 5 * time.Second, SessionTime: 1500 * time.Millisecond}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	c.send("MAIL FROM:<a@b.test>\r\n")
+	c.expect(250, "")
+	c.send("RCPT TO:<root@b.test>\r\n")
+	c.expect(250, "")
+	c.send("DATA\r\n")
+	c.expect(354, "")
+	began := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for i := 0; time.Since(began) < wait; i++ {
+			if _, err := c.c.Write([]byte{'x'}); err != nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	// Inside DATA the cut-off reads as a failed message (451); go-smtp
+	// ends the session after it.
+	if code, lines, err := c.reply(); err == nil && code/100 != 4 {
+		t.Fatalf("got %d %q, want a 4xx or the connection closed", code, lines)
+	}
+	if d := time.Since(began); d > 4*time.Second {
+		t.Errorf("cut off after %v, want about 1.5s", d)
+	}
+	c.expect(421, "4.4.2")
+	c.expectClosed()
+	<-closed
+	if n := len(sub.submissions()); n != 0 {
+		t.Errorf("%d messages submitted", n)
+	}
+	waitFor(t, "the session time log line", func() bool {
+		return strings.Contains(ts.log.String(), "session time limit reached")
+	})
+}
+
+// A session that starts more mails than its rate allows gets 421 and is
+// closed; commands pipelined after the refused MAIL are not executed.
+func TestMailRatePerSession(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{MailsPerMinute: 2}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	for range 2 {
+		c.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
+	}
+	c.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<root@b.test>\r\nDATA\r\nSubject: over\r\n\r\nx\r\n.\r\n")
+	c.expect(421, "4.7.0 Error: too many messages")
+	c.expectClosed()
+	if n := len(sub.submissions()); n != 2 {
+		t.Errorf("%d messages submitted, want 2", n)
+	}
+	// A new connection has its own budget.
+	d := greet(t, ts.addr)
+	d.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
+}
+
+func TestMailTokensRefill(t *testing.T) {
+	l := newLimiter(Options{MailsPerMinute: 60})
+	c := &conn{}
+	if ok, why := l.admit(c, &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}); !ok {
+		t.Fatal(why)
+	}
+	for i := range 60 {
+		if !l.takeMail(c) {
+			t.Fatalf("mail %d refused within the burst", i)
+		}
+	}
+	if l.takeMail(c) {
+		t.Fatal("mail 61 allowed at once")
+	}
+	l.sessions[c].last = l.sessions[c].last.Add(-2 * time.Second) // two seconds pass: two tokens
+	for i := range 2 {
+		if !l.takeMail(c) {
+			t.Fatalf("refilled mail %d refused", i)
+		}
+	}
+	if l.takeMail(c) {
+		t.Fatal("a third mail allowed after two seconds")
+	}
+}
