@@ -247,6 +247,7 @@ func (a *App) Run(ctx context.Context) error {
 		Logger:   a.log,
 		Hostname: s.Daemon.Hostname,
 		Allow:    s.Daemon.SMTPAllow,
+		Hosts:    s.Daemon.Limits.HTTPHosts,
 		Now:      a.now,
 		Healthy: func() error {
 			if !a.Healthy() {

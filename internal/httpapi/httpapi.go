@@ -52,6 +52,9 @@ type Options struct {
 	Allow []netip.Prefix
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Hosts are names accepted in the Host header besides IP literals and
+	// localhost (host.go).
+	Hosts []string
 	// Healthy, if set, decides /healthz: nil error is 200 "ok", an error is
 	// 503 with the error's text. Without it /healthz always answers 200.
 	Healthy func() error
@@ -166,7 +169,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.refuse(w, r, "forbidden: this API accepts local clients only")
 			return
 		}
-		if crossSite(r) || s.cop.Check(r) != nil {
+		if !unixPeer(r) && !s.hostAllowed(r.Host) {
+			s.log.Warn("http request refused: unknown Host (DNS rebinding?)", "remote", r.RemoteAddr,
+				"method", r.Method, "path", redactPath(r.URL.Path), "host", r.Host)
+			s.misdirected(w, r)
+			return
+		}
+		if crossSite(r) || s.cop.Check(r) != nil || (stateChanging(r) && !s.originAllowed(r)) {
 			s.log.Warn("http request refused: cross-site request from a browser", "remote", r.RemoteAddr,
 				"method", r.Method, "path", redactPath(r.URL.Path), "origin", r.Header.Get("Origin"))
 			s.refuse(w, r, "forbidden: cross-site requests are not accepted")
