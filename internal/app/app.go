@@ -69,6 +69,8 @@ type App struct {
 	// (started a pass or an entry), 0 while it waits for work: one entry
 	// that never finishes is a wedged daemon.
 	ingestBusy atomic.Int64
+	// heal tracks spool entries that keep failing (rescan.go).
+	heal healer
 }
 
 func logWarnings(log *slog.Logger, s *Settings) {
@@ -127,6 +129,7 @@ func New(opt Options) (*App, error) {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New()}
+	a.heal.policy = defaultRescan()
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -249,12 +252,7 @@ func (a *App) Run(ctx context.Context) error {
 		Allow:    s.Daemon.SMTPAllow,
 		Hosts:    s.Daemon.Limits.HTTPHosts,
 		Now:      a.now,
-		Healthy: func() error {
-			if !a.Healthy() {
-				return errors.New("the ingest or delivery loop is stuck")
-			}
-			return nil
-		},
+		Healthy:  a.health, // rescan.go
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())

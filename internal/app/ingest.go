@@ -15,17 +15,31 @@ import (
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
-// start-up and whenever the spool signals new work.
+// start-up, whenever the spool signals new work, and on a timer: soon
+// (backing off) after entries failed, slowly otherwise (rescan.go).
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
+	var retry time.Duration
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
-		a.ingestPending(ctx)
+		failed := a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
+		a.noteFailures(failed, a.now())
+		retry = a.heal.policy.next(retry, len(failed) > 0)
+		delay := retry
+		if delay == 0 {
+			delay = a.heal.policy.idle
+		} else {
+			a.log.Info("spool entries failed; rescanning soon", "entries", len(failed), "in", delay.String())
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-wake:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
@@ -36,16 +50,16 @@ const ingestWorkers = 8
 
 // ingestPending processes every committed entry, oldest first, several at a
 // time. An entry that fails for a temporary reason (queue disk full) stays
-// in the spool and is tried again on the next wake-up; a corrupt one is
-// quarantined.
-func (a *App) ingestPending(ctx context.Context) {
+// in the spool and is tried again on the next pass; a corrupt one is
+// quarantined. It returns the entries that failed, by spool ID.
+func (a *App) ingestPending(ctx context.Context) map[string]error {
 	if a.spool.Kicked() {
 		a.queue.Kick()
 	}
 	entries, err := a.spool.Pending()
 	if err != nil {
 		a.log.Error("listing the spool", "err", err)
-		return
+		return map[string]error{"": err}
 	}
 	var size int64
 	for _, e := range entries {
@@ -55,12 +69,17 @@ func (a *App) ingestPending(ctx context.Context) {
 	a.spoolBytes.Store(size)
 	work := make(chan spool.Entry)
 	var wg sync.WaitGroup
+	var fmu sync.Mutex
+	failed := map[string]error{}
 	for range min(ingestWorkers, len(entries)) {
 		wg.Go(func() {
 			for e := range work {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
 				if err := a.ingest(e); err != nil {
 					a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
+					fmu.Lock()
+					failed[e.ID] = err
+					fmu.Unlock()
 				}
 			}
 		})
@@ -73,6 +92,7 @@ func (a *App) ingestPending(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	return failed
 }
 
 // ingest converts one entry, routes it and queues its deliveries durably
