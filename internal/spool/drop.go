@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -116,6 +117,23 @@ func lockFile(f *os.File) error {
 	return lerr
 }
 
+// encodeHead returns the magic line and the envelope line. The JSON is not
+// HTML-escaped (an "&" stays one byte, not six), and an envelope longer than
+// the reader's limit is refused here rather than quarantined there.
+func encodeHead(env *Envelope) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(magic)
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(env); err != nil { // Encode ends the line
+		return nil, err
+	}
+	if b.Len()-len(magic)-1 > maxEnvelopeLine {
+		return nil, ErrEnvelopeTooLarge
+	}
+	return b.Bytes(), nil
+}
+
 // writeEntry writes one entry into dir with the given file mode: magic,
 // envelope line, then body, committed through safeio.
 func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxSize int64) (string, error) {
@@ -126,14 +144,10 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if env.Received.IsZero() {
 		env.Received = now.UTC()
 	}
-	js, err := json.Marshal(&env)
+	head, err := encodeHead(&env)
 	if err != nil {
 		return "", err
 	}
-	head := make([]byte, 0, len(magic)+len(js)+1)
-	head = append(head, magic...)
-	head = append(head, js...)
-	head = append(head, '\n')
 
 	id := NewID(now)
 	dest := filepath.Join(dir, id)

@@ -123,13 +123,20 @@ const (
 // version.
 const magic = "HERALD-SPOOL 1\n"
 
-// maxEnvelopeLine bounds the envelope line a reader accepts, so a corrupt
-// file cannot make the daemon allocate without limit.
+// maxEnvelopeLine bounds the envelope line (its JSON, without the line
+// end), so a corrupt file cannot make the daemon allocate without limit.
+// Writer and reader enforce the same bound: writeEntry refuses an envelope
+// the reader would quarantine (ErrEnvelopeTooLarge).
 const maxEnvelopeLine = 4 << 20
 
 // ErrTooLarge reports that a message body exceeded the size limit given to
 // Submit. Nothing is left on disk.
 var ErrTooLarge = errors.New("message too large")
+
+// ErrEnvelopeTooLarge reports an envelope (recipients, sender) whose JSON
+// exceeds what the reader accepts. It wraps ErrTooLarge: the caller answers
+// as for a message too large (retrying cannot help).
+var ErrEnvelopeTooLarge = fmt.Errorf("envelope too large (at most %d bytes of recipients and sender): %w", maxEnvelopeLine, ErrTooLarge)
 
 // BodyError wraps an error returned by the body reader passed to Submit: the
 // spool is fine, the input failed (for the shim: stdin unreadable, exit 74).
@@ -269,6 +276,9 @@ func readHeader(r io.Reader) (Envelope, int64, error) {
 			return env, 0, &formatError{"truncated envelope"}
 		}
 		return env, 0, err
+	}
+	if len(line)-1 > maxEnvelopeLine {
+		return env, 0, &formatError{"envelope line too long"}
 	}
 	if err := json.Unmarshal(bytes.TrimSuffix(line, []byte("\n")), &env); err != nil {
 		return env, 0, &formatError{"envelope: " + err.Error()}
