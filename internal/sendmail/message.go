@@ -119,11 +119,11 @@ type field struct {
 // headerBlock is the parsed start of a message.
 type headerBlock struct {
 	fields []field
-	sep    []byte // the empty line that ended the header block, as written
-	body   []byte // bytes already read that belong to the body
+	sep    []byte     // the empty line that ended the header block, as written
+	body   []byte     // bytes already read that belong to the body
 	rest   *bccFilter // the rest of a header block too long to hold (overflow)
-	nl     string // line ending for added lines: the message's own
-	eof    bool   // the input ended inside the header block
+	nl     string     // line ending for added lines: the message's own
+	eof    bool       // the input ended inside the header block
 }
 
 // readHeaderBlock reads the header block. It never fails on format: input
