@@ -112,6 +112,7 @@ func (a *App) ingest(e spool.Entry) error {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
 	}
+	setOrigin(ev, e, userName) // origin.go
 	targets := a.route(ev, "")
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -123,7 +124,7 @@ func (a *App) ingest(e spool.Entry) error {
 		a.metrics.Accepted(src) // smtp and http count when they answer
 	}
 	a.metrics.Event(ev.Type(), ev.Severity.String())
-	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
+	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", ev.Fields[FieldUID],
 		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
 		"targets", strings.Join(targets, ","))
 	if len(targets) > 0 {

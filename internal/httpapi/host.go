@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"herald/internal/peer"
 )
 
 // DNS rebinding (docs/limits.md). A web page on evil.example can make its
@@ -80,4 +82,25 @@ func (s *Server) misdirected(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, http.StatusMisdirectedRequest, msg)
+}
+
+// clientUID returns the uid of a local client as the kernel reports it
+// (internal/peer), or nil when it is not known.
+func clientUID(r *http.Request) *int {
+	var uid int
+	var ok bool
+	switch a := r.Context().Value(remoteKey{}).(type) {
+	case *net.UnixAddr:
+		if c, isUnix := r.Context().Value(connKey{}).(*net.UnixConn); isUnix {
+			uid, ok = peer.UnixUID(c)
+		}
+	case *net.TCPAddr:
+		if local, isAddr := r.Context().Value(http.LocalAddrContextKey).(net.Addr); isAddr {
+			uid, ok = peer.TCPUID(local, a)
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return &uid
 }

@@ -95,6 +95,10 @@ type Server struct {
 // can be told apart from unparseable addresses.
 type remoteKey struct{}
 
+// connKey is the context key of the connection itself (a Unix socket's
+// peer credentials are read from it).
+type connKey struct{}
+
 // New returns a Server that submits into sub.
 func New(sub Submitter, opt Options) *Server {
 	if opt.Now == nil {
@@ -126,6 +130,7 @@ func New(sub Submitter, opt Options) *Server {
 		// log. They never contain the request URL, so no push token.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = context.WithValue(ctx, connKey{}, c)
 			return context.WithValue(ctx, remoteKey{}, c.RemoteAddr())
 		},
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"herald/internal/peer"
 	"herald/internal/spool"
 )
 
@@ -35,6 +36,23 @@ type session struct {
 	from    string
 	hasFrom bool
 	rcpts   []string
+
+	peerUID    *int // the client's uid, looked up at the first DATA
+	peerLooked bool
+}
+
+// clientUID returns the local client's uid as the kernel reports it, or
+// nil (a remote peer, sendmail -bs whose uid the spool records itself).
+func (s *session) clientUID() *int {
+	if s.peerLooked || s.srv.source == SourceSendmail {
+		return s.peerUID
+	}
+	s.peerLooked = true
+	nc := s.c.Conn()
+	if uid, ok := peer.TCPUID(nc.LocalAddr(), nc.RemoteAddr()); ok {
+		s.peerUID = &uid
+	}
+	return s.peerUID
 }
 
 func (s *session) setTx(on bool) {
@@ -96,6 +114,7 @@ func (s *session) Data(r io.Reader) error {
 		Received:   time.Now(),
 		Helo:       s.c.Hostname(),
 		Remote:     s.remote(),
+		PeerUID:    s.clientUID(),
 	}
 	body := &bodyReader{r: r}
 	id, err := s.srv.sub.Submit(env, body, s.srv.opt.MaxMessageSize)

@@ -67,6 +67,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -93,6 +94,11 @@ type Envelope struct {
 	Received   time.Time `json:"received"`
 	Helo       string    `json:"helo,omitempty"`
 	Remote     string    `json:"remote,omitempty"`
+	// PeerUID is the uid of a local client of the daemon's SMTP or HTTP
+	// listener, as the kernel reports it (internal/peer), when known. Only
+	// the daemon writes it: the reader drops it from maildrop entries,
+	// whose submitter is the file owner (UID).
+	PeerUID *int `json:"peer-uid,omitempty"`
 }
 
 // Entry is one committed spool entry.
@@ -326,8 +332,15 @@ func openEntry(path, id string, ownerUID bool, uid int) (*os.File, Entry, error)
 			return nil, Entry{}, errors.New("spool: no file owner available")
 		}
 		env.UID = int(sys.Uid)
+		env.PeerUID = nil
 	} else {
 		env.UID = uid
 	}
 	return f, Entry{ID: id, Env: env, Size: st.Size() - off, path: path, off: off}, nil
+}
+
+// FromMaildrop reports whether e was submitted through the maildrop, so
+// that Env.UID is its submitter (the file owner) rather than the daemon.
+func (e Entry) FromMaildrop() bool {
+	return filepath.Base(filepath.Dir(e.path)) == maildropDirName
 }
