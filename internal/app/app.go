@@ -117,6 +117,7 @@ func (a *App) Reload() error {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.spool.SetLimits(spoolLimits(s.Daemon.Limits))
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
 	a.queue.Kick()
 	return nil
@@ -159,6 +160,7 @@ func New(opt Options) (*App, error) {
 	if removed+quarantined > 0 {
 		a.log.Info("spool recovered", "partial_removed", removed, "quarantined", quarantined)
 	}
+	sp.SetLimits(spoolLimits(s.Daemon.Limits)) // diskcare.go
 	a.spool = sp
 
 	q, err := delivery.Open(delivery.Options{

@@ -24,6 +24,7 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 		failed := a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
 		a.noteFailures(failed, a.now())
+		a.careForSpool(time.Now())
 		retry = a.heal.policy.next(retry, len(failed) > 0)
 		delay := retry
 		if delay == 0 {
@@ -65,6 +66,7 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 	for _, e := range entries {
 		size += e.Size
 	}
+	a.spool.NoteUsage(entries) // for the shim's per-uid limit
 	a.spoolEntries.Store(int64(len(entries)))
 	a.spoolBytes.Store(size)
 	work := make(chan spool.Entry)

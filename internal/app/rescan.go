@@ -19,13 +19,14 @@ import (
 const (
 	ingestRetryMin = time.Second
 	ingestRetryMax = time.Minute
-	ingestRescan   = 5 * time.Minute
+	ingestRescan   = time.Minute
 	stuckAfter     = 10 * time.Minute
 )
 
 // healer is the App's record of spool entries that keep failing.
 type healer struct {
-	policy rescanPolicy // tests shorten it
+	policy   rescanPolicy // tests shorten it
+	lastCare time.Time    // last spool upkeep (diskcare.go), ingest loop only
 
 	mu           sync.Mutex
 	failingSince map[string]time.Time // spool ID → first failure

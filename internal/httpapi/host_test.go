@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"herald/internal/spool"
 )
 
 // DNS rebinding: a foreign name in Host is refused with 421 on every
@@ -108,5 +110,23 @@ func TestHostHeaderOverTheWire(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMisdirectedRequest || len(sub.submissions()) != 0 {
 		t.Fatalf("status %d, %d submissions", resp.StatusCode, len(sub.submissions()))
+	}
+}
+
+// Below the spool's free-space reserve an event is refused with 503 and
+// Retry-After, before the disk is full.
+func TestReserveAnswers503(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.SetLimits(spool.Limits{MinFree: 1 << 62})
+	s := New(sp, Options{})
+	rec := do(s, "POST", "/api/v1/events", `{"severity":"error","fields":{"type":"x"}}`)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if es, _ := sp.Pending(); len(es) != 0 {
+		t.Fatal("spooled below the reserve")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"herald/internal/spool"
 	"herald/internal/sysexits"
 )
 
@@ -83,5 +84,23 @@ func TestEnvelopeTheReaderAccepts(t *testing.T) {
 		if names, _ := os.ReadDir(filepath.Join(state, "spool", d)); len(names) != 0 {
 			t.Errorf("%s holds %d files", d, len(names))
 		}
+	}
+}
+
+// Below the reserve the daemon published, the shim exits 75 (try again
+// later) and writes nothing.
+func TestShimRespectsReserve(t *testing.T) {
+	s, state := testSpool(t)
+	s.SetLimits(spool.Limits{MinFree: 1 << 62})
+	r := run(t, []string{"sendmail", "root"}, strings.NewReader("Subject: x\n\nx\n"))
+	if r.code != sysexits.TempFail || !strings.Contains(r.stderr, "reserve") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if names, _ := os.ReadDir(filepath.Join(state, "spool", "maildrop")); len(names) != 0 {
+		t.Fatalf("maildrop holds %d files", len(names))
+	}
+	s.SetLimits(spool.Limits{MinFree: 1 << 20})
+	if r := run(t, []string{"sendmail", "root"}, strings.NewReader("Subject: x\n\nx\n")); r.code != sysexits.OK {
+		t.Fatalf("with space: exit %d: %s", r.code, r.stderr)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/spool"
 )
 
 // dialFrom connects to addr from the loopback address local, so that a test
@@ -141,4 +143,31 @@ func TestMailTokensRefill(t *testing.T) {
 	if l.takeMail(c) {
 		t.Fatal("a third mail allowed after two seconds")
 	}
+}
+
+// Below the spool's free-space reserve MAIL is answered 452 4.3.1 (the
+// client keeps the mail and retries), and a DATA whose Submit meets the
+// reserve gets 452 too, not 451; with space again the same session works.
+func TestReserveAnswers452(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.SetLimits(spool.Limits{MinFree: 1 << 62})
+	ts := start(t, sp, Options{}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	c.send("MAIL FROM:<a@b.test>\r\n")
+	c.expect(452, "4.3.1 Insufficient system storage")
+	sp.SetLimits(spool.Limits{MinFree: 1 << 20})
+	c.send("MAIL FROM:<a@b.test>\r\n")
+	c.expect(250, "")
+	c.send("RCPT TO:<root@b.test>\r\n")
+	c.expect(250, "")
+	sp.SetLimits(spool.Limits{MinFree: 1 << 62}) // the disk fills meanwhile
+	c.send("DATA\r\n")
+	c.expect(354, "")
+	c.send("Subject: x\r\n\r\nx\r\n.\r\n")
+	c.expect(452, "4.3.1")
+	sp.SetLimits(spool.Limits{MinFree: 1 << 20})
+	c.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
 }

@@ -16,7 +16,12 @@ var (
 	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
 	errTooBig     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
 	errLocal      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Requested action aborted: local problem in processing"}
+	errNoSpace    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
 )
+
+// spaceChecker is a Submitter that can tell before a transaction that it
+// would refuse for lack of disk space (*spool.Spool).
+type spaceChecker interface{ SpaceOK() error }
 
 type backend struct{ srv *Server }
 
@@ -73,6 +78,14 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	// recipients; RFC 5321 wants RSET first.
 	if s.hasFrom {
 		return errNestedMail
+	}
+	// Postfix answers MAIL with 452 while its queue is below
+	// queue_minfree: the client keeps the mail and retries.
+	if sc, ok := s.srv.sub.(spaceChecker); ok {
+		if err := sc.SpaceOK(); err != nil {
+			s.srv.log.Warn("mail refused: spool below its free-space reserve", "remote", s.remote(), "err", err)
+			return errNoSpace
+		}
 	}
 	if !s.srv.lim.takeMail(s.conn) {
 		s.srv.log.Warn("smtp session ended: mail rate limit reached", "remote", s.remote(),
@@ -134,6 +147,9 @@ func (s *session) Data(r io.Reader) error {
 		// The client went away or fell silent mid-message; the reply will
 		// most likely not reach it, but go-smtp needs one.
 		log.Warn("mail not accepted: client stopped sending", "err", body.err)
+	case errors.Is(err, spool.ErrLowSpace):
+		log.Warn("mail not accepted: spool below its free-space reserve", "err", err)
+		return errNoSpace
 	case spool.IsTemporary(err):
 		log.Error("mail not accepted: spool failed (temporary)", "err", err)
 	default:

@@ -50,8 +50,14 @@ func (d *Drop) Dir() string { return d.dir }
 // Submit writes one entry durably into the maildrop and returns its ID. It
 // streams body to disk, failing with ErrTooLarge (and leaving nothing) when
 // body holds more than maxSize bytes (0 means no limit). It returns only
-// after the file and the directory entry are fsynced.
+// after the file and the directory entry are fsynced. A submission beyond
+// the disk limits (disk.go) fails with an error wrapping ErrLowSpace or
+// ErrUserLimit, both temporary.
 func (d *Drop) Submit(env Envelope, body io.Reader, maxSize int64) (string, error) {
+	// The disk limits (disk.go) before anything is written.
+	if err := checkDrop(d.dir, os.Getuid()); err != nil {
+		return "", err
+	}
 	return writeEntry(d.dir, 0o644, env, body, maxSize)
 }
 
