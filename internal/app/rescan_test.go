@@ -98,3 +98,42 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The running ingest loop reclaims the partial file of a shim killed while
+// writing (not only Recover at start-up does) and prunes quarantine/.
+func TestIngestLoopCaresForTheSpool(t *testing.T) {
+	state := t.TempDir()
+	cfg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg, "herald.cfg"), []byte("quarantine-max-age 1h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Paths: Paths{ConfigDir: cfg, StateDir: state}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.queue.Close()
+	// Left behind after start-up's recovery: a dead shim's partial file
+	// and an old quarantined entry.
+	old := time.Now().Add(-2 * time.Hour)
+	partial := filepath.Join(state, "spool", "maildrop", ".tmp-killed-shim")
+	quarantined := filepath.Join(state, "spool", "quarantine", "incoming-old")
+	for _, p := range []string{partial, quarantined} {
+		if err := os.WriteFile(p, []byte("HERALD-SPOOL 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := make(chan struct{}, 1)
+	wake <- struct{}{}
+	done := make(chan struct{})
+	go func() { defer close(done); a.ingestLoop(ctx, wake) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, "the partial and the old quarantined file to go", func() bool {
+		_, e1 := os.Stat(partial)
+		_, e2 := os.Stat(quarantined)
+		return os.IsNotExist(e1) && os.IsNotExist(e2)
+	})
+}
