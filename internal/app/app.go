@@ -224,14 +224,16 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	srv := smtpd.New(a.spool, smtpd.Options{
-		Hostname:       s.Daemon.Hostname,
-		MaxMessageSize: s.Daemon.MaxMessageSize,
-		MaxRecipients:  s.Daemon.MaxRecipients,
-		ReadTimeout:    s.Daemon.SMTPTimeout,
-		WriteTimeout:   s.Daemon.SMTPTimeout,
-		Allow:          s.Daemon.SMTPAllow,
-		Logger:         a.log,
-		OnAccepted:     func(string) { a.metrics.Accepted("smtp") },
+		Hostname:        s.Daemon.Hostname,
+		MaxMessageSize:  s.Daemon.MaxMessageSize,
+		MaxRecipients:   s.Daemon.MaxRecipients,
+		MaxHeaderSize:   s.Daemon.MaxHeaderSize,
+		MaxHeaderFields: s.Daemon.MaxHeaderFields,
+		ReadTimeout:     s.Daemon.SMTPTimeout,
+		WriteTimeout:    s.Daemon.SMTPTimeout,
+		Allow:           s.Daemon.SMTPAllow,
+		Logger:          a.log,
+		OnAccepted:      func(string) { a.metrics.Accepted("smtp") },
 		// Limits (fds.go, docs/limits.md).
 		MaxSessions:          a.smtpSessionCap(s.Daemon.Limits.SMTPMaxSessions, s.Daemon.Limits.FDReserve),
 		MaxSessionsPerClient: s.Daemon.Limits.SMTPMaxSessionsPerClient,

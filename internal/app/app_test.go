@@ -43,7 +43,7 @@ func TestResolvePrecedence(t *testing.T) {
 }
 
 // The embedded default routes every event to STATE/events.jsonl and every
-// mail to the mbox STATE/mail/root (SPEC §11), on ports 2525 and 8025.
+// mail to the mbox STATE/mail/root (docs/interfaces.md §4), on ports 2525 and 8025.
 func TestEmbeddedSettings(t *testing.T) {
 	state := t.TempDir()
 	s, err := LoadSettings(Paths{ConfigDir: filepath.Join(t.TempDir(), "none"), StateDir: state, Embedded: true}, nil)

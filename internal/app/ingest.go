@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +77,7 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 		wg.Go(func() {
 			for e := range work {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
-				if err := a.ingest(e); err != nil {
+				if err := a.ingestGuarded(e); err != nil {
 					a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
 					fmu.Lock()
 					failed[e.ID] = err
@@ -95,6 +95,64 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 	close(work)
 	wg.Wait()
 	return failed
+}
+
+// maxIngestAttempts is how often processing of one spool entry may begin
+// before the entry is set aside: an entry that crashes the daemon (or
+// panics) must not do so at every start.
+const maxIngestAttempts = 3
+
+// ingestGuarded is ingest behind the attempt count and a panic guard.
+func (a *App) ingestGuarded(e spool.Entry) (err error) {
+	n, cerr := a.spool.BeginAttempt(e)
+	if cerr != nil {
+		a.log.Warn("spool: cannot record the attempt; processing anyway", "spool_id", e.ID, "err", cerr)
+	}
+	if n > maxIngestAttempts {
+		return a.setAside(e, fmt.Errorf("processing began %d times without finishing (the daemon crashed or panicked on it)", n-1))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("panic while processing a spool entry", "spool_id", e.ID, "attempt", n, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	err = a.ingest(e)
+	// Finished, even with an error (a temporary one leaves the entry for a
+	// later try): only a crash or a panic leaves the attempt counted.
+	a.spool.EndAttempts(e)
+	return err
+}
+
+// setAside quarantines an entry that cannot be processed and tells the
+// admin through the normal routing, with an error event of its own: a mail
+// that crashes conversion must neither loop nor vanish.
+func (a *App) setAside(e spool.Entry, reason error) error {
+	host := a.Settings().Daemon.Hostname
+	ev := &event.Event{
+		ID:        e.ID, // entering twice (a crash below) queues nothing twice
+		Timestamp: e.Env.Received,
+		Severity:  event.Error,
+		Title:     fmt.Sprintf("herald on %s: a %s submission was set aside", host, e.Env.Source),
+		Body: fmt.Sprintf("Spool entry %s (%d bytes, from %q, %d recipients, submitted by uid %d through %s) could not be processed and was moved to the spool's quarantine directory.\nReason: %v\n",
+			e.ID, e.Size, e.Env.From, len(e.Env.Recipients), e.Env.UID, e.Env.Source, reason),
+		Fields: map[string]string{
+			event.FieldType:     mailconv.TypeSystemMail,
+			event.FieldHostname: host,
+			"spool-id":          e.ID,
+		},
+	}
+	if err := a.queue.Enqueue(ev, a.route(ev, "")); err != nil {
+		return fmt.Errorf("queue the set-aside notice: %w", err)
+	}
+	a.metrics.Event(ev.Type(), ev.Severity.String())
+	if err := a.spool.Quarantine(e, reason); err != nil {
+		return err
+	}
+	a.spool.EndAttempts(e)
+	a.log.Error("spool entry set aside", "spool_id", e.ID, "event_id", ev.ID, "reason", reason)
+	a.queue.Kick()
+	return nil
 }
 
 // ingest converts one entry, routes it and queues its deliveries durably
@@ -142,21 +200,13 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
 	case spool.KindEvent:
-		var ev event.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
+		ev, err := event.Decode(raw)
+		if err != nil {
 			return nil, fmt.Errorf("event JSON: %w", err)
 		}
 		ev.ID = e.ID
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = e.Env.Received
-		}
-		if ev.Fields[event.FieldHostname] == "" {
-			ev.SetField(event.FieldHostname, host)
-		}
-		if ev.Fields[event.FieldType] == "" {
-			return nil, fmt.Errorf("event without a type field")
-		}
-		return &ev, nil
+		event.Normalize(ev, host, e.Env.Received)
+		return ev, nil
 	default:
 		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
 		ev.Mail.From = e.Env.From

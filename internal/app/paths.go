@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 )
 
-// Default locations of a system install (SPEC §2).
+// Default locations of a system install (docs/interfaces.md §2).
 const (
 	DefaultConfigDir = "/etc/herald"
 	DefaultStateDir  = "/var/lib/herald"
@@ -17,7 +17,7 @@ type Paths struct {
 	ConfigDir string
 	StateDir  string
 	// Embedded is true when no configuration was named and none is
-	// installed: herald then runs its embedded default (SPEC §11).
+	// installed: herald then runs its embedded default (docs/interfaces.md §4).
 	Embedded bool
 }
 

@@ -19,7 +19,7 @@ type Settings struct {
 	ShimPaths []string
 }
 
-// embeddedConfig is the notifications.cfg of the embedded default (SPEC §11):
+// embeddedConfig is the notifications.cfg of the embedded default (docs/interfaces.md §4):
 // every event to STATE/events.jsonl, every mail to the mbox STATE/mail/root.
 const embeddedConfig = `file: events
 	path %[1]s/events.jsonl

@@ -290,14 +290,14 @@ func (e env) explain(args []string) int {
 			fmt.Fprintln(e.stderr, "herald explain:", err)
 			return sysexits.NoInput
 		}
-		ev = new(event.Event)
-		if err := json.Unmarshal(raw, ev); err != nil {
+		// The same decoding and defaults as the daemon's, so that explain
+		// routes an event exactly as the daemon would.
+		ev, err = event.Decode(raw)
+		if err != nil {
 			fmt.Fprintln(e.stderr, "herald explain: event JSON:", err)
 			return sysexits.DataErr
 		}
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = time.Now().Truncate(time.Second)
-		}
+		event.Normalize(ev, s.Daemon.Hostname, time.Now())
 	}
 	when := ev.Timestamp
 	if *at != "" {

@@ -36,6 +36,9 @@
 //	                               e.g. 192.0.2.0/24, repeatable (default none)
 //	max-message-size SIZE          bytes, K/M/G suffixes (1024-based) (default 32M)
 //	max-recipients N               recipients per message (default 100)
+//	max-header-size SIZE           a mail's header block, bytes (default 1M);
+//	                               SMTP answers 552 5.3.4 above it
+//	max-header-fields N            header fields per mail (default 10000)
 //	smtp-timeout DURATION          SMTP command/data timeout (default 5m)
 //	spool-dir PATH                 absolute (default STATE/spool)
 //	notifications-file PATH        absolute, e.g. /etc/pve/notifications.cfg

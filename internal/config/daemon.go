@@ -26,7 +26,11 @@ type Daemon struct {
 	SMTPAllow      []netip.Prefix   `json:"smtp-allow"`
 	MaxMessageSize int64            `json:"max-message-size"` // bytes
 	MaxRecipients  int              `json:"max-recipients"`
-	SMTPTimeout    time.Duration    `json:"smtp-timeout"`
+	// MaxHeaderSize (bytes) and MaxHeaderFields bound a mail's header
+	// block at SMTP time (552 5.3.4 above them).
+	MaxHeaderSize   int64         `json:"max-header-size"`
+	MaxHeaderFields int           `json:"max-header-fields"`
+	SMTPTimeout     time.Duration `json:"smtp-timeout"`
 	// SpoolDir is "" unless set: the caller derives STATE/spool.
 	SpoolDir string `json:"spool-dir,omitempty"`
 	// NotificationsFile and NotificationsPrivFile override where
@@ -53,6 +57,8 @@ type Daemon struct {
 const (
 	DefaultMaxMessageSize      = 32 << 20
 	DefaultMaxRecipients       = 100
+	DefaultMaxHeaderSize       = 1 << 20
+	DefaultMaxHeaderFields     = 10000
 	DefaultSMTPTimeout         = 5 * time.Minute
 	DefaultMaxDeliveryAge      = 5 * 24 * time.Hour
 	DefaultDeliveryConcurrency = 4
@@ -75,6 +81,8 @@ func DefaultDaemon() *Daemon {
 		HTTPListen:          []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:8025")},
 		MaxMessageSize:      DefaultMaxMessageSize,
 		MaxRecipients:       DefaultMaxRecipients,
+		MaxHeaderSize:       DefaultMaxHeaderSize,
+		MaxHeaderFields:     DefaultMaxHeaderFields,
 		SMTPTimeout:         DefaultSMTPTimeout,
 		Flavor:              FlavorPVE,
 		MaxDeliveryAge:      DefaultMaxDeliveryAge,
@@ -142,6 +150,17 @@ var daemonKeys = map[string]daemonKey{
 	}},
 	"max-recipients": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseInt(&d.MaxRecipients, v, 1, 100000)
+	}},
+	"max-header-size": {parse: func(d *Daemon, v string, _ bool) string {
+		n, ok := parseSize(v)
+		if !ok || n < 1024 {
+			return "must be a size of at least 1K, optionally with K, M or G (powers of 1024)"
+		}
+		d.MaxHeaderSize = n
+		return ""
+	}},
+	"max-header-fields": {parse: func(d *Daemon, v string, _ bool) string {
+		return parseInt(&d.MaxHeaderFields, v, 10, 1000000)
 	}},
 	"smtp-timeout": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseDurationKey(&d.SMTPTimeout, v)

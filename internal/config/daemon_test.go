@@ -84,6 +84,8 @@ smtp-allow 2001:db8::/32
 smtp-allow 10.1.2.3/8
 max-message-size 10K
 max-recipients 5
+max-header-size 64K
+max-header-fields 500
 smtp-timeout 90s
 spool-dir /var/spool/herald/
 notifications-file /etc/pve/notifications.cfg
@@ -109,6 +111,8 @@ delivery-concurrency 8
 		},
 		MaxMessageSize:      10240,
 		MaxRecipients:       5,
+		MaxHeaderSize:       64 << 10,
+		MaxHeaderFields:     500,
 		SMTPTimeout:         90 * time.Second,
 		SpoolDir:            "/var/spool/herald",
 		NotificationsFile:   "/etc/pve/notifications.cfg",

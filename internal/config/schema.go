@@ -67,7 +67,7 @@ func common(keys map[string]keyDef) map[string]keyDef {
 }
 
 // sectionTypes is the schema of notifications.cfg and its private file:
-// Proxmox's types (research notes §1.4), the legacy group/filter sections
+// Proxmox's types (docs/proxmox-notify.md §1.4), the legacy group/filter sections
 // (§2.6) and herald's own targets.
 var sectionTypes = map[string]*typeDef{
 	"sendmail": {kind: kindTarget, keys: common(map[string]keyDef{

@@ -61,7 +61,7 @@ func parseHeader(line string) (typ, id string, ok bool) {
 }
 
 // lexSections applies the section-config grammar of Proxmox's Rust
-// proxmox-section-config (research notes §1.2) and collects every syntax
+// proxmox-section-config (docs/proxmox-notify.md §1.2) and collects every syntax
 // problem instead of stopping at the first. Lines whose first non-blank
 // character is '#' are skipped with a warning (herald extension). When
 // secret is set (the private file), messages never quote the text of a

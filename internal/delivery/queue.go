@@ -1,6 +1,6 @@
 // Package delivery holds herald's durable delivery queue: one delivery per
 // (event, target), retried with backoff until it is delivered, given up on
-// (a dead letter), or dropped by the admin. It is what makes SPEC §1's "at
+// (a dead letter), or dropped by the admin. It is what makes docs/interfaces.md §1's "at
 // most once per target per event" true across crashes:
 //
 //   - Enqueue commits every delivery of an event with one durable write, the

@@ -17,7 +17,7 @@ import (
 // On disk, under Options.Dir:
 //
 //	lock                    flock'ed by the one process that owns the queue
-//	events/ID.json          the event (SPEC §2 form), its mail's envelope,
+//	events/ID.json          the event (docs/interfaces.md §2 form), its mail's envelope,
 //	                        and the targets it was queued for
 //	events/ID.eml           the raw mail, when the event came from one
 //	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on

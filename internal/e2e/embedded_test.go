@@ -15,7 +15,7 @@ import (
 // TestEmbeddedDefault runs `herald serve` exactly as `make run` does: no
 // config, no HERALD_* variables, state under ./var, SMTP on 127.0.0.1:2525
 // and [::1]:2525, events in var/events.jsonl, mail in the mbox var/mail/root
-// (SPEC §11; these paths and the port are contracts).
+// (docs/interfaces.md §4; these paths and the port are contracts).
 func TestEmbeddedDefault(t *testing.T) {
 	herald, shim := buildBinaries(t)
 	swaks := needTool(t, "swaks")

@@ -1,6 +1,6 @@
 // Package event holds herald's notification event: the one value that every
 // ingest path produces and that the router, the delivery queue and the targets
-// consume. Its JSON form is a contract (SPEC §2).
+// consume. Its JSON form is a contract (docs/interfaces.md §2).
 package event
 
 import (
@@ -115,7 +115,7 @@ type wire struct {
 	Fields    map[string]string `json:"fields"`
 }
 
-// MarshalJSON writes the SPEC §2 form. Keys of fields come out sorted.
+// MarshalJSON writes the docs/interfaces.md §2 form. Keys of fields come out sorted.
 func (e Event) MarshalJSON() ([]byte, error) {
 	f := e.Fields
 	if f == nil {
@@ -145,7 +145,7 @@ func JSONLine(ev *Event) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// UnmarshalJSON reads the SPEC §2 form. A missing severity means unknown,
+// UnmarshalJSON reads the docs/interfaces.md §2 form. A missing severity means unknown,
 // a missing timestamp is left zero for the caller to fill in.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	w := wire{Severity: Unknown}

@@ -1,4 +1,4 @@
-// Package httpapi holds herald's HTTP listener on loopback (SPEC §3.3):
+// Package httpapi holds herald's HTTP listener on loopback (docs/interfaces.md §3.3):
 // POST /api/v1/events takes an event as JSON, /api/push/TOKEN is an Uptime
 // Kuma compatible push endpoint so existing hook scripts can point at herald
 // unchanged, /metrics serves the Prometheus metrics and /healthz the

@@ -108,7 +108,8 @@ func Parse(raw []byte) (m *Message) {
 
 	b := stripFromLine(loneCRToLF(raw))
 	hdr, body := splitHeader(b)
-	h := Header{readHeader(hdr)}
+	th, dropped := readHeader(hdr)
+	h := Header{th}
 	m.Header = h
 	m.Subject = h.Get("Subject")
 	m.From = strings.Join(h.Values("From"), ", ")
@@ -129,6 +130,9 @@ func Parse(raw []byte) (m *Message) {
 		m.Body = capBodySkipped(trimEnd(m.Body), skipped)
 	}
 	collectAttachments(root, chosen, &m.Attachments)
+	if note := dropped.note(); note != "" {
+		m.Body = note + "\n\n" + m.Body
+	}
 	return m
 }
 
@@ -153,7 +157,8 @@ func build(h textproto.Header, body []byte, depth int, budget *int) *part {
 		}
 		*budget--
 		ph, pb := splitHeader(r)
-		p.children = append(p.children, build(readHeader(ph), pb, depth+1, budget))
+		h, _ := readHeader(ph) // a part's excess header fields say nothing
+		p.children = append(p.children, build(h, pb, depth+1, budget))
 	}
 	// A multipart without any part (wrong boundary, no delimiter at all)
 	// stays a leaf and is shown as text: best effort beats an empty body.

@@ -3,6 +3,7 @@ package mailconv
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"mime"
 	"strings"
 
@@ -147,21 +148,102 @@ func splitHeader(b []byte) (hdr, body []byte) {
 	return b[:pos], b[pos:]
 }
 
-// readHeader parses a header block that splitHeader accepted. textproto
-// returns what it parsed so far even on error, which is what we want.
-func readHeader(hdr []byte) textproto.Header {
-	if len(hdr) == 0 {
-		return textproto.Header{}
+// Bounds on one header block, so that a header bomb (millions of tiny
+// fields) cannot make conversion take gigabytes: the SMTP listener refuses
+// headers over its limits (1 MiB and 10000 fields by default), but mail from
+// the sendmail shim or from an older spool arrives unchecked. These are
+// above the listener's defaults, so what it accepts converts in full.
+const (
+	maxHeaderBytes  = 4 << 20
+	maxHeaderFields = 20000
+)
+
+// droppedHeader says how much of a header block was left out.
+type droppedHeader struct {
+	fields int
+	bytes  int
+}
+
+// capHeader cuts a header block after maxHeaderFields fields or
+// maxHeaderBytes bytes, at a field boundary, and says what it left out.
+// Fields that make the event (Subject, From, Content-Type, ...) found past
+// the cut are kept, the first of each name, so a header bomb still shows
+// its subject and its body decodes.
+func capHeader(hdr []byte) ([]byte, droppedHeader) {
+	if len(hdr) <= maxHeaderBytes && bytes.Count(hdr, []byte{'\n'}) < maxHeaderFields {
+		return hdr, droppedHeader{} // cannot hold more fields than lines
 	}
+	pos, fields, cut := 0, 0, -1
+	var d droppedHeader
+	var rescued []byte
+	seen := map[string]bool{}
+	keep := false // the current field (after the cut) is rescued
+	for pos < len(hdr) {
+		line, next := nextLine(hdr, pos)
+		if hdr[pos] != ' ' && hdr[pos] != '\t' {
+			fields++
+			if cut < 0 && (fields > maxHeaderFields || next > maxHeaderBytes) {
+				cut = pos
+			}
+			keep = false
+			if cut >= 0 {
+				name := strings.ToLower(fieldName(line))
+				if rescue[name] && !seen[name] && len(rescued)+next-pos <= maxRescuedBytes {
+					seen[name], keep = true, true
+				} else {
+					d.fields++
+				}
+			}
+		}
+		if keep && len(rescued)+next-pos <= maxRescuedBytes {
+			rescued = append(rescued, hdr[pos:next]...)
+		}
+		pos = next
+	}
+	if cut < 0 {
+		return hdr, droppedHeader{}
+	}
+	d.bytes = len(hdr) - cut - len(rescued)
+	out := make([]byte, 0, cut+len(rescued))
+	return append(append(out, hdr[:cut]...), rescued...), d
+}
+
+// rescue names the fields capHeader keeps past its cut; maxRescuedBytes
+// bounds them together.
+var rescue = map[string]bool{
+	"subject": true, "from": true, "to": true, "date": true, "message-id": true, "mime-version": true,
+	"content-type": true, "content-transfer-encoding": true, "content-disposition": true,
+}
+
+const maxRescuedBytes = 64 << 10
+
+// note is the line that tells the reader what was left out ("" when
+// nothing was).
+func (d droppedHeader) note() string {
+	if d.fields == 0 {
+		return ""
+	}
+	return fmt.Sprintf("[herald: %d more header fields (%d bytes) were left out: over the limit of %d fields or %d bytes]",
+		d.fields, d.bytes, maxHeaderFields, maxHeaderBytes)
+}
+
+// readHeader parses a header block that splitHeader accepted, at most
+// maxHeaderFields fields and maxHeaderBytes of it. textproto returns what it
+// parsed so far even on error, which is what we want.
+func readHeader(hdr []byte) (textproto.Header, droppedHeader) {
+	if len(hdr) == 0 {
+		return textproto.Header{}, droppedHeader{}
+	}
+	hdr, dropped := capHeader(hdr)
 	// ReadHeader needs the terminating empty line.
 	term := "\n"
-	if hdr[len(hdr)-1] != '\n' {
+	if len(hdr) > 0 && hdr[len(hdr)-1] != '\n' {
 		term = "\n\n"
 	}
 	buf := make([]byte, 0, len(hdr)+2)
 	buf = append(append(buf, hdr...), term...)
 	h, _ := textproto.ReadHeader(bufio.NewReaderSize(bytes.NewReader(buf), 4096))
-	return h
+	return h, dropped
 }
 
 // parseParams parses a Content-Type or Content-Disposition value. The

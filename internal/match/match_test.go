@@ -189,7 +189,7 @@ func TestParseCalendar(t *testing.T) {
 		{"mon 8-12", []time.Weekday{mon}, "8:00", "12:00", true},
 		{"tue..fri 8-12", []time.Weekday{tue, wed, thu, fri}, "8:00", "12:00", true},
 		{"sat,tue..thu,fri 8-12", []time.Weekday{tue, wed, thu, fri, sat}, "8:00", "12:00", true},
-		// Seed 000 / research §1.7, §3.4.
+		// Seed 000 / docs/proxmox-notify.md §1.7, §3.4.
 		{"8:00-15:30", nil, "8:00", "15:30", true},
 		{"mon-fri 9:00-17:00", []time.Weekday{mon, tue, wed, thu, fri}, "9:00", "17:00", false},
 		{"sun,tue-wed,fri 9-17", []time.Weekday{tue, wed, fri, sun}, "9:00", "17:00", false},

@@ -59,7 +59,7 @@ type SkippedTarget struct {
 }
 
 // Route evaluates every matcher for ev at time at (Proxmox's algorithm,
-// research notes §3.1):
+// docs/proxmox-notify.md §3.1):
 //
 //   - a disabled matcher is skipped;
 //   - each rule line (every match-severity, match-field and match-calendar

@@ -50,7 +50,7 @@ func TestRoute(t *testing.T) {
 		at     time.Time
 		want   []string
 	}{
-		// Built-ins (research §1.6).
+		// Built-ins (docs/proxmox-notify.md §1.6).
 		{"pve empty config routes everything to mail-to-root", "", config.FlavorPVE, mkEvent(event.Info), monday10, []string{"mail-to-root"}},
 		{"pve system mail", "", config.FlavorPVE, mkEvent(event.Unknown, "type", "system-mail"), monday10, []string{"mail-to-root"}},
 		{"pbs successful prune is dropped", "", config.FlavorPBS, mkEvent(event.Info, "type", "prune", "datastore", "d1"), monday10, []string{}},
@@ -109,7 +109,7 @@ func dump(res Result) string {
 }
 
 // TestDocsExamples routes through the documented example configurations
-// (research §1.7) as shipped in testdata/config.
+// (docs/proxmox-notify.md §1.7) as shipped in testdata/config.
 func TestDocsExamples(t *testing.T) {
 	load := func(t *testing.T, name string) *config.Config {
 		t.Helper()
@@ -162,7 +162,7 @@ func TestDocsExamples(t *testing.T) {
 }
 
 // TestLegacyGroupsAndFilters checks the documented meaning of group and
-// filter sections (seed 001, research §2.6) on testdata's example:
+// filter sections (seed 001, docs/proxmox-notify.md §2.6) on testdata's example:
 // route-all names group everyone (filter always-matches) with members
 // mail-admins (filter warnings-up), phone (filter errors-only) and archive,
 // and group quiet (filter never-matches) with member archive.

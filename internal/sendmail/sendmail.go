@@ -315,7 +315,7 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		case errors.Is(err, spool.ErrTooLarge):
 			// Not 75: retrying cannot make the message fit. Postfix
 			// answers "message file too big" with 69 (EX_UNAVAILABLE);
-			// herald says what it is, bad data (65), as SPEC §3.1 lists.
+			// herald says what it is, bad data (65), as docs/interfaces.md §3.1 lists.
 			fmt.Fprintf(stderr, "%s: message too large: the limit is %d bytes\n", prog, limit)
 			return sysexits.DataErr
 		case spool.IsTemporary(err):

@@ -203,3 +203,23 @@ func TestTmpfilesAgreesWithService(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceResourceBounds: the unit bounds memory, file descriptors and
+// tasks, so that hostile input or a runaway exec target is contained (and a
+// header bomb that got past every other bound ends in an OOM kill of herald
+// alone, after which the spool entry is set aside, not a host in trouble).
+func TestServiceResourceBounds(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(unitsDir, "herald.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runWithDeadline(t, "", systemdAnalyze(t), "verify", "--man=no", filepath.Join(unitCopies(t), "herald.service"))
+	if err != nil && strings.Contains(out, "Unknown key") {
+		t.Fatalf("systemd-analyze verify: %s", out)
+	}
+	for _, key := range []string{"MemoryMax=", "MemoryHigh=", "LimitNOFILE=", "TasksMax="} {
+		if !regexp.MustCompile(`(?m)^` + key + `[0-9]+[KMG]?$`).Match(b) {
+			t.Errorf("herald.service has no numeric %s line", key)
+		}
+	}
+}

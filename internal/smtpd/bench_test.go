@@ -19,7 +19,7 @@ import (
 )
 
 // benchSessions is the number of concurrent clients, as in the lab's
-// `smtp-source -s 20` baseline (lab README §4: Postfix 979 msg/s).
+// `smtp-source -s 20` baseline (docs/clients.md §4: Postfix 979 msg/s).
 const benchSessions = 20
 
 // durableSpool returns the daemon's real spool on a fresh state directory:
@@ -162,7 +162,7 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 // BenchmarkIngestSmtpSource runs Postfix's own load generator against the
-// listener with the lab's exact command (lab README §4), so the figure is
+// listener with the lab's exact command (docs/clients.md §4), so the figure is
 // directly comparable with the Postfix baseline. b.N is the message count.
 func BenchmarkIngestSmtpSource(b *testing.B) {
 	const bin = "/opt/herald-test/postfix/usr/sbin/smtp-source"

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// Real clients, as the lab captured them (lab README §2). A missing client
+// Real clients, as the lab captured them (docs/clients.md §2). A missing client
 // is a failure: scripts/install-test-deps.sh installs them.
 
 func needClient(t *testing.T, name string) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -49,9 +50,14 @@ type conn struct {
 
 	// Replies are written by the session goroutine but also flushed by Close,
 	// which go-smtp may call from another goroutine.
-	wmu      sync.Mutex
-	out      bytes.Buffer
-	closed   bool
+	wmu    sync.Mutex
+	out    bytes.Buffer
+	closed bool
+	// ended is set by Close: go-smtp closes a session (after "500 Too many
+	// errors", say) and then keeps reading, so Read must hand it nothing
+	// more — not even commands already buffered — or a client could pipeline
+	// a whole transaction behind the junk that ended its session.
+	ended    atomic.Bool
 	dataNext bool // a 354 was written: message data follows
 
 	mu     sync.Mutex // guards the fields below, shared with Shutdown
@@ -159,6 +165,9 @@ func (c *conn) takeDataNext() bool {
 // Read hands go-smtp its next input: one command line (possibly rewritten
 // by qualify), or message data up to the end marker, or BDAT chunk bytes.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.ended.Load() {
+		return 0, net.ErrClosed
+	}
 	if c.readErr != nil {
 		return 0, c.readErr
 	}
@@ -318,6 +327,7 @@ func (c *conn) sayShutdown() error {
 
 // Close sends what is still queued (a final 221 or 421), then closes.
 func (c *conn) Close() error {
+	c.ended.Store(true)
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()

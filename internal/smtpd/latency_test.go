@@ -48,7 +48,7 @@ func smallWritesMail(t *testing.T, addr string) time.Duration {
 
 // TestNoDelayedACKStall proves the listener ACKs at once: against a server
 // that leaves TCP_QUICKACK off, a client writing small segments with Nagle
-// on waits for Linux's 40 ms delayed ACK (lab README §2).
+// on waits for Linux's 40 ms delayed ACK (docs/clients.md §2).
 func TestNoDelayedACKStall(t *testing.T) {
 	ts := start(t, &fakeSub{}, Options{}, "127.0.0.1:0")
 	var took []time.Duration

@@ -57,7 +57,7 @@ func isIPv6(hostport string) bool {
 // WrapListener tunes the TCP connections that l accepts: TCP_NODELAY, and
 // TCP_QUICKACK re-armed before every read. Linux clears QUICKACK again after
 // a while, and without it a client that writes its message in small segments
-// (msmtp) waits out the 40 ms delayed ACK on the final dot (lab README §2).
+// (msmtp) waits out the 40 ms delayed ACK on the final dot (docs/clients.md §2).
 // Use it for listeners from systemd socket activation; ListenLoopback and
 // Serve apply it themselves. Other connection types pass through unchanged.
 func WrapListener(l net.Listener) net.Listener {

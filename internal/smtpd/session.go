@@ -15,6 +15,7 @@ import (
 var (
 	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
 	errTooBig     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
+	errHeaderBig  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header exceeds fixed limit"}
 	errLocal      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Requested action aborted: local problem in processing"}
 	errNoSpace    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
 )
@@ -129,7 +130,7 @@ func (s *session) Data(r io.Reader) error {
 		Remote:     s.remote(),
 		PeerUID:    s.clientUID(),
 	}
-	body := &bodyReader{r: r}
+	body := &bodyReader{r: r, hdr: headerLimit{maxBytes: s.srv.opt.MaxHeaderSize, maxFields: s.srv.opt.MaxHeaderFields}}
 	id, err := s.srv.sub.Submit(env, body, s.srv.opt.MaxMessageSize)
 	log := s.srv.log.With("from", env.From, "rcpts", len(env.Recipients), "size", body.n, "remote", env.Remote, "helo", env.Helo)
 	if err == nil {
@@ -140,6 +141,10 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 	}
 	switch {
+	case body.hdr.exceeded:
+		log.Warn("mail rejected: header too large", "header_bytes", body.hdr.bytes, "header_fields", body.hdr.fields,
+			"limit_bytes", s.srv.opt.MaxHeaderSize, "limit_fields", s.srv.opt.MaxHeaderFields)
+		return errHeaderBig
 	case body.tooLarge || errors.Is(err, spool.ErrTooLarge):
 		log.Warn("mail rejected: too large", "limit", s.srv.opt.MaxMessageSize)
 		return errTooBig
@@ -158,18 +163,28 @@ func (s *session) Data(r io.Reader) error {
 	return errLocal
 }
 
-// bodyReader counts the message bytes and remembers why reading stopped, so
-// the reply does not depend on how the Submitter wraps read errors.
+// bodyReader counts the message bytes, enforces the header limits and
+// remembers why reading stopped, so the reply does not depend on how the
+// Submitter wraps read errors.
 type bodyReader struct {
 	r        io.Reader
 	n        int64
 	err      error // first read error other than io.EOF
 	tooLarge bool
+	hdr      headerLimit
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.hdr.exceeded {
+		return 0, errHeaderBig
+	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if !b.hdr.done && n > 0 && !b.hdr.scan(p[:n]) {
+		// Fail the Submitter's read: it discards what it wrote, and go-smtp
+		// reads the rest of the message away before it replies.
+		return 0, errHeaderBig
+	}
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
 		if errors.Is(err, smtp.ErrDataTooLarge) {
@@ -177,4 +192,71 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// headerLimit follows the header block of a message as it streams by and
+// counts its bytes and fields, up to the empty line that ends it, or up to
+// the first line that is neither a field nor a continuation (a message
+// without a header is body text, as the converter reads it too).
+type headerLimit struct {
+	maxBytes  int64
+	maxFields int
+
+	bytes     int64
+	fields    int
+	midLine   bool // inside a line (not at its start)
+	inName    bool // inside the field name at the start of a line
+	crAtStart bool // a CR at the start of a line: an empty line if LF follows
+	done      bool // the header ended
+	exceeded  bool
+}
+
+// scan consumes the next message bytes; it reports false once a limit is
+// exceeded.
+func (h *headerLimit) scan(p []byte) bool {
+	for i, c := range p {
+		if h.inName {
+			switch {
+			case c == ':':
+				h.inName = false
+			case c <= ' ' || c > '~':
+				// Not a "Name:" line: the header is over; what follows is
+				// body, whatever its size.
+				h.bytes += int64(i)
+				h.done = true
+				return !h.over()
+			}
+			continue
+		}
+		if h.midLine {
+			if c == '\n' {
+				h.midLine = false
+			}
+			continue
+		}
+		switch {
+		case c == '\n':
+			// An empty line (LF or CRLF): the header ends here.
+			h.bytes += int64(i + 1)
+			h.done = true
+			return !h.over()
+		case c == '\r' && !h.crAtStart:
+			h.crAtStart = true
+			continue
+		case c != ' ' && c != '\t':
+			h.fields++ // a field starts; a space or tab continues the last one
+			h.inName = true
+		}
+		h.crAtStart = false
+		h.midLine = true
+	}
+	h.bytes += int64(len(p))
+	return !h.over()
+}
+
+func (h *headerLimit) over() bool {
+	if h.bytes > h.maxBytes || h.fields > h.maxFields {
+		h.exceeded = true
+	}
+	return h.exceeded
 }

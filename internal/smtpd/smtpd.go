@@ -25,7 +25,9 @@
 //   - Size: go-smtp rejects a message of exactly MaxMessageSize bytes as well
 //     as larger ones (its reader fails once the limit is used up).
 //   - go-smtp ends a session after its fourth syntax error (500 5.5.1 Too many
-//     errors).
+//     errors); nothing the client sent after that is read (see conn.Read).
+//   - Headers: MaxHeaderSize and MaxHeaderFields bound the header block; a
+//     message over them gets 552 5.3.4 and is not spooled.
 package smtpd
 
 import (
@@ -64,6 +66,15 @@ type Options struct {
 	MaxMessageSize int64
 	// MaxRecipients bounds RCPT TO per message; more get 452 4.5.3.
 	MaxRecipients int
+	// MaxHeaderSize bounds a message's header block in bytes and
+	// MaxHeaderFields its number of header fields (continuation lines
+	// belong to their field). A message over either gets 552 5.3.4 and is
+	// not spooled: a header bomb (millions of tiny fields) costs far more
+	// to convert than its size suggests. Postfix bounds headers too
+	// (header_size_limit), but truncates; a notification daemon refuses,
+	// so that the sender learns of it.
+	MaxHeaderSize   int64
+	MaxHeaderFields int
 	// MaxLineLength bounds an SMTP command line, CRLF included; a longer one
 	// gets "500 5.4.0 Too long line" and the connection is closed. RFC 5321
 	// needs 512; the default is 4096 for extension parameters and long
@@ -95,7 +106,12 @@ const (
 	DefaultMaxMessageSize = 50 << 20
 	DefaultMaxRecipients  = 1000
 	DefaultMaxLineLength  = 4096
-	DefaultTimeout        = 5 * time.Minute
+	// DefaultMaxHeaderSize and DefaultMaxHeaderFields leave room for the
+	// largest real headers (long To: lists, many Received: lines) while
+	// keeping conversion cheap.
+	DefaultMaxHeaderSize   = 1 << 20
+	DefaultMaxHeaderFields = 10000
+	DefaultTimeout         = 5 * time.Minute
 	// MinLineLength is the smallest command-line limit: RFC 5321's 512.
 	MinLineLength = 512
 )
@@ -113,6 +129,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRecipients <= 0 {
 		o.MaxRecipients = DefaultMaxRecipients
+	}
+	if o.MaxHeaderSize <= 0 {
+		o.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	if o.MaxHeaderFields <= 0 {
+		o.MaxHeaderFields = DefaultMaxHeaderFields
 	}
 	if o.MaxLineLength <= 0 {
 		o.MaxLineLength = DefaultMaxLineLength

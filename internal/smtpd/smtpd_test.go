@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -953,5 +954,111 @@ func TestBareLFEndOfData(t *testing.T) {
 	c.expectClosed()
 	if n := len(sub.submissions()); n != 0 {
 		t.Fatalf("%d messages submitted", n)
+	}
+}
+
+// TestTooManyErrorsEndsSession is the cross-protocol injection case: junk
+// (a browser form posted to the port, say) followed by a whole transaction
+// in one write. go-smtp answers "500 Too many errors" and closes; nothing
+// after that may be read or executed, so no mail is accepted.
+func TestTooManyErrorsEndsSession(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{}, "127.0.0.1:0")
+	c := dial(t, ts.addr)
+	c.expect(220, "")
+	var junk strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&junk, "J%d: y\r\n", i)
+	}
+	c.send(junk.String() + "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<root@localhost>\r\nDATA\r\n" +
+		"Subject: xproto injected\r\n\r\nx\r\n.\r\nQUIT\r\n")
+	var codes []int
+	for {
+		code, _, err := c.reply()
+		if err != nil {
+			break
+		}
+		codes = append(codes, code)
+	}
+	if slices.Contains(codes, 354) || slices.Contains(codes, 250) {
+		t.Errorf("session went on after too many errors: replies %v", codes)
+	}
+	if len(codes) == 0 || codes[len(codes)-1] != 500 {
+		t.Errorf("last reply %v, want 500 Too many errors", codes)
+	}
+	if got := sub.submissions(); len(got) != 0 {
+		t.Fatalf("a mail was accepted after the error limit: %+v", got)
+	}
+}
+
+// TestHeaderLimits: a header bomb is refused with 552 5.3.4 before it is
+// spooled, by size and by field count; the session goes on, and a message
+// whose header is just inside the limits, or that has no header at all,
+// passes whatever its body size.
+func TestHeaderLimits(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{MaxHeaderSize: 4096, MaxHeaderFields: 50}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	send := func(msg string) {
+		t.Helper()
+		c.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+		c.expect(250, "2.0.0")
+		c.expect(250, "2.0.0")
+		c.expect(354, "")
+		c.send(msg + ".\r\n")
+	}
+	send(strings.Repeat("X: v\r\n", 51) + "\r\nbody\r\n") // 51 fields
+	c.expect(552, "5.3.4")
+	send("Subject: " + strings.Repeat("x", 5000) + "\r\n\r\nbody\r\n") // 5 KB header
+	c.expect(552, "5.3.4")
+	send(strings.Repeat("X: v\r\n", 1400) + "Subject: bomb\r\n\r\nb\r\n") // both
+	c.expect(552, "5.3.4")
+	if got := sub.submissions(); len(got) != 0 {
+		t.Fatalf("a header bomb was submitted: %d", len(got))
+	}
+	if !strings.Contains(ts.log.String(), "header too large") {
+		t.Errorf("no log line for the refused header:\n%s", ts.log)
+	}
+	// Continuation lines belong to their field: 50 fields, each folded.
+	ok := strings.Repeat("X: v\r\n continued\r\n", 50) + "\r\n" + strings.Repeat("body line\r\n", 2000)
+	c.mail("a@b", []string{"c@d"}, ok)
+	// No header at all: the body may be large.
+	noHeader := strings.Repeat("just text, no header\r\n", 1000)
+	c.mail("a@b", []string{"c@d"}, noHeader)
+	if got := sub.submissions(); len(got) != 2 || string(got[0].body) != ok || string(got[1].body) != noHeader {
+		t.Fatalf("messages inside the limits were not submitted intact: %d", len(got))
+	}
+}
+
+func TestHeaderLimitScan(t *testing.T) {
+	cases := []struct {
+		name   string
+		chunks []string
+		fields int
+		bytes  int64
+		done   bool
+	}{
+		{"crlf", []string{"A: 1\r\nB: 2\r\n\r\nbody"}, 2, 14, true},
+		{"lf", []string{"A: 1\nB: 2\n\nbody"}, 2, 11, true},
+		{"split cr lf", []string{"A: 1\r\n\r", "\nbody"}, 1, 8, true},
+		{"continuation", []string{"A: 1\r\n\tmore\r\n\r\n"}, 1, 15, true},
+		{"mbox from line", []string{"From a@b Mon\r\nA: 1\r\n"}, 1, 4, true},
+		{"no blank line yet", []string{"A: 1\r\nB:", " 2\r\n"}, 2, 12, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := headerLimit{maxBytes: 1 << 20, maxFields: 100}
+			for _, c := range tc.chunks {
+				if h.done {
+					break
+				}
+				if !h.scan([]byte(c)) {
+					t.Fatal("limit exceeded")
+				}
+			}
+			if h.fields != tc.fields || h.bytes != tc.bytes || h.done != tc.done {
+				t.Errorf("fields %d bytes %d done %v, want %d %d %v", h.fields, h.bytes, h.done, tc.fields, tc.bytes, tc.done)
+			}
+		})
 	}
 }

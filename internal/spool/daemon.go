@@ -179,6 +179,12 @@ func (s *Spool) entryDirs() []spoolDir {
 // that do not belong in the spool. It keeps the partial files of live
 // writers. Every removal and quarantine is logged.
 func (s *Spool) Recover() (removed, quarantined int, err error) {
+	live := map[string]bool{}
+	defer func() {
+		if err == nil {
+			s.pruneAttempts(live)
+		}
+	}()
 	for _, d := range s.entryDirs() {
 		names, err := readNames(d.path)
 		if err != nil {
@@ -198,6 +204,7 @@ func (s *Spool) Recover() (removed, quarantined int, err error) {
 				var fe *formatError
 				switch {
 				case err == nil:
+					live[name] = true
 					if cerr := f.Close(); cerr != nil {
 						s.log.Warn("spool: close entry", "file", p, "err", cerr)
 					}
@@ -208,6 +215,7 @@ func (s *Spool) Recover() (removed, quarantined int, err error) {
 					quarantined++
 				case errors.Is(err, fs.ErrNotExist):
 				default:
+					live[name] = true
 					s.log.Warn("spool: cannot read entry; leaving it in place", "file", p, "err", err)
 				}
 			default:

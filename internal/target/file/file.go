@@ -1,5 +1,5 @@
 // Package file holds the `file` target: it appends each event as one line of
-// JSON (the SPEC §2 event form) to a file, such as STATE/events.jsonl of the
+// JSON (the event form of docs/interfaces.md §2) to a file, such as STATE/events.jsonl of the
 // embedded default. Writers take flock(LOCK_EX) for each append, so several
 // herald processes, and anything else that honours flock, never interleave
 // lines; every append is fsynced before Deliver returns.

@@ -1,4 +1,4 @@
-// Package sendmail is the sendmail notification target (SPEC §7): mail
+// Package sendmail is the sendmail notification target: mail
 // through herald's own outbound path. herald replaces the local MTA, so
 // unlike Proxmox it cannot pipe into /usr/sbin/sendmail (that is herald's
 // shim); instead, in this order of preference:

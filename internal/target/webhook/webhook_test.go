@@ -144,7 +144,7 @@ func b64(t *testing.T, s string) string {
 }
 
 // TestNtfyRecipe is the pve-docs ntfy.sh recipe as it is stored on disk
-// (research notes §1.7), pointed at a loopback server.
+// (docs/proxmox-notify.md §1.7), pointed at a loopback server.
 func TestNtfyRecipe(t *testing.T) {
 	srv := newRawServer(t, ok200)
 	tg, err := New(Options{

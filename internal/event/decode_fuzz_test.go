@@ -1,4 +1,4 @@
-package httpapi
+package event_test
 
 import (
 	"encoding/json"
@@ -38,7 +38,7 @@ func FuzzEventJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := parseEvent(b)
+		ev, err := event.Decode(b)
 		if err != nil {
 			if ev != nil {
 				t.Fatalf("error %v with an event", err)
@@ -72,7 +72,7 @@ func FuzzEventJSON(f *testing.F) {
 		if !back.Timestamp.Equal(ev.Timestamp.Truncate(time.Second)) {
 			t.Fatalf("timestamp %v came back as %v", ev.Timestamp, back.Timestamp)
 		}
-		if _, err := parseEvent(line); err != nil {
+		if _, err := event.Decode(line); err != nil {
 			t.Fatalf("herald's own event JSON is refused: %v\n%s", err, line)
 		}
 	})
