@@ -143,11 +143,35 @@ func (s *Spool) publish(use map[int]int64, limitsOnly bool) {
 	if bytes.Equal(b.Bytes(), s.published) {
 		return
 	}
-	if err := safeio.WriteFile(filepath.Join(s.root, limitsName), b.Bytes(), 0o644); err != nil {
+	if err := writeHint(filepath.Join(s.root, limitsName), b.Bytes()); err != nil {
 		s.log.Warn("spool: cannot publish the limits for the shim", "err", err)
 		return
 	}
 	s.published = b.Bytes()
+}
+
+// writeHint replaces path atomically (temporary file, rename) but without
+// fsyncs: the limits file is a hint rewritten after every pass, and a torn
+// one after a crash reads as the defaults.
+func writeHint(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	if err := f.Chmod(0o644); werr == nil {
+		werr = err
+	}
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		_ = os.Remove(f.Name())
+	}
+	return werr
 }
 
 // readLimits reads STATE/spool/limits: the limits and uid's maildrop use.
