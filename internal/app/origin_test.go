@@ -60,4 +60,3 @@ func TestSetOrigin(t *testing.T) {
 		}
 	}
 }
-
