@@ -40,9 +40,11 @@ type Spool struct {
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{} // Watch channels, signalled by Submit
 
-	// Disk limits and what was last published of them (disk.go), under mu.
+	// Disk limits and the uids' use (disk.go), under mu; what was last
+	// published, under pubMu, which serialises writing the limits file.
 	limits    Limits
 	usage     map[int]int64
+	pubMu     sync.Mutex
 	published []byte
 }
 

@@ -122,15 +122,20 @@ func (s *Spool) NoteUsage(entries []Entry) {
 }
 
 // publish writes STATE/spool/limits (atomically, not durably: it is a
-// hint) unless its content would not change.
+// hint) unless its content would not change. The file is written outside
+// s.mu, which Submit and SpaceOK take.
 func (s *Spool) publish(use map[int]int64, limitsOnly bool) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if limitsOnly {
 		use = s.usage
 	}
+	s.usage = use
+	l := s.limits
+	s.mu.Unlock()
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "min-free %d\nmax-per-uid %d\n", s.limits.MinFree, s.limits.MaxPerUID)
+	fmt.Fprintf(&b, "min-free %d\nmax-per-uid %d\n", l.MinFree, l.MaxPerUID)
 	uids := make([]int, 0, len(use))
 	for u := range use {
 		uids = append(uids, u)
@@ -139,7 +144,6 @@ func (s *Spool) publish(use map[int]int64, limitsOnly bool) {
 	for _, u := range uids {
 		fmt.Fprintf(&b, "uid %d %d\n", u, use[u])
 	}
-	s.usage = use
 	if bytes.Equal(b.Bytes(), s.published) {
 		return
 	}
