@@ -42,9 +42,10 @@ func defaultRescan() rescanPolicy {
 	return rescanPolicy{retryMin: ingestRetryMin, retryMax: ingestRetryMax, idle: ingestRescan, stuckAfter: stuckAfter}
 }
 
-// next returns the delay before the next pass: after a pass that left
-// failed entries, the previous retry delay doubled (from retryMin, capped
-// at retryMax); after a clean pass, the idle rescan interval and a reset.
+// next returns the retry delay after a pass: when it left failed entries,
+// the previous delay doubled (from retryMin, capped at retryMax); after a
+// clean pass 0, a reset (the loop then waits the idle interval). One loop
+// retries, so there is no herd to spread with jitter.
 func (p rescanPolicy) next(prev time.Duration, failed bool) time.Duration {
 	if !failed {
 		return 0
