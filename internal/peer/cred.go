@@ -15,9 +15,10 @@ import (
 
 // Who is on the other end of a local connection (docs/origin.md). For a
 // loopback TCP connection the kernel knows: the client's socket is in this
-// network namespace's /proc/net/tcp (or tcp6), with the client's address as
-// its local address, the server's as its remote one, and the uid of the
-// process that created it. For a Unix socket, SO_PEERCRED says the same.
+// network namespace, with the client's address as its own, the server's as
+// its peer, and the uid of the process that created it. herald asks for it
+// by address through netlink sock_diag (diag.go), or else finds it in
+// /proc/net/tcp (or tcp6). For a Unix socket, SO_PEERCRED says the same.
 // Nothing the client sends is involved, so a local process cannot claim
 // another uid; a peer on another host has no entry, and its uid is unknown.
 
@@ -34,6 +35,15 @@ func TCPUID(local, remote net.Addr) (int, bool) {
 	if !ok1 || !ok2 {
 		return 0, false
 	}
+	if uid, ok := diagUID(r, l); ok {
+		return uid, true
+	}
+	// Without sock_diag (a kernel built without it): the tables.
+	return procUID(l, r)
+}
+
+// procUID is TCPUID through /proc/net/tcp{,6}.
+func procUID(l, r netip.AddrPort) (int, bool) {
 	for _, p := range procNet {
 		if uid, ok := findSocketUID(p, r, l); ok {
 			return uid, true

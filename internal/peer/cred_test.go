@@ -131,3 +131,27 @@ func TestFindSocketUIDFixture(t *testing.T) {
 		t.Fatalf("uid %d %v", uid, ok)
 	}
 }
+
+// sock_diag and the /proc tables agree, for both families, and neither
+// invents a socket that is not there.
+func TestDiagAgreesWithProc(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		c := accepted(t, "tcp", addr, func(a string) {
+			cc, err := net.Dial("tcp", a)
+			if err == nil {
+				t.Cleanup(func() { cc.Close() })
+			}
+		})
+		l, _ := addrPort(c.LocalAddr())
+		r, _ := addrPort(c.RemoteAddr())
+		du, dok := diagUID(r, l)
+		pu, pok := procUID(l, r)
+		if !dok || !pok || du != pu || du != os.Geteuid() {
+			t.Errorf("%s: sock_diag %d %v, /proc %d %v", addr, du, dok, pu, pok)
+		}
+		gone := netip.AddrPortFrom(r.Addr(), r.Port()+1)
+		if _, ok := diagUID(gone, l); ok {
+			t.Errorf("%s: sock_diag found a socket that does not exist", addr)
+		}
+	}
+}
