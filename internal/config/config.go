@@ -56,8 +56,8 @@
 //	delivery-concurrency N         deliveries in flight at once (default 4)
 //	smtp-max-sessions N            concurrent SMTP sessions; one more is answered
 //	                               421 (default 100)
-//	smtp-max-sessions-per-client N concurrent SMTP sessions from one client
-//	                               address (default 50)
+//	smtp-max-sessions-per-client N concurrent SMTP sessions from one client: a
+//	                               local user on loopback, else an address (default 50)
 //	smtp-session-time DURATION     a whole SMTP session, however busy (default 10m)
 //	smtp-mails-per-minute N        mails one SMTP connection may start per
 //	                               minute; beyond, 421 and closed (default 600)

@@ -13,8 +13,9 @@ type Limits struct {
 	// SMTPMaxSessions caps concurrent SMTP sessions; one more is answered
 	// 421 and closed (Postfix: default_process_limit).
 	SMTPMaxSessions int `json:"smtp-max-sessions"`
-	// SMTPMaxSessionsPerClient caps concurrent sessions from one client
-	// address (Postfix: smtpd_client_connection_count_limit).
+	// SMTPMaxSessionsPerClient caps concurrent sessions from one client: a
+	// local user for loopback peers, else an address (Postfix:
+	// smtpd_client_connection_count_limit).
 	SMTPMaxSessionsPerClient int `json:"smtp-max-sessions-per-client"`
 	// SMTPSessionTime bounds a whole SMTP session, however busy: a client
 	// trickling one byte at a time is cut off at this point.

@@ -40,7 +40,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			continue
 		}
 		sc := newConn(c, l.srv)
-		if ok, why := l.srv.lim.admit(sc, c.RemoteAddr()); !ok {
+		if ok, why := l.srv.lim.admit(sc, c.LocalAddr(), c.RemoteAddr()); !ok {
 			l.srv.refuseBusy(c, why)
 			continue
 		}

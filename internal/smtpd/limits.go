@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"herald/internal/peer"
 )
 
 // Connection limits, the listener's share of "limits at every door" (see
@@ -18,10 +20,13 @@ import (
 // one of them may cost is bounded.
 //
 //   - Sessions: at most Options.MaxSessions at once, and at most
-//     Options.MaxSessionsPerClient from one client address (as Postfix's
+//     Options.MaxSessionsPerClient from one client (as Postfix's
 //     default_process_limit and anvil's smtpd_client_connection_count_limit).
-//     One more is answered "421 4.7.0" at connection time and closed,
-//     before go-smtp sees it.
+//     A client is a local user for a loopback peer whose uid the kernel
+//     tells (internal/peer), since every local client shares 127.0.0.1 and
+//     one user's idle sockets must not lock out root's cron; otherwise it
+//     is the peer's address. One more is answered "421 4.7.0" at
+//     connection time and closed, before go-smtp sees it.
 //   - Session time: Options.SessionTime bounds a whole session, on top of
 //     the per-read timeout, so a client that sends one byte a second never
 //     times out per read but is still cut off.
@@ -53,19 +58,25 @@ type limiter struct {
 	sessionTime               time.Duration
 	mailsPerMinute            int
 
-	mu       sync.Mutex
-	total    int
-	perAddr  map[netip.Addr]int
-	sessions map[*conn]*sessionLimit
+	mu        sync.Mutex
+	total     int
+	perClient map[clientKey]int
+	sessions  map[*conn]*sessionLimit
 
 	refusing atomic.Int32 // refusals being answered
 	refused  atomic.Int64 // refusals since the last log line
 	lastLog  atomic.Int64 // UnixNano of the last refusal log line
 }
 
+// clientKey says who a client is: a local user (uid set) or an address.
+type clientKey struct {
+	uid  int // -1: not known
+	addr netip.Addr
+}
+
 // sessionLimit is the accounting of one admitted session.
 type sessionLimit struct {
-	addr   netip.Addr
+	client clientKey
 	start  time.Time
 	tokens float64 // mails the session may still start now
 	last   time.Time
@@ -77,37 +88,55 @@ func newLimiter(o Options) *limiter {
 		maxPerClient:   o.MaxSessionsPerClient,
 		sessionTime:    o.SessionTime,
 		mailsPerMinute: o.MailsPerMinute,
-		perAddr:        make(map[netip.Addr]int),
+		perClient:      make(map[clientKey]int),
 		sessions:       make(map[*conn]*sessionLimit),
 	}
 }
 
-// clientAddr is the address sessions are counted by: the IP of a TCP peer,
-// the zero Addr for anything else (Unix sockets share one count).
-func clientAddr(a net.Addr) netip.Addr {
-	if t, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(t.IP)
-		return ip.Unmap().WithZone("")
+// clientOf returns who the peer at remote is, for a connection accepted at
+// local: its uid for a loopback peer the kernel knows, else its IP (the
+// zero Addr for a peer that is not TCP: Unix sockets share one count).
+func clientOf(local, remote net.Addr) clientKey {
+	t, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return clientKey{uid: -1}
 	}
-	return netip.Addr{}
+	ip, _ := netip.AddrFromSlice(t.IP)
+	ip = ip.Unmap().WithZone("")
+	if ip.IsLoopback() {
+		if uid, ok := peer.TCPUID(local, remote); ok {
+			return clientKey{uid: uid}
+		}
+	}
+	return clientKey{uid: -1, addr: ip}
 }
 
 // admit counts c's session in, or reports why it may not start.
-func (l *limiter) admit(c *conn, remote net.Addr) (ok bool, why string) {
-	addr := clientAddr(remote)
+func (l *limiter) admit(c *conn, local, remote net.Addr) (ok bool, why string) {
+	client := clientOf(local, remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.maxSessions > 0 && l.total >= l.maxSessions {
 		return false, "too many sessions (smtp-max-sessions " + strconv.Itoa(l.maxSessions) + ")"
 	}
-	if l.maxPerClient > 0 && l.perAddr[addr] >= l.maxPerClient {
+	if l.maxPerClient > 0 && l.perClient[client] >= l.maxPerClient {
 		return false, "too many sessions from this client (smtp-max-sessions-per-client " + strconv.Itoa(l.maxPerClient) + ")"
 	}
 	l.total++
-	l.perAddr[addr]++
+	l.perClient[client]++
 	now := time.Now()
-	l.sessions[c] = &sessionLimit{addr: addr, start: now, tokens: float64(l.mailsPerMinute), last: now}
+	l.sessions[c] = &sessionLimit{client: client, start: now, tokens: float64(l.mailsPerMinute), last: now}
 	return true, ""
+}
+
+// uidOf returns the uid admit found for c's client, if any.
+func (l *limiter) uidOf(c *conn) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sl, ok := l.sessions[c]; ok && sl.client.uid >= 0 {
+		return sl.client.uid, true
+	}
+	return 0, false
 }
 
 // release counts c's session out; sessions that were never admitted (the
@@ -122,8 +151,8 @@ func (l *limiter) release(c *conn) (time.Duration, bool) {
 	}
 	delete(l.sessions, c)
 	l.total--
-	if l.perAddr[sl.addr]--; l.perAddr[sl.addr] <= 0 {
-		delete(l.perAddr, sl.addr)
+	if l.perClient[sl.client]--; l.perClient[sl.client] <= 0 {
+		delete(l.perClient, sl.client)
 	}
 	return time.Since(sl.start), true
 }

@@ -3,7 +3,10 @@ package smtpd
 import (
 	"bufio"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,27 +26,30 @@ func dialFrom(t *testing.T, local, addr string) *client {
 	return &client{t: t, c: c, r: bufio.NewReader(c)}
 }
 
-// The session caps answer 421 at connection time, count per client address,
-// and free a slot when a session ends.
+// The session caps answer 421 at connection time and free a slot when a
+// session ends. On loopback a client is a local user, whatever 127.x
+// address it comes from: another user still gets in while one user is at
+// its cap.
 func TestSessionCaps(t *testing.T) {
 	sub := &fakeSub{}
-	ts := start(t, sub, Options{MaxSessions: 3, MaxSessionsPerClient: 2}, "127.0.0.1:0")
+	ts := start(t, sub, Options{MaxSessions: 4, MaxSessionsPerClient: 2}, "127.0.0.1:0")
 
 	a1 := dialFrom(t, "127.0.0.1", ts.addr)
 	a1.expect(220, "herald.test ESMTP")
-	a2 := dialFrom(t, "127.0.0.1", ts.addr)
+	a2 := dialFrom(t, "127.0.0.2", ts.addr)
 	a2.expect(220, "herald.test ESMTP")
-	a3 := dialFrom(t, "127.0.0.1", ts.addr)
+	a3 := dialFrom(t, "127.0.0.3", ts.addr)
 	a3.expect(421, "4.7.0 Error: too many connections")
 	a3.expectClosed()
 
-	b1 := dialFrom(t, "127.0.0.2", ts.addr)
-	b1.expect(220, "herald.test ESMTP")
-	c1 := dialFrom(t, "127.0.0.3", ts.addr)
-	c1.expect(421, "4.7.0")
-	c1.expectClosed()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts a client as nobody and must run as root (make test does)")
+	}
+	if line := greetingAs(t, 65534, ts.addr); !strings.HasPrefix(line, "220 herald.test") {
+		t.Fatalf("another user at its first session got %q", line)
+	}
 
-	// The refused ones still work as clients once a session ends.
+	// A slot comes back when a session ends.
 	a1.send("QUIT\r\n")
 	a1.expect(221, "")
 	waitFor(t, "the session count to drop", func() bool { return ts.lim.active() == 2 })
@@ -52,8 +58,64 @@ func TestSessionCaps(t *testing.T) {
 	c2.send("EHLO c\r\n")
 	c2.expect(250, "")
 	c2.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
+	if got := sub.submissions(); len(got) != 1 || got[0].env.PeerUID == nil || *got[0].env.PeerUID != os.Geteuid() {
+		t.Errorf("the envelope does not carry the client's uid: %+v", got)
+	}
 	if !strings.Contains(ts.log.String(), "smtp connections refused") {
 		t.Errorf("no log line about the refusals:\n%s", ts.log.String())
+	}
+}
+
+// greetingAs connects to addr as uid (bash's /dev/tcp) and returns the
+// first line the server sends; the connection stays open until the test
+// ends.
+func greetingAs(t *testing.T, uid uint32, addr string) string {
+	t.Helper()
+	sh, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal("bash not found: apt-get install bash")
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(sh, "-c", "exec 3<>/dev/tcp/"+host+"/"+port+"; head -n1 <&3; read -r _")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		line <- l
+	}()
+	select {
+	case l := <-line:
+		return l
+	case <-time.After(wait):
+		t.Fatal("no greeting for the other user")
+		return ""
+	}
+}
+
+// Peers that are not local users are counted by address.
+func TestSessionCapsByAddress(t *testing.T) {
+	l := newLimiter(Options{MaxSessions: 10, MaxSessionsPerClient: 2})
+	local := &net.TCPAddr{IP: net.ParseIP("192.0.2.100"), Port: 25}
+	at := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000} }
+	for i, tc := range []struct {
+		ip string
+		ok bool
+	}{{"192.0.2.1", true}, {"192.0.2.1", true}, {"192.0.2.1", false}, {"::ffff:192.0.2.1", false}, {"192.0.2.2", true}} {
+		if ok, why := l.admit(&conn{}, local, at(tc.ip)); ok != tc.ok {
+			t.Errorf("connection %d from %s: admitted %v (%s), want %v", i, tc.ip, ok, why, tc.ok)
+		}
 	}
 }
 
@@ -123,7 +185,7 @@ func TestMailRatePerSession(t *testing.T) {
 func TestMailTokensRefill(t *testing.T) {
 	l := newLimiter(Options{MailsPerMinute: 60})
 	c := &conn{}
-	if ok, why := l.admit(c, &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}); !ok {
+	if ok, why := l.admit(c, &net.TCPAddr{IP: net.ParseIP("192.0.2.100")}, &net.TCPAddr{IP: net.ParseIP("192.0.2.1")}); !ok {
 		t.Fatal(why)
 	}
 	for i := range 60 {

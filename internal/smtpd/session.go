@@ -54,6 +54,10 @@ func (s *session) clientUID() *int {
 		return s.peerUID
 	}
 	s.peerLooked = true
+	if uid, ok := s.srv.lim.uidOf(s.conn); ok { // found at connection time
+		s.peerUID = &uid
+		return s.peerUID
+	}
 	nc := s.c.Conn()
 	if uid, ok := peer.TCPUID(nc.LocalAddr(), nc.RemoteAddr()); ok {
 		s.peerUID = &uid

@@ -93,7 +93,8 @@ type Options struct {
 	// been made durable, before its 250 is sent.
 	OnAccepted func(id string)
 	// MaxSessions and MaxSessionsPerClient cap concurrent sessions, in all
-	// and per client address; SessionTime bounds a whole session;
+	// and per client (a local user on loopback, else an address);
+	// SessionTime bounds a whole session;
 	// MailsPerMinute bounds the mails one session may start. Zero means no
 	// limit. See limits.go.
 	MaxSessions, MaxSessionsPerClient int
