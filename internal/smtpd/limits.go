@@ -23,9 +23,9 @@ import (
 //     Options.MaxSessionsPerClient from one client (as Postfix's
 //     default_process_limit and anvil's smtpd_client_connection_count_limit).
 //     A client is a local user for a loopback peer whose uid the kernel
-//     tells (internal/peer), since every local client shares 127.0.0.1 and
-//     one user's idle sockets must not lock out root's cron; otherwise it
-//     is the peer's address. One more is answered "421 4.7.0" at
+//     tells through sock_diag (internal/peer), since every local client
+//     shares 127.0.0.1 and one user's idle sockets must not lock out root's
+//     cron; otherwise (or without sock_diag) it is the peer's address. One more is answered "421 4.7.0" at
 //     connection time and closed, before go-smtp sees it.
 //   - Session time: Options.SessionTime bounds a whole session, on top of
 //     the per-read timeout, so a client that sends one byte a second never
@@ -104,7 +104,8 @@ func clientOf(local, remote net.Addr) clientKey {
 	ip, _ := netip.AddrFromSlice(t.IP)
 	ip = ip.Unmap().WithZone("")
 	if ip.IsLoopback() {
-		if uid, ok := peer.TCPUID(local, remote); ok {
+		// sock_diag only: this runs in the accept loop (see TCPUIDFast).
+		if uid, ok := peer.TCPUIDFast(local, remote); ok {
 			return clientKey{uid: uid}
 		}
 	}
