@@ -66,8 +66,12 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 		writeJSON(w, struct{}{}, q.Retry(r.PathValue("id")))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(),
-			SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}, nil)
+		st := Status{Snapshot: a.metrics.Snapshot(), Healthy: true,
+			SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
+		if err := a.health(); err != nil { // as /healthz (rescan.go)
+			st.Healthy, st.Problem = false, err.Error()
+		}
+		writeJSON(w, st, nil)
 	})
 	mux.HandleFunc("POST /queue/{id}/drop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Drop(r.PathValue("id")))
@@ -106,6 +110,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 type Status struct {
 	Snapshot metrics.Snapshot
 	Healthy  bool
+	Problem  string // why not, when not Healthy
 	SMTP     []string
 	HTTP     []string
 }
