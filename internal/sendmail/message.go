@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+
+	"herald/internal/mailhdr"
 )
 
 // maxHeaderBytes bounds the header block held in memory. A message whose
@@ -119,11 +121,11 @@ type field struct {
 // headerBlock is the parsed start of a message.
 type headerBlock struct {
 	fields []field
-	sep    []byte     // the empty line that ended the header block, as written
-	body   []byte     // bytes already read that belong to the body
-	rest   *bccFilter // the rest of a header block too long to hold (overflow)
-	nl     string     // line ending for added lines: the message's own
-	eof    bool       // the input ended inside the header block
+	sep    []byte    // the empty line that ended the header block, as written
+	body   []byte    // bytes already read that belong to the body
+	rest   io.Reader // the rest of a header block too long to hold (overflow)
+	nl     string    // line ending for added lines: the message's own
+	eof    bool      // the input ended inside the header block
 }
 
 // readHeaderBlock reads the header block. It never fails on format: input
@@ -177,21 +179,21 @@ func readHeaderBlock(m *msgReader) (*headerBlock, error) {
 // as it was written except for its Bcc fields: those are blind copies in
 // every path, however long the block. The fields read so far lose their Bcc
 // fields here; the rest of the block (line, then what follows) streams
-// through a bccFilter.
+// through mailhdr's Bcc filter.
 func (h *headerBlock) overflow(m *msgReader, line []byte) {
-	f := &bccFilter{m: m, inHeader: true, bol: true}
 	var all []byte
 	for _, fl := range h.fields {
 		if !strings.EqualFold(fl.name, "bcc") {
 			all = append(all, fl.raw...)
 		}
 	}
+	inBcc := false
 	if n := len(h.fields); n > 0 {
-		f.drop = strings.EqualFold(h.fields[n-1].name, "bcc") // line may continue it
+		inBcc = strings.EqualFold(h.fields[n-1].name, "bcc") // line may continue it
 	}
-	h.body = append(all, f.feed(line, bytes.HasSuffix(line, []byte("\n")))...)
+	h.body = all
 	h.fields = nil
-	h.rest = f
+	h.rest = mailhdr.Resume(io.MultiReader(bytes.NewReader(line), m), inBcc)
 }
 
 // tail returns the reader of the message after what readHeaderBlock
@@ -203,81 +205,9 @@ func (h *headerBlock) tail(m *msgReader) io.Reader {
 	return m
 }
 
-// bccFilter passes the message on, removing Bcc fields and their
-// continuation lines until the header block ends (an empty line, or a line
-// that is neither a field nor a continuation). It streams: a field of any
-// length costs no memory.
-type bccFilter struct {
-	m        *msgReader
-	inHeader bool
-	bol      bool // the next chunk starts a line
-	drop     bool // the current field is a Bcc field
-	keep     bool // the current line is passed on
-	buf      []byte
-}
-
-// feed classifies one chunk of input (complete: it ends its line) and
-// returns what of it to pass on.
-func (f *bccFilter) feed(c []byte, complete bool) []byte {
-	if !f.inHeader || len(c) == 0 {
-		return c
-	}
-	if f.bol {
-		switch {
-		case string(c) == "\n" || string(c) == "\r\n":
-			f.inHeader, f.keep = false, true
-		case c[0] == ' ' || c[0] == '\t':
-			f.keep = !f.drop
-		default:
-			if name, ok := fieldName(c); ok {
-				f.drop = strings.EqualFold(name, "bcc")
-				f.keep = !f.drop
-			} else {
-				f.inHeader, f.keep = false, true
-			}
-		}
-	}
-	f.bol = complete
-	if f.keep {
-		return c
-	}
-	return nil
-}
-
-// Read implements io.Reader over the filtered rest of the message.
-func (f *bccFilter) Read(p []byte) (int, error) {
-	for len(f.buf) == 0 {
-		c, complete, err := f.m.chunk()
-		if err != nil {
-			return 0, err
-		}
-		f.buf = f.feed(c, complete)
-	}
-	n := copy(p, f.buf)
-	f.buf = f.buf[n:]
-	return n, nil
-}
-
 // fieldName returns the name of the header field that line starts, if it
-// starts one: printable ASCII except ":", then optional blanks (obsolete
-// syntax), then ":".
-func fieldName(line []byte) (string, bool) {
-	for i, c := range line {
-		switch {
-		case c == ':':
-			return string(line[:i]), i > 0
-		case c == ' ' || c == '\t':
-			j := i
-			for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-				j++
-			}
-			return string(line[:i]), i > 0 && j < len(line) && line[j] == ':'
-		case c < 33 || c > 126:
-			return "", false
-		}
-	}
-	return "", false
-}
+// starts one (mailhdr.FieldName).
+func fieldName(line []byte) (string, bool) { return mailhdr.FieldName(line) }
 
 // value returns the field's unfolded value (after the colon).
 func (f field) value() string {

@@ -233,3 +233,17 @@ func TestReserveAnswers452(t *testing.T) {
 	sp.SetLimits(spool.Limits{MinFree: 1 << 20})
 	c.mail("a@b.test", []string{"root@b.test"}, "Subject: x\r\n\r\nx\r\n")
 }
+
+// Bcc is removed in every path: over SMTP as over sendmail -bs, however the
+// field is folded; the rest of the message is kept as sent.
+func TestBccRemovedOverSMTP(t *testing.T) {
+	sub := &fakeSub{}
+	ts := start(t, sub, Options{}, "127.0.0.1:0")
+	c := greet(t, ts.addr)
+	c.mail("a@b.test", []string{"root@b.test", "hidden@b.test"},
+		"To: root@b.test\r\nBcc: hidden@b.test,\r\n other@b.test\r\nSubject: x\r\n\r\nBcc: body text\r\n")
+	got := sub.only(t)
+	if want := "To: root@b.test\r\nSubject: x\r\n\r\nBcc: body text\r\n"; string(got.body) != want {
+		t.Fatalf("stored %q, want %q", got.body, want)
+	}
+}

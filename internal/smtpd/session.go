@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"herald/internal/mailhdr"
 	"herald/internal/peer"
 	"herald/internal/spool"
 )
@@ -135,7 +136,9 @@ func (s *session) Data(r io.Reader) error {
 		PeerUID:    s.clientUID(),
 	}
 	body := &bodyReader{r: r, hdr: headerLimit{maxBytes: s.srv.opt.MaxHeaderSize, maxFields: s.srv.opt.MaxHeaderFields}}
-	id, err := s.srv.sub.Submit(env, body, s.srv.opt.MaxMessageSize)
+	// Bcc fields go as the message streams by (the header limit above
+	// still sees what the client sent).
+	id, err := s.srv.sub.Submit(env, mailhdr.StripBcc(body), s.srv.opt.MaxMessageSize)
 	log := s.srv.log.With("from", env.From, "rcpts", len(env.Recipients), "size", body.n, "remote", env.Remote, "helo", env.Helo)
 	if err == nil {
 		log.Info("mail accepted", "id", id)

@@ -24,6 +24,9 @@
 //     alone would refuse them with 501 and bsmtp would lose the mail.
 //   - Size: go-smtp rejects a message of exactly MaxMessageSize bytes as well
 //     as larger ones (its reader fails once the limit is used up).
+//   - Bcc header fields are removed as a message streams into the spool
+//     (internal/mailhdr), over the network and for sendmail -bs alike: a
+//     blind copy must not show in a notification or a relayed copy.
 //   - go-smtp ends a session after its fourth syntax error (500 5.5.1 Too many
 //     errors); nothing the client sent after that is read (see conn.Read).
 //   - Headers: MaxHeaderSize and MaxHeaderFields bound the header block; a

@@ -1,4 +1,4 @@
-package sendmail
+package mailhdr
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func headerFieldNames(msg []byte) []string {
 		if line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
-		name, ok := fieldName(line)
+		name, ok := FieldName(line)
 		if !ok {
 			break
 		}
@@ -29,7 +29,8 @@ func headerFieldNames(msg []byte) []string {
 }
 
 // FuzzBccFilter: whatever a header block holds, the filter's output has no
-// Bcc field, and everything after the header block passes unchanged.
+// Bcc field, and everything after the header block passes unchanged; a
+// resumed filter (inside a Bcc field) drops a leading continuation line too.
 func FuzzBccFilter(f *testing.F) {
 	for _, s := range []string{
 		"To: a\nBcc: b\n c\nSubject: s\n\nBcc: body\n",
@@ -39,11 +40,10 @@ func FuzzBccFilter(f *testing.F) {
 		" leading\nBcc: x\n",
 		"",
 	} {
-		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
 	}
-	f.Fuzz(func(t *testing.T, in []byte, dots bool) {
-		fl := &bccFilter{m: newMsgReader(bytes.NewReader(in), dots), inHeader: true, bol: true}
-		out, err := io.ReadAll(fl)
+	f.Fuzz(func(t *testing.T, in []byte, resume bool) {
+		out, err := io.ReadAll(Resume(bytes.NewReader(in), resume))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,8 +52,11 @@ func FuzzBccFilter(f *testing.F) {
 				t.Fatalf("a Bcc field survived:\nin  %q\nout %q", in, out)
 			}
 		}
+		if resume && len(in) > 0 && (in[0] == ' ' || in[0] == '\t') && len(out) > 0 && (out[0] == ' ' || out[0] == '\t') {
+			t.Fatalf("the continuation of a Bcc field survived:\nin  %q\nout %q", in, out)
+		}
 		// The body (after the input's blank line) is unchanged.
-		if i := bytes.Index(in, []byte("\n\n")); !dots && i >= 0 && !bytes.Contains(in[:i], []byte("\r")) {
+		if i := bytes.Index(in, []byte("\n\n")); i >= 0 && !bytes.Contains(in[:i], []byte("\r")) {
 			if !bytes.HasSuffix(out, in[i+2:]) {
 				t.Fatalf("body changed:\nin  %q\nout %q", in, out)
 			}
