@@ -326,6 +326,7 @@ func checkContents(t *testing.T, deb, src, version string, sde int64) {
 	want := map[string]string{ // path: mode, or "-> target" for a symlink
 		"./usr/bin/herald":                          exe,
 		"./usr/sbin/herald-sendmail":                exe, // setgid comes from postinst's statoverride
+		"./usr/lib/herald/herald-mbox-create":       exe, // run by herald-mbox@.service, not setuid
 		"./usr/sbin/sendmail":                       "-> herald-sendmail",
 		"./usr/sbin/newaliases":                     "-> herald-sendmail",
 		"./usr/lib/sendmail":                        "-> ../sbin/herald-sendmail",

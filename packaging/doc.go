@@ -14,4 +14,9 @@
 // lintian, and installs, uses and purges it in a throwaway chroot: sendmail
 // as root and as an unprivileged user, the spool's permission model, the
 // setgid statoverride, the users and the enabled units.
+//
+// prometheus/ and alertmanager/ hold the examples for fleets (README, "Many
+// hosts"): alerting rules on herald's metrics with their promtool unit
+// tests, and an Alertmanager route for the labels herald's alertmanager
+// target sends. examples_test.go checks both with promtool and amtool.
 package packaging

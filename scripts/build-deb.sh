@@ -108,15 +108,15 @@ chmod 0755 "$root" # the tarball's "./" entry
 # trusts only a compiled-in directory (HERALD_STATE_DIR makes it drop its
 # group).
 ldflags="-s -w -X herald/internal/version.Version=$version -X herald/internal/sendmail.DefaultStateDir=/var/lib/herald"
-install -d "$root/usr/bin" "$root/usr/sbin"
-for cmd in herald:usr/bin herald-sendmail:usr/sbin; do
+install -d "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib/herald"
+for cmd in herald:usr/bin herald-sendmail:usr/sbin herald-mbox-create:usr/lib/herald; do
 	name=${cmd%%:*}
 	dir=${cmd#*:}
 	GOOS=linux GOARCH=$goarch GOARM=$goarm CGO_ENABLED=0 \
 		go build -trimpath -ldflags "$ldflags" -o "$root/$dir/$name" "./cmd/$name" ||
 		die "go build ./cmd/$name failed"
 done
-chmod 0755 "$root/usr/bin/herald" "$root/usr/sbin/herald-sendmail"
+chmod 0755 "$root/usr/bin/herald" "$root/usr/sbin/herald-sendmail" "$root/usr/lib/herald/herald-mbox-create"
 
 # license_paragraph FILES COMMENT LICENSE_FILE prints one DEP-5 Files
 # paragraph: the holders from the license's Copyright lines, its license
@@ -163,7 +163,7 @@ modcache=$(go env GOMODCACHE)
 {
 	cat "$pkg/debian/copyright"
 	license_paragraph "go/*" "the Go standard library and runtime, $(go env GOVERSION)" "$(go env GOROOT)/LICENSE"
-	for bin in "$root/usr/bin/herald" "$root/usr/sbin/herald-sendmail"; do
+	for bin in "$root/usr/bin/herald" "$root/usr/sbin/herald-sendmail" "$root/usr/lib/herald/herald-mbox-create"; do
 		go version -m "$bin"
 	done | awk '$1 == "dep" { if (m != "") print m, v; m = $2; v = $3; next }
 		$1 == "=>" { m = $2; v = $3; next }

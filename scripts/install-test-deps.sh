@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
 # Installs the real clients and tools that herald's integration tests drive:
-# bsmtp (bacula-common), swaks, bsd-mailx's `mail`, Python 3, Postfix's
-# smtp-sink (unpacked, never installed as the system MTA) and
-# systemd-socket-activate. Idempotent; needs root only when something is
-# missing. bsd-mailx depends on mail-transport-agent: a tiny local
-# placeholder package provides it so that no real MTA takes /usr/sbin/sendmail.
+# bsmtp (bacula-common), curl, swaks, bsd-mailx's `mail`, GNU mailutils' mail and
+# smartd_warning.sh (smartmontools; its service is not started), Python 3,
+# Postfix's smtp-sink (unpacked, never installed as the system MTA),
+# systemd-socket-activate, slapd (LDAP tests), Prometheus Alertmanager and
+# promtool (their services disabled) and Chromium (the status page's browser
+# test). Idempotent; needs root only when
+# something is missing. bsd-mailx depends on mail-transport-agent: a tiny
+# local placeholder package provides it so that no real MTA takes
+# /usr/sbin/sendmail.
 set -euo pipefail
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have bsmtp   || need+=(bacula-common)
+have curl    || need+=(curl)
 have swaks   || need+=(swaks libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl)
 have bsd-mailx || need+=(bsd-mailx)
+have mail.mailutils || need+=(mailutils)
+[ -x /usr/share/smartmontools/smartd_warning.sh ] || need+=(smartmontools)
 have python3 || need+=(python3)
 have systemd-socket-activate || need+=(systemd)
 have openssl || need+=(openssl)
 have lintian || need+=(lintian)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 have systemd-analyze || need+=(systemd)
+# slapd for the LDAP recipient tests, which start their own instance.
+[ -x /usr/sbin/slapd ] || need+=(slapd ldap-utils)
+have prometheus-alertmanager || need+=(prometheus-alertmanager)
+have promtool || need+=(prometheus)
+have chromium || need+=(chromium)
 sink_dir=${HERALD_PEERS_DIR:-/opt/herald-test}/postfix
 [ -x "$sink_dir/usr/sbin/smtp-sink" ] || need_sink=1
 
@@ -45,7 +57,7 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
 
-if [[ " ${need[*]} " == *" bsd-mailx "* ]] && ! dpkg -s mail-transport-agent >/dev/null 2>&1 \
+if [[ " ${need[*]} " == *" bsd-mailx "* || " ${need[*]} " == *" mailutils "* ]] && ! dpkg -s mail-transport-agent >/dev/null 2>&1 \
    && ! dpkg-query -W -f '${Provides}\n' 2>/dev/null | grep -q mail-transport-agent; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp/pkg/DEBIAN"
@@ -66,6 +78,22 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The LDAP tests run their own slapd; the system one stays stopped and off.
+if [[ " ${need[*]} " == *" slapd "* ]]; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now slapd >/dev/null 2>&1 || true
+  fi
+  update-rc.d slapd disable >/dev/null 2>&1 || true
+fi
+# The tests start their own Alertmanagers on loopback ports and use
+# Prometheus only for promtool; the Debian services (system-wide, on :9093
+# and :9090) must not run or start at boot.
+for svc in prometheus-alertmanager prometheus; do
+  if [[ " ${need[*]} " == *" $svc "* ]]; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 if [ -n "${need_sink:-}" ]; then
   tmp=$(mktemp -d); chmod 755 "$tmp"   # apt's _apt user downloads into it

@@ -20,8 +20,11 @@ import (
 
 	"herald/internal/delivery"
 	"herald/internal/event"
+	"herald/internal/history"
 	"herald/internal/httpapi"
 	"herald/internal/metrics"
+	"herald/internal/monitor"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
@@ -51,6 +54,14 @@ type App struct {
 	spool   *spool.Spool
 	queue   *delivery.Queue
 	metrics *metrics.Metrics
+	// monitors runs the heartbeats and usage watches (monitors.go).
+	monitors *monitor.Engine
+	noise    *noise.Engine
+	history  *history.Log
+	// firstPass is closed after the first ingest pass: noise releases wait
+	// for it, so that a spool entry left by a crash is decided on before
+	// its held group can be released (see internal/noise).
+	firstPass chan struct{}
 
 	// spoolEntries and spoolBytes are the spool's size at the last ingest
 	// pass, for the metrics (a scrape does not walk the spool).
@@ -106,7 +117,7 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return err
 	}
@@ -118,6 +129,10 @@ func (a *App) Reload() error {
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 	a.spool.SetLimits(spoolLimits(s.Daemon.Limits))
+	a.monitors.SetHostname(s.Daemon.Hostname)
+	if err := a.monitors.Configure(s.Notify.Monitors); err != nil {
+		a.log.Error("monitor state not written at reload", "err", err)
+	}
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
 	a.queue.Kick()
 	return nil
@@ -129,7 +144,8 @@ func New(opt Options) (*App, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New()}
+	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New(),
+		firstPass: make(chan struct{})}
 	a.heal.policy = defaultRescan()
 	if a.now == nil {
 		a.now = time.Now
@@ -142,12 +158,14 @@ func New(opt Options) (*App, error) {
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, err := buildTargets(s, a.log)
+	targets, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return nil, err
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.metrics.SetHostname(s.Daemon.Hostname)
+	a.restoreLastEvents()
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
@@ -171,12 +189,19 @@ func New(opt Options) (*App, error) {
 		MaxAge:      s.Daemon.MaxDeliveryAge,
 		Now:         a.now,
 		OnDead:      a.onDead,
-		OnOutcome:   func(d delivery.Delivery, _ error) { a.metrics.Delivery(d.Target, d.State) },
+		OnOutcome: func(d delivery.Delivery, _ error) {
+			a.metrics.Delivery(d.Target, d.State)
+			a.recordOutcome(d)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery queue: %w", err)
 	}
 	a.queue = q
+	if err := a.openMonitors(); err != nil {
+		return nil, fmt.Errorf("monitors: %w", err)
+	}
+	a.openNoise()
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -256,7 +281,11 @@ func (a *App) Run(ctx context.Context) error {
 		Allow:    s.Daemon.SMTPAllow,
 		Hosts:    s.Daemon.Limits.HTTPHosts,
 		Now:      a.now,
-		Healthy:  a.health, // rescan.go
+		// Pushes feed heartbeats by token; /api/v1/monitors lists them.
+		PushMonitor: a.pushMonitor,
+		Monitors:    func() any { return a.monitors.List() },
+		Healthy:     a.health, // rescan.go
+		Web:         a.webHandler(),
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())
@@ -289,7 +318,19 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool watch: %w", err)
 	}
-	wg.Add(2)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		a.monitors.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		select {
+		case <-a.firstPass:
+			a.noise.Run(ctx)
+		case <-ctx.Done():
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.queue.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -299,6 +340,11 @@ func (a *App) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.ingestLoop(ctx, wake)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.fleetLoop(ctx)
 	}()
 	stopControl, err := a.serveControl(ctx)
 	if err != nil {
@@ -326,6 +372,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	wg.Wait()
+	if err := a.history.Close(); err != nil {
+		a.log.Warn("history close", "err", err)
+	}
 	a.log.Info("herald stopped")
 	return runErr
 }

@@ -76,6 +76,7 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 	mux.HandleFunc("POST /queue/{id}/drop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Drop(r.PathValue("id")))
 	})
+	a.controlMonitors(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -19,10 +19,18 @@ import (
 // (backing off) after entries failed, slowly otherwise (rescan.go).
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 	var retry time.Duration
+	first := true
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
 		failed := a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
+		// Heartbeat deadlines are judged only once what waited in the
+		// spool (successes included) has been fed.
+		a.monitors.Begin()
+		if first {
+			close(a.firstPass)
+			first = false
+		}
 		a.noteFailures(failed, a.now())
 		a.careForSpool(time.Now())
 		retry = a.heal.policy.next(retry, len(failed) > 0)
@@ -167,15 +175,29 @@ func (a *App) ingest(e spool.Entry) error {
 		}
 		return nil
 	}
-	ev, err := a.toEvent(e, raw)
+	ev, classifier, err := a.toEvent(e, raw)
 	if err != nil {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
 	}
 	setOrigin(ev, e, userName) // origin.go
 	targets := a.route(ev, "")
-	if err := a.queue.Enqueue(ev, targets); err != nil {
+	// Noise control records what it holds or counts before the rest is
+	// queued; both are idempotent for an entry processed twice.
+	now, decisions, err := a.noise.Process(a.Settings().Notify, ev, targets)
+	if err != nil {
+		return fmt.Errorf("noise: %w", err)
+	}
+	// Recorded first: once queued, the delivery's outcome may come at once.
+	// Recording twice (the entry processed again) is harmless.
+	a.history.Event(ev, targets, noiseRecords(decisions))
+	if err := a.queue.Enqueue(ev, now); err != nil {
 		return fmt.Errorf("queue: %w", err)
+	}
+	// Fed before the entry leaves the spool: after a crash in between it
+	// is fed again, which the engine recognises by the event ID.
+	if err := a.monitors.Feed(ev); err != nil {
+		return fmt.Errorf("monitors: %w", err)
 	}
 	if err := a.spool.Remove(e); err != nil {
 		return fmt.Errorf("remove from spool: %w", err)
@@ -185,9 +207,9 @@ func (a *App) ingest(e spool.Entry) error {
 	}
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", ev.Fields[FieldUID],
-		"type", ev.Type(), "severity", ev.Severity.String(), "title", truncate(ev.Title, 120),
-		"targets", strings.Join(targets, ","))
-	if len(targets) > 0 {
+		"type", ev.Type(), "severity", ev.Severity.String(), "classifier", classifier, "title", truncate(ev.Title, 120),
+		"targets", strings.Join(targets, ","), "held", len(targets)-len(now))
+	if len(now) > 0 {
 		a.queue.Kick()
 	}
 	return nil
@@ -195,23 +217,28 @@ func (a *App) ingest(e spool.Entry) error {
 
 // toEvent makes the event of a spool entry. The event ID is the entry ID and
 // its timestamp the time of receipt, so the result does not depend on when
-// it is computed.
-func (a *App) toEvent(e spool.Entry, raw []byte) (*event.Event, error) {
+// it is computed. classifier names the mail classifier that recognised a
+// mail ("none" when none did, "-" for a submitted event).
+func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier string, err error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
 	case spool.KindEvent:
 		ev, err := event.Decode(raw)
 		if err != nil {
-			return nil, fmt.Errorf("event JSON: %w", err)
+			return nil, "", fmt.Errorf("event JSON: %w", err)
 		}
 		ev.ID = e.ID
+		if id, ok := monitorEventID(e, raw); ok {
+			ev.ID = id
+		}
 		event.Normalize(ev, host, e.Env.Received)
-		return ev, nil
+		return ev, "-", nil
 	default:
-		ev := mailconv.Convert(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host})
+		ev, res := mailconv.ConvertClassified(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host,
+			Classifiers: Classifiers(a.Settings()), Log: a.log})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
-		return ev, nil
+		return ev, ClassifierName(res), nil
 	}
 }
 
@@ -245,6 +272,10 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	}
 	targets := a.route(ev, d.Target)
 	a.metrics.Event(ev.Type(), ev.Severity.String())
+	if err := a.monitors.Feed(ev); err != nil {
+		a.log.Error("delivery-failed event not fed to the monitors", "delivery_id", d.ID, "err", err)
+	}
+	a.history.Event(ev, targets, nil)
 	if err := a.queue.Enqueue(ev, targets); err != nil {
 		a.log.Error("could not queue delivery-failed event", "delivery_id", d.ID, "err", err)
 		return

@@ -15,6 +15,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/directory"
 	"herald/internal/event"
+	"herald/internal/mailbox"
 	"herald/internal/render"
 	"herald/internal/target"
 	"herald/internal/target/exec"
@@ -36,13 +37,17 @@ const templatesDir = "templates"
 // format, PVE or PBS style), inside the config directory.
 const usersFile = "user.cfg"
 
-// buildTargets makes one target per configured section. A section that
-// cannot be built is a configuration error naming its FILE:LINE.
-func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, error) {
+// buildTargets makes one target per configured section (and one per
+// member of an alertmanager target, for what the queue retries to it). A
+// section that cannot be built is a configuration error naming its
+// FILE:LINE. env holds what the running daemon lends its targets.
+func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]target.Target, error) {
 	b, err := newBuilder(s, log)
 	if err != nil {
 		return nil, err
 	}
+	logAliasProblems(b.aliasProblems, log)
+	b.env = env
 	out := make(map[string]target.Target, len(s.Notify.Targets))
 	var ds config.Diagnostics
 	for _, sec := range s.Notify.Targets {
@@ -53,6 +58,9 @@ func buildTargets(s *Settings, log *slog.Logger) (map[string]target.Target, erro
 			continue
 		}
 		out[sec.Name] = t
+		for name, m := range memberTargets(t) {
+			out[name] = rendered(m, sec.Type, b.rnd)
+		}
 	}
 	if len(ds) > 0 {
 		return nil, ds
@@ -71,7 +79,12 @@ func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
 	if err != nil {
 		return builder{}, templateDiag(err)
 	}
-	return builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths}, nil
+	lookup, aliasProblems, err := newLookup(s, users, log)
+	if err != nil {
+		return builder{}, err
+	}
+	return builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths,
+		lookup: lookup, aliasProblems: aliasProblems}, nil
 }
 
 // buildRendered builds one target, wrapped so it gets rendered titles and
@@ -90,23 +103,38 @@ type builder struct {
 	users     *directory.Users
 	rnd       *render.Renderer
 	shimPaths []string
+	// lookup resolves mail targets' recipients per delivery (recipients.go).
+	lookup        *directory.Lookup
+	aliasProblems config.Diagnostics
+	env           targetEnv
 }
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
 
 // localMailbox returns the mailbox target of a local user: MAIL-DIR/USER,
-// where mail-dir (herald.cfg) defaults to STATE/mail. The daemon runs
-// unprivileged, so it cannot hand /var/mail/USER files to their users;
-// /var/mail is for admins who add the herald user to group mail.
+// where mail-dir (herald.cfg) defaults to Debian's /var/mail, and the
+// embedded default keeps STATE/mail. Outside the state directory a missing
+// mailbox is created owned by its user, group mail, 0660, by the privileged
+// helper (internal/mailbox), so that `mail` works for every user; the daemon
+// itself needs group mail to append (herald.service's SupplementaryGroups).
 func (b builder) localMailbox(user string) (target.Target, bool) {
 	if user == "" || strings.ContainsAny(user, "/\x00") || user == "." || user == ".." {
 		return nil, false
 	}
+	state := filepath.Join(b.s.Paths.StateDir, "mail")
 	dir := b.s.Daemon.MailDir
-	if dir == "" || b.s.Paths.Embedded {
-		dir = filepath.Join(b.s.Paths.StateDir, "mail")
+	switch {
+	case b.s.Paths.Embedded:
+		dir = state
+	case dir == "":
+		dir = mailbox.DefaultDir
 	}
-	return mbox.New(filepath.Join(dir, user), b.hostname()), true
+	mb := mbox.New(filepath.Join(dir, user), b.hostname())
+	if dir != state {
+		helper := b.s.Daemon.MailboxHelper
+		mb.CreateWith(func() error { return mailbox.Creator{Dir: dir, Socket: helper}.Create(user) })
+	}
+	return mb, true
 }
 
 func (b builder) recipients(sec *config.Section) []string {
@@ -159,6 +187,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		body, _ := sec.Decoded("body")
 		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
 			Body: body, Secrets: secrets})
+	case "alertmanager":
+		return b.alertmanager(sec)
 	case "smtp":
 		pw, _ := sec.Secret("password")
 		port := 0
@@ -171,7 +201,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
 			Username: get("username"), Password: pw.Reveal(), From: get("from-address"),
-			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname()})
+			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname(),
+			Recipients: b.recipientsOf(sec)})
 	case "sendmail":
 		relay, err := b.relay()
 		if err != nil {
@@ -180,7 +211,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
 			Author: get("author"), Hostname: b.hostname(), Relay: relay,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
-			ShimPaths: b.shimPaths, Log: b.log})
+			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(sec)})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
@@ -197,8 +228,14 @@ func (b builder) fromAddress(sec *config.Section) string {
 // CheckTargets builds every configured target without sending anything, so
 // that `herald check` reports what the daemon would refuse at start-up.
 func CheckTargets(s *Settings) error {
-	_, err := buildTargets(s, slog.New(slog.DiscardHandler))
-	return err
+	_, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
+	if err != nil {
+		return err
+	}
+	if ds := aliasDiagnostics(s); len(ds) > 0 {
+		return ds
+	}
+	return nil
 }
 
 // BuildTarget builds one named target, disabled or not (`herald test`
@@ -278,6 +315,9 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 	}
 	return rt
 }
+
+// Unwrap returns the wrapped target.
+func (t renderedTarget) Unwrap() target.Target { return t.Target }
 
 // IgnoresMail passes the wrapped target's answer on (target.MailBlind).
 func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }

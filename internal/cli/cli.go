@@ -1,5 +1,6 @@
 // Package cli implements herald's command line: the daemon (`serve`) and the
-// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`).
+// admin commands (`check`, `convert`, `explain`, `notify`, `test`, `queue`,
+// `status`, `monitors`).
 // cmd/herald only calls Main.
 package cli
 
@@ -23,9 +24,12 @@ import (
 	"time"
 
 	"herald/internal/app"
+	"herald/internal/classify"
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailconv"
+	"herald/internal/monitor"
+	"herald/internal/noise"
 	"herald/internal/router"
 	"herald/internal/service"
 	"herald/internal/spool"
@@ -47,6 +51,10 @@ commands:
   test    [--config-dir DIR] TARGET                 send a test notification to one target
   queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
   status                                            what a running daemon has done and holds
+  monitors [--json] | pause NAME | resume NAME      heartbeats and usage watches of the daemon
+  history [--since DUR] [--type T] [--severity S] [--grep RE] [--json]
+                                                    past events and where they went
+  web                                               print the status page's URL with its access token
   version                                           print the version
 
 HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
@@ -85,6 +93,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.queueCmd(rest)
 	case "status":
 		return e.status(rest)
+	case "monitors":
+		return e.monitorsCmd(rest)
+	case "history":
+		return e.history(rest)
+	case "web":
+		return e.webURL(rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
@@ -209,8 +223,12 @@ func (e env) check(args []string) int {
 	if paths.Embedded {
 		where = "embedded default (no " + app.DefaultConfigDir + ")"
 	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers)\n",
-		where, len(s.Notify.Targets), len(s.Notify.Matchers))
+	mons := ""
+	if m := s.Notify.Monitors; len(m.Heartbeats)+len(m.Usage) > 0 {
+		mons = fmt.Sprintf(", %d heartbeats, %d usage watches", len(m.Heartbeats), len(m.Usage))
+	}
+	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d targets, %d matchers%s)\n",
+		where, len(s.Notify.Targets), len(s.Notify.Matchers), mons)
 	return 0
 }
 
@@ -238,26 +256,50 @@ func (e env) printJSON(v any) int {
 }
 
 func (e env) convert(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(e.stderr, "usage: herald convert FILE.eml|-")
+	fs := e.flags("convert")
+	cdir := fs.String("config-dir", "", "configuration directory for classifier sections (default /etc/herald)")
+	if fs.Parse(args) != nil || fs.NArg() != 1 {
+		fmt.Fprintln(e.stderr, "usage: herald convert [--config-dir DIR] FILE.eml|-")
 		return sysexits.Usage
 	}
-	raw, err := e.readInput(args[0])
+	raw, err := e.readInput(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald convert:", err)
 		return sysexits.NoInput
 	}
-	ev := mailconv.Convert(raw, mailconv.Options{}) // this host's short name, as the daemon would
+	opt := mailconv.Options{} // this host's short name, as the daemon would
+	if s, err := app.LoadSettings(app.Resolve(*cdir, ""), shimPaths()); err != nil {
+		// The event still shows what the built-ins make of the mail.
+		e.printDiags(app.Diagnostics(err))
+		fmt.Fprintln(e.stderr, "herald convert: configuration not loaded; classifying with the built-in classifiers only")
+		opt.Classifiers = classify.Chain(nil, nil)
+	} else {
+		opt.Hostname = s.Daemon.Hostname
+		opt.Classifiers = app.Classifiers(s)
+	}
+	ev := mailconv.Convert(raw, opt)
 	return e.printJSON(ev)
 }
 
 // explanation is what `herald explain` prints.
 type explanation struct {
-	Event    *event.Event           `json:"event"`
-	At       string                 `json:"at"`
-	Matchers []router.MatcherResult `json:"matchers"`
-	Skipped  []router.SkippedTarget `json:"skipped,omitempty"`
-	Targets  []string               `json:"targets"`
+	// Classifier names the classifier that recognised a --mail ("none"
+	// when none did); Classification says what else happened.
+	Classifier     string                   `json:"classifier,omitempty"`
+	Classification *mailconv.Classification `json:"classification,omitempty"`
+	Event          *event.Event             `json:"event"`
+	At             string                   `json:"at"`
+	Matchers       []router.MatcherResult   `json:"matchers"`
+	Skipped        []router.SkippedTarget   `json:"skipped,omitempty"`
+	Targets        []string                 `json:"targets"`
+	// Recipients: each listed mail target's resolved recipients, or an
+	// error object when a directory failed (app.ExplainRecipients).
+	Recipients map[string]any `json:"recipients"`
+	// Heartbeats says what the event means for each heartbeat.
+	Heartbeats []monitor.Feeding `json:"heartbeats,omitempty"`
+	// Noise says, per target, which noise rule applies and what it would
+	// do at that time with the state the daemon holds now.
+	Noise []noise.Decision `json:"noise,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -277,13 +319,16 @@ func (e env) explain(args []string) int {
 		return sysexits.Config
 	}
 	var ev *event.Event
+	var cls *mailconv.Classification
 	if *mailFile != "" {
 		raw, err := e.readInput(*mailFile)
 		if err != nil {
 			fmt.Fprintln(e.stderr, "herald explain:", err)
 			return sysexits.NoInput
 		}
-		ev = mailconv.Convert(raw, mailconv.Options{Hostname: s.Daemon.Hostname})
+		var res mailconv.Classification
+		ev, res = mailconv.ConvertClassified(raw, mailconv.Options{Hostname: s.Daemon.Hostname, Classifiers: app.Classifiers(s)})
+		cls = &res
 	} else {
 		raw, err := e.readInput(*evFile)
 		if err != nil {
@@ -312,8 +357,19 @@ func (e env) explain(args []string) int {
 	res := r.Route(ev, when)
 	targets := append([]string{}, res.Targets...)
 	sort.Strings(targets)
-	return e.printJSON(explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets})
+	rcpts, err := app.ExplainRecipients(s, targets, ev)
+	if err != nil {
+		e.printDiags(app.Diagnostics(err))
+		return sysexits.Config
+	}
+	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts,
+		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil),
+		Noise:      e.planNoise(paths, s, ev, targets, when)}
+	if cls != nil {
+		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
+	}
+	return e.printJSON(x)
 }
 
 // fieldFlags collects repeated --field K=V.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func configDir(t *testing.T, dir, name string) string {
 func TestCheckAcceptsProxmoxAndHeraldConfigs(t *testing.T) {
 	for _, name := range []string{"pve-default", "pbs-default", "docs-sendmail", "docs-smtp", "docs-gotify",
 		"docs-matcher-always", "docs-matcher-calendar", "docs-matcher-fields", "webhook-ntfy",
-		"herald-targets", "legacy-group-filter"} {
+		"herald-targets", "legacy-group-filter", "heartbeats"} {
 		t.Run(name, func(t *testing.T) {
 			d := configDir(t, configTestdata, name)
 			out, errs, code := run(t, "", "check", "--config-dir", d)
@@ -143,7 +144,7 @@ func TestConvertHTMLOnlyMail(t *testing.T) {
 	}
 	// stdin works too.
 	raw, _ := os.ReadFile(filepath.Join("..", "..", "testdata", "mails", "cron.eml"))
-	if out2, _, code := run(t, string(raw), "convert", "-"); code != 0 || !strings.Contains(out2, `"type": "system-mail"`) {
+	if out2, _, code := run(t, string(raw), "convert", "-"); code != 0 || !strings.Contains(out2, `"type": "cron"`) {
 		t.Fatalf("convert -: %d %s", code, out2)
 	}
 }
@@ -157,8 +158,13 @@ type explained struct {
 			Matched bool
 		}
 	}
-	Targets []string
-	Event   event.Event
+	Targets        []string
+	Event          event.Event
+	Classifier     string
+	Classification struct {
+		Classifier string
+		Set        map[string]string
+	}
 }
 
 func explain(t *testing.T, dir string, ev string, extra ...string) explained {
@@ -249,7 +255,8 @@ func TestExplainMail(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &x); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(x.Targets, ",") != "mail-to-root" || x.Event.Fields["type"] != "system-mail" {
+	if strings.Join(x.Targets, ",") != "mail-to-root" || x.Event.Fields["type"] != "smartd" || x.Classifier != "smartd" ||
+		x.Event.Severity != event.Error || x.Event.Fields["failtype"] != "CurrentPendingSector" {
 		t.Fatalf("%s", out)
 	}
 	if _, _, code := run(t, "", "explain", "--config-dir", d); code != 64 {
@@ -347,5 +354,55 @@ func TestCheckMissingConfigDir(t *testing.T) {
 	out, stderr, code := run(t, "", "check", "--config-dir", missing)
 	if code != 0 || !strings.Contains(out, "1 targets, 1 matchers") || !strings.Contains(stderr, "does not exist") {
 		t.Fatalf("exit %d out %q err %q", code, out, stderr)
+	}
+}
+
+// A classifier section wins over the built-ins in explain and convert; a
+// mail nothing recognises is explained as classifier "none"; a broken
+// regex is a FILE:LINE error in check.
+func TestClassifierSections(t *testing.T) {
+	d := t.TempDir()
+	cfg := "classifier: smart-override\n\tmatch-subject ^SMART error \\((?P<failtype>\\w+)\\)\n\ttype disk\n\tseverity warning\n\tfield team=storage\n"
+	if err := os.WriteFile(filepath.Join(d, "notifications.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smartd := filepath.Join("..", "..", "testdata", "mails", "smartd.eml")
+	out, stderr, code := run(t, "", "explain", "--config-dir", d, "--mail", smartd)
+	var x explained
+	if code != 0 || json.Unmarshal([]byte(out), &x) != nil {
+		t.Fatalf("exit %d %s %s", code, out, stderr)
+	}
+	if x.Classifier != "classifier:smart-override" || x.Event.Fields["type"] != "disk" || x.Event.Fields["team"] != "storage" ||
+		x.Event.Fields["failtype"] != "CurrentPendingSector" || x.Event.Severity != event.Warning {
+		t.Fatalf("explain: %s", out)
+	}
+	if fmt.Sprint(x.Classification.Set) != "map[failtype:CurrentPendingSector severity:warning team:storage type:disk]" {
+		t.Errorf("explain says the classifier set %v", x.Classification.Set)
+	}
+	out, _, code = run(t, "", "convert", "--config-dir", d, smartd)
+	if code != 0 || !strings.Contains(out, `"type": "disk"`) {
+		t.Fatalf("convert: %d %s", code, out)
+	}
+	out, _, _ = run(t, "", "explain", "--config-dir", d, "--mail", filepath.Join("..", "..", "testdata", "mails", "latin1.eml"))
+	if json.Unmarshal([]byte(out), &x) != nil || x.Classifier != "none" || x.Event.Fields["type"] != "system-mail" {
+		t.Fatalf("explain of a personal mail: %s", out)
+	}
+	// classifiers-disable turns a built-in off.
+	if err := os.WriteFile(filepath.Join(d, "herald.cfg"), []byte("classifiers-disable smartd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "notifications.cfg"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = run(t, "", "explain", "--config-dir", d, "--mail", smartd)
+	if json.Unmarshal([]byte(out), &x) != nil || x.Classifier != "none" {
+		t.Fatalf("explain with smartd disabled: %s", out)
+	}
+	if err := os.WriteFile(filepath.Join(d, "notifications.cfg"), []byte("classifier: bad\n\tmatch-body (unclosed\n\ttype x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, "", "check", "--config-dir", d)
+	if code != 1 || !strings.Contains(stderr, "notifications.cfg:2: invalid match-body regular expression: missing closing ): `(unclosed`") {
+		t.Fatalf("check: exit %d\n%s", code, stderr)
 	}
 }

@@ -16,8 +16,14 @@
 // and filter sections (given their documented proxmox-notify 0.2 meaning).
 // herald's own: ntfy (server, topic, priority, tags; token in the private
 // file), mbox (path), file (path, JSON lines), journal (identifier), exec
-// (command, timeout). A sendmail target may name an external MTA with
+// (command, timeout), alertmanager (url, label-field, resolve-after,
+// resend-interval, timeout, ca-file, username; password or token in the
+// private file). A sendmail target may name an external MTA with
 // sendmail-path, which must not lead back to herald's own shim.
+// herald's own non-target sections register themselves (registerType):
+// heartbeat and usage monitors (monitors.go, docs/monitors.md), classifier
+// (classifier.go), ldap (ldap.go) and noise (noise.go: dedup, quiet hours,
+// digests).
 //
 // # herald.cfg
 //
@@ -54,6 +60,8 @@
 //	relay-password-file PATH       absolute; file holding the relay password
 //	max-delivery-age DURATION      give up retrying after this (default 5d)
 //	delivery-concurrency N         deliveries in flight at once (default 4)
+//	history-retention DURATION     how long the event history keeps events (default 30d)
+//	history-max-size SIZE          the event history's size bound (default 64M)
 //	smtp-max-sessions N            concurrent SMTP sessions; one more is answered
 //	                               421 (default 100)
 //	smtp-max-sessions-per-client N concurrent SMTP sessions from one client: a
@@ -169,12 +177,20 @@ type Config struct {
 	Filters  []*Filter  `json:"filters,omitempty"`
 	// Herald holds herald's own non-target sections (kindHerald), file
 	// order, private parts joined; their build hooks fill the typed fields.
-	Herald   []*Section  `json:"-"`
+	Herald []*Section `json:"-"`
+	LDAP   []*LDAP    `json:"ldap,omitempty"` // ldap sections (ldap.go)
+	// Monitors holds the heartbeat and usage sections (monitors.go).
+	Monitors Monitors    `json:"monitors,omitzero"`
 	Warnings Diagnostics `json:"warnings,omitempty"`
 	Flavor   Flavor      `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
+
+	// Classifiers are the classifier sections, file order.
+	Classifiers []*Classifier `json:"classifiers,omitempty"`
+	// Noise holds the noise sections (noise.go), file order.
+	Noise []*NoiseRule `json:"noise,omitempty"`
 }
 
 // Target returns the target section of that name, or nil.
@@ -552,6 +568,11 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 	checkTargets(pd, cfg, opt)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
+	}
+	for _, t := range cfg.Targets {
+		if b := sectionTypes[t.Type].build; b != nil && t.File != BuiltinFile {
+			b(pd, t, cfg) // targets: checks across keys (and the private part)
+		}
 	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})

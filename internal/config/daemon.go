@@ -49,6 +49,19 @@ type Daemon struct {
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
 	MailDir string `json:"mail-dir,omitempty"`
+	// AliasesFile is the aliases(5) file local recipients of mail targets
+	// go through.
+	AliasesFile string `json:"aliases-file"`
+	// MailboxHelper is the socket of the privileged helper that creates
+	// users' mailboxes ("" = /run/herald/mbox.sock, herald-mbox.socket).
+	MailboxHelper string `json:"mailbox-helper,omitempty"`
+
+	// ClassifiersDisable names built-in mail classifiers not to run.
+	ClassifiersDisable []string `json:"classifiers-disable,omitempty"`
+	// HistoryRetention and HistoryMaxSize bound the event history (0: the
+	// history package's defaults, 30d and 64M).
+	HistoryRetention time.Duration `json:"history-retention,omitempty"`
+	HistoryMaxSize   int64         `json:"history-max-size,omitempty"`
 	// Limits bound sessions, rates and disk use (limits.go).
 	Limits Limits `json:"limits"`
 }
@@ -87,9 +100,13 @@ func DefaultDaemon() *Daemon {
 		Flavor:              FlavorPVE,
 		MaxDeliveryAge:      DefaultMaxDeliveryAge,
 		DeliveryConcurrency: DefaultDeliveryConcurrency,
+		AliasesFile:         DefaultAliasesFile,
 		Limits:              DefaultLimits(),
 	}
 }
+
+// DefaultAliasesFile is Debian's aliases file.
+const DefaultAliasesFile = "/etc/aliases"
 
 // LoadDaemon reads herald.cfg. A missing file yields the defaults; any
 // problem is reported as Diagnostics (FILE:LINE: message), all at once.
@@ -208,7 +225,9 @@ var daemonKeys = map[string]daemonKey{
 	"delivery-concurrency": {parse: func(d *Daemon, v string, _ bool) string {
 		return parseInt(&d.DeliveryConcurrency, v, 1, 1024)
 	}},
-	"mail-dir": {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
+	"mail-dir":       {parse: absPathKey(func(d *Daemon) *string { return &d.MailDir })},
+	"aliases-file":   {parse: absPathKey(func(d *Daemon) *string { return &d.AliasesFile })},
+	"mailbox-helper": {parse: absPathKey(func(d *Daemon) *string { return &d.MailboxHelper })},
 }
 
 func parseListen(dst *[]netip.AddrPort, v string, first bool) string {

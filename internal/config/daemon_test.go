@@ -95,6 +95,8 @@ relay-username herald
 relay-password-file /etc/herald/relay-pw
 max-delivery-age 1d12h
 delivery-concurrency 8
+aliases-file /etc/herald/aliases
+mailbox-helper /run/test/mbox.sock
 `
 	d, err := ParseDaemon("h.cfg", []byte(in))
 	if err != nil {
@@ -123,6 +125,8 @@ delivery-concurrency 8
 		RelayPasswordFile:   "/etc/herald/relay-pw",
 		MaxDeliveryAge:      36 * time.Hour,
 		DeliveryConcurrency: 8,
+		AliasesFile:         "/etc/herald/aliases",
+		MailboxHelper:       "/run/test/mbox.sock",
 		Limits:              DefaultLimits(),
 	}
 	if !reflect.DeepEqual(d, want) {

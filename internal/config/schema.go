@@ -57,6 +57,7 @@ type typeDef struct {
 	secretKeys []string
 	// build, for kindHerald types, converts a loaded section (private part
 	// already joined) into typed config on cfg, reporting problems on d.
+	// For a target type it is optional and only checks the section.
 	build func(d diags, s *Section, cfg *Config)
 }
 

@@ -114,6 +114,11 @@ func TestShimRealCallers(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d.run(c.input, d.shim, c.args...)
 			ev := d.waitEvent(c.title)
+			if c.name == "cron" { // the cron classifier recognises cron's mail
+				checkClassified(t, ev, "cron", event.Info, map[string]string{"hostname": "pve1", "user": "root",
+					"command": "/usr/local/bin/job", "job-status": "ok"})
+				return
+			}
 			checkEvent(t, ev, c.body, nil)
 			if c.name == "logwatch-dot-ends" && strings.Contains(ev.Body, "not part") {
 				t.Errorf("without -i a lone dot must end the message; body %q", ev.Body)

@@ -69,7 +69,8 @@ next:
 // spool to the targets; /metrics parses and its counters move as mail
 // flows; herald status summarises the same.
 func TestHTTPAPIAndMetrics(t *testing.T) {
-	d := newDaemon(t, fileOnly)
+	d := newDaemon(t, fileOnly+"\nheartbeat: kuma\n\tperiod 26h\n")
+	writeFile(t, d.configDir+"/notifications-priv.cfg", "heartbeat: kuma\n\tpush-token s3cr3t-kuma-token\n", 0o600)
 	d.start()
 	base := fmt.Sprintf("http://127.0.0.1:%d", d.httpPort)
 

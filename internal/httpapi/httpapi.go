@@ -1,8 +1,9 @@
 // Package httpapi holds herald's HTTP listener on loopback (docs/interfaces.md §3.3):
 // POST /api/v1/events takes an event as JSON, /api/push/TOKEN is an Uptime
 // Kuma compatible push endpoint so existing hook scripts can point at herald
-// unchanged, /metrics serves the Prometheus metrics and /healthz the
-// daemon's health.
+// unchanged (it feeds the heartbeat whose push-token it is), GET
+// /api/v1/monitors lists the monitors, /metrics serves the Prometheus
+// metrics and /healthz the daemon's health.
 //
 // Events enter herald through the spool like mail does: a request is
 // answered with success only after Submit returned, that is after the entry
@@ -52,12 +53,22 @@ type Options struct {
 	Allow []netip.Prefix
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// PushMonitor resolves a push token to the name of its heartbeat;
+	// a token it does not know is answered as Uptime Kuma answers an
+	// unknown one (404) and feeds nothing. nil knows no token.
+	PushMonitor func(token string) (monitor string, ok bool)
+	// Monitors, if set, lists the monitors for GET /api/v1/monitors (any
+	// value that marshals to JSON).
+	Monitors func() any
 	// Hosts are names accepted in the Host header besides IP literals and
 	// localhost (host.go).
 	Hosts []string
 	// Healthy, if set, decides /healthz: nil error is 200 "ok", an error is
 	// 503 with the error's text. Without it /healthz always answers 200.
 	Healthy func() error
+	// Web, if set, serves everything no API path takes (the status page,
+	// which does its own token check).
+	Web http.Handler
 }
 
 // MaxEventSize is the largest event JSON body POST /api/v1/events takes;
@@ -114,8 +125,14 @@ func New(sub Submitter, opt Options) *Server {
 	mux.HandleFunc("/api/v1/events", s.handleEvents)
 	mux.HandleFunc("/api/push/{token}", s.handlePush)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if opt.Monitors != nil {
+		mux.HandleFunc("GET /api/v1/monitors", s.handleMonitors)
+	}
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", opt.Metrics.Handler())
+	}
+	if opt.Web != nil {
+		mux.Handle("/", opt.Web)
 	}
 	s.handler = s.guard(mux)
 
@@ -254,7 +271,7 @@ func submitStatus(err error) (int, string) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		// Only maps of strings and bools are passed: cannot happen.
+		// Only maps and plain structs are passed: cannot happen.
 		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -20,7 +20,11 @@ const (
 	FieldPushToken = "push-token" // PushTokenHash of the token
 	FieldStatus    = "status"     // "up" or "down"
 	FieldPing      = "ping"       // the ping parameter in milliseconds, when given
+	FieldMonitor   = "monitor"    // the heartbeat the token belongs to
 )
+
+// unknownToken is Uptime Kuma's answer to a token no active monitor has.
+const unknownToken = "Monitor not found or not active."
 
 // pushPrefix is the path of the push endpoint without its token.
 const pushPrefix = "/api/push/"
@@ -45,9 +49,12 @@ func PushTokenHash(token string) string {
 
 // handlePush is /api/push/TOKEN?status=up|down&msg=...&ping=..., answered
 // like Uptime Kuma's push endpoint: 200 {"ok":true} on success, {"ok":false,
-// "msg":...} otherwise. As in Kuma, the parameters come from the query
-// string for POST too, a missing status means up and any status but "up"
-// means down (a script that reports trouble in its own words is still heard).
+// "msg":...} otherwise, 404 with Kuma's message for a token that no active
+// heartbeat has (nothing is spooled then). The event of a known token names
+// its heartbeat in the monitor field. As in Kuma, the parameters come from
+// the query string for POST too, a missing status means up and any status
+// but "up" means down (a script that reports trouble in its own words is
+// still heard).
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -74,12 +81,23 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	name, known := "", false
+	if s.opt.PushMonitor != nil {
+		name, known = s.opt.PushMonitor(token)
+	}
+	if !known {
+		s.log.Info("push rejected: unknown token", "push_token", hash, "remote", r.RemoteAddr)
+		writePush(w, http.StatusNotFound, unknownToken)
+		return
+	}
+
 	ev := pushEvent(hash, status, msg, ping)
+	ev.Fields[FieldMonitor] = name
 	id, ok := s.submit(w, r, ev, writePush)
 	if !ok {
 		return
 	}
-	s.log.Info("push accepted", "spool_id", id, "push_token", hash, "status", status, "remote", r.RemoteAddr)
+	s.log.Info("push accepted", "spool_id", id, "push_token", hash, "monitor", name, "status", status, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 

@@ -71,7 +71,8 @@ func TestPush(t *testing.T) {
 			if ev.Severity != tc.sev || ev.Title != tc.title {
 				t.Errorf("severity %v title %q, want %v %q", ev.Severity, ev.Title, tc.sev, tc.title)
 			}
-			want := map[string]string{"type": "push", "hostname": "pve1", "push-token": hash, "status": tc.status}
+			want := map[string]string{"type": "push", "hostname": "pve1", "push-token": hash, "status": tc.status,
+				"monitor": "nightly-backup"}
 			if tc.ping != "" {
 				want["ping"] = tc.ping
 			}
@@ -195,8 +196,9 @@ func TestTokenNeverLogged(t *testing.T) {
 	hash := PushTokenHash(token)
 	sub := &fakeSub{}
 	log, logs := newLogger()
-	s := New(sub, Options{Logger: log})
-	failing := New(&fakeSub{err: temporaryErr}, Options{Logger: log})
+	known := func(tok string) (string, bool) { return "job", tok == token }
+	s := New(sub, Options{Logger: log, PushMonitor: known})
+	failing := New(&fakeSub{err: temporaryErr}, Options{Logger: log, PushMonitor: known})
 
 	var replies []string
 	run := func(srv *Server, method, target, remote string, hdr map[string]string) {
@@ -214,12 +216,14 @@ func TestTokenNeverLogged(t *testing.T) {
 	run(s, "GET", p, "127.0.0.1:1", map[string]string{"Sec-Fetch-Site": "cross-site"})
 	run(s, "GET", "/api/push/"+strings.Repeat(token, 20), "127.0.0.1:1", nil)
 	run(failing, "GET", p+"?status=down", "127.0.0.1:1", nil)
+	run(s, "GET", p+"x?status=up", "127.0.0.1:1", nil) // unknown
 
 	out := logs.String()
 	if strings.Contains(out, token) {
 		t.Fatalf("the log contains the push token:\n%s", out)
 	}
-	for _, want := range []string{"push accepted", "push_token=" + hash, "peer not allowed", "cross-site", "spool write failed"} {
+	for _, want := range []string{"push accepted", "push_token=" + hash, "peer not allowed", "cross-site", "spool write failed",
+		"unknown token"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
@@ -236,5 +240,44 @@ func TestTokenNeverLogged(t *testing.T) {
 	}
 	if n := len(sub.submissions()); n != 2 {
 		t.Errorf("%d submissions, want 2", n)
+	}
+}
+
+// TestPushUnknownToken: a token no heartbeat has is answered as Uptime Kuma
+// answers it and spools nothing; so is every token when no lookup is set.
+func TestPushUnknownToken(t *testing.T) {
+	for _, opt := range []Options{{}, {PushMonitor: func(string) (string, bool) { return "", false }}} {
+		sub := &fakeSub{}
+		s := New(sub, opt)
+		for _, method := range []string{"GET", "POST"} {
+			rec := do(s, method, "/api/push/"+kumaToken+"?status=up&msg=Backup_OK", "")
+			if rec.Code != http.StatusNotFound {
+				t.Fatalf("%s unknown token: status %d, want 404", method, rec.Code)
+			}
+			reply := jsonBody(t, rec.Body.String())
+			if reply["ok"] != false || reply["msg"] != "Monitor not found or not active." {
+				t.Fatalf("reply %s, want Kuma's", rec.Body)
+			}
+		}
+		if n := len(sub.submissions()); n != 0 {
+			t.Fatalf("%d submissions for an unknown token", n)
+		}
+	}
+}
+
+func TestMonitorsEndpoint(t *testing.T) {
+	s, _ := newServer(&fakeSub{}, Options{Monitors: func() any {
+		return []map[string]string{{"name": "nightly", "state": "up"}}
+	}})
+	rec := do(s, "GET", "/api/v1/monitors", "")
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `[{"name":"nightly","state":"up"}]` {
+		t.Fatalf("status %d body %s", rec.Code, rec.Body)
+	}
+	if rec := do(s, "POST", "/api/v1/monitors", ""); rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: status %d", rec.Code)
+	}
+	plain, _ := newServer(&fakeSub{}, Options{})
+	if rec := do(plain, "GET", "/api/v1/monitors", ""); rec.Code != http.StatusNotFound {
+		t.Fatalf("without monitors: status %d", rec.Code)
 	}
 }

@@ -2,6 +2,7 @@ package mailconv
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -222,15 +223,55 @@ func TestAttachmentListCapped(t *testing.T) {
 func TestBodyCap(t *testing.T) {
 	line := strings.Repeat("é", MaxBodyBytes) // 2 MiB of two-byte characters
 	ev := Convert([]byte("Subject: big\nContent-Type: text/plain; charset=utf-8\n\n"+line+"\n"), goldenOptions())
-	want := fmt.Sprintf("\n[... truncated, %d bytes more]", MaxBodyBytes)
-	if !strings.HasSuffix(ev.Body, want) {
-		t.Fatalf("body does not end with %q: ...%q", want, ev.Body[len(ev.Body)-60:])
+	want := fmt.Sprintf("\n[... %d bytes cut here ...]\n", MaxBodyBytes)
+	i := strings.Index(ev.Body, want)
+	if i < 0 {
+		t.Fatalf("body has no note %q", want)
 	}
-	if kept := len(ev.Body) - len(want); kept != MaxBodyBytes || !utf8.ValidString(ev.Body) {
-		t.Errorf("kept %d bytes (valid UTF-8: %v), want %d", kept, utf8.ValidString(ev.Body), MaxBodyBytes)
+	if i != MaxBodyBytes/2 || len(ev.Body)-i-len(want) != MaxBodyBytes/2 || !utf8.ValidString(ev.Body) {
+		t.Errorf("kept %d bytes before and %d after the note (valid UTF-8: %v), want %d each",
+			i, len(ev.Body)-i-len(want), utf8.ValidString(ev.Body), MaxBodyBytes/2)
 	}
 	if len(ev.Mail.Raw) < 2*MaxBodyBytes {
 		t.Error("raw mail was cut too")
+	}
+}
+
+// TestBodyKeepsHeadAndTail: a long log keeps its first and its last lines,
+// cut at line ends, with the note between them counting what was cut.
+func TestBodyKeepsHeadAndTail(t *testing.T) {
+	for _, size := range []int{MaxBodyBytes + 100, 3 * MaxBodyBytes, 9 * MaxBodyBytes} {
+		var sb strings.Builder
+		for i := 0; sb.Len() < size; i++ {
+			fmt.Fprintf(&sb, "line %07d: rsync: sending incremental file list\n", i)
+		}
+		body := sb.String() + "FATAL: backup target unreachable, job failed"
+		for _, cte := range []string{"8bit", "base64"} {
+			enc := body
+			if cte == "base64" {
+				enc = base64.StdEncoding.EncodeToString([]byte(body))
+			}
+			ev := Convert([]byte("Subject: log\nContent-Transfer-Encoding: "+cte+"\n\n"+enc), goldenOptions())
+			if !strings.HasPrefix(ev.Body, "line 0000000: rsync") || !strings.HasSuffix(ev.Body, "\nFATAL: backup target unreachable, job failed") {
+				t.Fatalf("%d bytes %s: head or tail lost: %q ... %q", size, cte, ev.Body[:40], ev.Body[len(ev.Body)-60:])
+			}
+			i := strings.Index(ev.Body, "\n[... ")
+			var cut int
+			if _, err := fmt.Sscanf(ev.Body[i:], "\n[... %d bytes cut here ...]\n", &cut); err != nil {
+				t.Fatalf("%d bytes %s: note: %v", size, cte, err)
+			}
+			note := fmt.Sprintf("\n[... %d bytes cut here ...]\n", cut)
+			head, tail := ev.Body[:i+1], ev.Body[i+len(note):]
+			if !strings.HasSuffix(head, "\n") || !strings.HasPrefix(tail, "line ") {
+				t.Errorf("%d bytes %s: not cut at line ends: %q | %q", size, cte, head[len(head)-20:], tail[:20])
+			}
+			if len(head)+cut+len(tail) != len(body) || !strings.HasPrefix(body, head) || !strings.HasSuffix(body, tail) {
+				t.Errorf("%d bytes %s: kept %d + cut %d + kept %d != %d", size, cte, len(head), cut, len(tail), len(body))
+			}
+			if len(ev.Body) > MaxBodyBytes+64 {
+				t.Errorf("%d bytes %s: body is %d bytes", size, cte, len(ev.Body))
+			}
+		}
 	}
 }
 
@@ -376,7 +417,7 @@ func TestStripTags(t *testing.T) {
 }
 
 // A huge text body is decoded only as far as the body cap needs, and the
-// truncation note still counts everything that was left out.
+// note still counts everything that was left out.
 func TestHugeBodyIsBoundedAndCounted(t *testing.T) {
 	line := strings.Repeat("0123456789abcdef", 4) + "\n"
 	body := strings.Repeat(line, 20<<20/len(line))
@@ -389,16 +430,57 @@ func TestHugeBodyIsBoundedAndCounted(t *testing.T) {
 	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 30<<20 {
 		t.Errorf("converting a 20 MB body allocated %d MB", alloc>>20)
 	}
-	i := strings.LastIndex(ev.Body, "\n[... truncated, ")
+	i := strings.Index(ev.Body, "\n[... ")
 	if i < 0 {
-		t.Fatalf("no truncation note at the end of %d bytes", len(ev.Body))
+		t.Fatalf("no note in %d bytes", len(ev.Body))
 	}
-	var more int
-	if _, err := fmt.Sscanf(ev.Body[i:], "\n[... truncated, %d bytes more]", &more); err != nil {
+	var cut int
+	if _, err := fmt.Sscanf(ev.Body[i:], "\n[... %d bytes cut here ...]", &cut); err != nil {
 		t.Fatal(err)
 	}
-	want := len(strings.TrimRight(body, "\n")) - i
-	if more != want {
-		t.Errorf("note says %d bytes more, want %d", more, want)
+	// The note's first line end is the head's own last one.
+	kept := len(ev.Body) - len(fmt.Sprintf("\n[... %d bytes cut here ...]\n", cut)) + 1
+	if want := len(strings.TrimRight(body, "\n")); kept+cut != want {
+		t.Errorf("kept %d + cut %d bytes, want %d in all", kept, cut, want)
 	}
 }
+
+// A classifier stuck on its input is abandoned after the timeout and
+// logged; the next one still runs and the mail still becomes an event.
+func TestClassifierTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stuck := namedClassifier{"stuck", func(m *Message, ev *event.Event) bool {
+		ev.SetField("type", "stuck")
+		<-release
+		return true
+	}}
+	next := namedClassifier{"next", func(m *Message, ev *event.Event) bool {
+		ev.SetField("type", "next")
+		return true
+	}}
+	var logBuf bytes.Buffer
+	opt := goldenOptions()
+	opt.Classifiers = []Classifier{stuck, next}
+	opt.ClassifierTimeout = 50 * time.Millisecond
+	opt.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
+	start := time.Now()
+	ev, res := ConvertClassified([]byte("Subject: x\n\nbody"), opt)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("conversion took %v", d)
+	}
+	if ev.Type() != "next" || res.Classifier != "next" || fmt.Sprint(res.Skipped) != "[stuck]" || fmt.Sprint(res.Set) != "map[type:next]" {
+		t.Errorf("type %q, classification %+v", ev.Type(), res)
+	}
+	if !strings.Contains(logBuf.String(), "mail classifier timed out; skipped") || !strings.Contains(logBuf.String(), "classifier=stuck") {
+		t.Errorf("log: %s", logBuf.String())
+	}
+}
+
+type namedClassifier struct {
+	name string
+	f    func(m *Message, ev *event.Event) bool
+}
+
+func (n namedClassifier) Name() string                              { return n.name }
+func (n namedClassifier) Classify(m *Message, ev *event.Event) bool { return n.f(m, ev) }

@@ -12,6 +12,7 @@
 package mailconv
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -46,8 +47,35 @@ type Options struct {
 	// Classifiers run in order after the defaults are set; the first that
 	// returns true wins.
 	Classifiers []Classifier
-	// Log receives a line when a classifier panics; nil discards it.
+	// Log receives a line when a classifier panics or times out; nil
+	// discards it.
 	Log *slog.Logger
+	// ClassifierTimeout bounds each classifier's run; one that takes
+	// longer is skipped (and left to finish on its own copy of the event).
+	// Zero means DefaultClassifierTimeout.
+	ClassifierTimeout time.Duration
+}
+
+// DefaultClassifierTimeout is how long one classifier may take on one mail.
+// The built-ins take microseconds; the bound is for a classifier that loops.
+const DefaultClassifierTimeout = 2 * time.Second
+
+// Named is implemented by classifiers that have a name; logs, the journal
+// line and herald explain use it. Others are named by their position.
+type Named interface {
+	Name() string
+}
+
+// Classification says how Convert classified a mail.
+type Classification struct {
+	// Classifier names the classifier that recognised the mail, "" when
+	// none did (the event stays system-mail, severity unknown).
+	Classifier string `json:"classifier,omitempty"`
+	// Skipped names the classifiers that panicked or timed out on it.
+	Skipped []string `json:"skipped,omitempty"`
+	// Set is what the classifier changed on the event: the fields it set
+	// or changed, and "severity" when it set one.
+	Set map[string]string `json:"set,omitempty"`
 }
 
 // Classifier recognises a kind of mail and sets type, severity and fields
@@ -66,16 +94,37 @@ func (f ClassifierFunc) Classify(m *Message, ev *event.Event) bool { return f(m,
 // Convert turns a raw mail into an event. It never fails and never returns
 // nil. ev.Mail.Raw is raw itself, unchanged.
 func Convert(raw []byte, opt Options) *event.Event {
+	ev, _ := ConvertClassified(raw, opt)
+	return ev
+}
+
+// ConvertClassified is Convert that also says which classifier recognised
+// the mail.
+func ConvertClassified(raw []byte, opt Options) (*event.Event, Classification) {
 	m := Parse(raw)
-	ev := defaultEvent(m, opt)
-	for i, c := range opt.Classifiers {
-		if got, ok := classify(c, m, ev, opt.Log, i); ok {
-			ev = got
-			break
+	def := defaultEvent(m, opt)
+	ev, res := runClassifiers(m, def, opt)
+	finish(ev, raw)
+	if res.Classifier != "" {
+		res.Set = map[string]string{}
+		for k, v := range ev.Fields {
+			if old, ok := def.Fields[k]; !ok || old != v {
+				res.Set[k] = v
+			}
+		}
+		if ev.Severity != def.Severity {
+			res.Set["severity"] = ev.Severity.String()
 		}
 	}
-	finish(ev, raw)
-	return ev
+	return ev, res
+}
+
+// classifierName is c's name, or its position in the list.
+func classifierName(c Classifier, i int) string {
+	if n, ok := c.(Named); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("#%d", i)
 }
 
 // defaultEvent is the event Proxmox makes for forwarded system mail.
@@ -126,9 +175,87 @@ func defaultEvent(m *Message, opt Options) *event.Event {
 	return ev
 }
 
-// classify runs one classifier on a copy of ev, so that a classifier that
-// declines (or panics) halfway leaves no trace.
-func classify(c Classifier, m *Message, ev *event.Event, log *slog.Logger, i int) (got *event.Event, ok bool) {
+// outcome is what one classifier made of a mail.
+type outcome struct {
+	i     int
+	ev    *event.Event // the classifier's copy, when ok
+	ok    bool
+	panic any
+}
+
+// runClassifiers runs the classifiers in order until one recognises the
+// mail. They run on a worker goroutine, one after the other, each on its own
+// copy of ev (a classifier that declines or panics halfway leaves no
+// trace). A classifier that does not finish within the timeout is
+// abandoned with its worker, and a new worker carries on with the next
+// one: a classifier stuck in a loop cannot hold the mail.
+func runClassifiers(m *Message, ev *event.Event, opt Options) (*event.Event, Classification) {
+	var res Classification
+	cs := opt.Classifiers
+	if len(cs) == 0 {
+		return ev, res
+	}
+	timeout := opt.ClassifierTimeout
+	if timeout <= 0 {
+		timeout = DefaultClassifierTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for from := 0; from < len(cs); {
+		// Buffered for every outcome, so that an abandoned worker never
+		// blocks; stop tells it to run no further classifier.
+		out := make(chan outcome, len(cs)-from)
+		stop := make(chan struct{})
+		go work(cs, from, m, ev, out, stop)
+		i, timedOut := from, false
+		for ; i < len(cs) && !timedOut; i++ {
+			t.Reset(timeout)
+			select {
+			case o := <-out:
+				if o.panic != nil {
+					res.Skipped = append(res.Skipped, classifierName(cs[i], i))
+					if opt.Log != nil {
+						opt.Log.Error("mail classifier panicked; skipped", "event_id", ev.ID, "classifier", classifierName(cs[i], i), "panic", fmt.Sprint(o.panic))
+					}
+				}
+				if o.ok {
+					res.Classifier = classifierName(cs[i], i)
+					return o.ev, res
+				}
+			case <-t.C:
+				close(stop) // a new worker goes on with the next classifier
+				timedOut = true
+				res.Skipped = append(res.Skipped, classifierName(cs[i], i))
+				if opt.Log != nil {
+					opt.Log.Error("mail classifier timed out; skipped", "event_id", ev.ID, "classifier", classifierName(cs[i], i), "timeout", timeout.String())
+				}
+			}
+		}
+		from = i
+	}
+	return ev, res
+}
+
+// work runs cs[from:] on m until one recognises it or stop is closed,
+// sending one outcome per classifier.
+func work(cs []Classifier, from int, m *Message, ev *event.Event, out chan<- outcome, stop <-chan struct{}) {
+	for i := from; i < len(cs); i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		o := classifyOne(cs[i], i, m, ev)
+		out <- o
+		if o.ok {
+			return
+		}
+	}
+}
+
+// classifyOne runs one classifier on a copy of ev.
+func classifyOne(c Classifier, i int, m *Message, ev *event.Event) (o outcome) {
+	o.i = i
 	cp := *ev
 	cp.Fields = make(map[string]string, len(ev.Fields)+4)
 	for k, v := range ev.Fields {
@@ -140,16 +267,13 @@ func classify(c Classifier, m *Message, ev *event.Event, log *slog.Logger, i int
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			if log != nil {
-				log.Error("mail classifier panicked; skipped", "event", ev.ID, "classifier", i, "panic", r)
-			}
-			got, ok = nil, false
+			o = outcome{i: i, panic: r}
 		}
 	}()
-	if !c.Classify(m, &cp) {
-		return nil, false
+	if c.Classify(m, &cp) {
+		o.ok, o.ev = true, &cp
 	}
-	return &cp, true
+	return o
 }
 
 // finish restores the invariants a classifier might have broken: valid

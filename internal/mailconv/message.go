@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -73,7 +74,8 @@ type Message struct {
 
 	// Body is the chosen text body: the text/plain alternative, or the
 	// HTML one rendered as text. Line ends are \n, trailing whitespace is
-	// trimmed, and it is capped at MaxBodyBytes with a truncation note.
+	// trimmed, and a longer text than MaxBodyBytes keeps its head and its
+	// tail with a note between them saying how much was cut.
 	// The attachment list is not part of it.
 	Body string
 	// BodyType is the media type Body was made from: "text/plain",
@@ -125,9 +127,13 @@ func Parse(raw []byte) (m *Message) {
 		chosen = nil // a lone non-text part is an attachment, not a body
 	}
 	if chosen != nil {
+		var head, tail string
 		var skipped int
-		m.Body, m.BodyType, skipped = chosen.text()
-		m.Body = capBodySkipped(trimEnd(m.Body), skipped)
+		head, tail, m.BodyType, skipped = chosen.text()
+		if tail == "" {
+			head = trimEnd(head)
+		}
+		m.Body = capBodyParts(head, trimEnd(tail), skipped)
 	}
 	collectAttachments(root, chosen, &m.Attachments)
 	if note := dropped.note(); note != "" {
@@ -231,33 +237,51 @@ func pick(p *part) *part {
 	return html
 }
 
-// text decodes a leaf part into UTF-8 text, rendering HTML.
-func (p *part) text() (text, kind string, skipped int) {
+// text decodes a leaf part into UTF-8 text, rendering HTML. A part larger
+// than the input cap is decoded only at its two ends: head is the text of
+// its beginning, tail that of its end ("" when the part was decoded
+// whole), and skipped the number of source bytes between them.
+func (p *part) text() (head, tail, kind string, skipped int) {
 	data := transferDecode(p.header.Get("Content-Transfer-Encoding"), p.body)
 	kind = textKind(p.mediaType, true)
-	// The text is cut at MaxBodyBytes anyway: decoding all of a 50 MB body
+	// The text is cut to MaxBodyBytes anyway: decoding all of a 50 MB body
 	// to keep 1 MB only costs memory (several copies of it). HTML shrinks
 	// when rendered, so more of it is read.
 	limit := textInputCap
 	if kind == "text/html" {
 		limit = htmlInputCap
 	}
+	var end []byte
 	if len(data) > limit {
-		cut := limit
-		if i := bytes.LastIndexByte(data[:limit], '\n'); i > limit/2 {
+		cut := limit / 2
+		if i := bytes.LastIndexByte(data[:cut], '\n'); i > cut/2 {
 			cut = i + 1
 		}
-		skipped = len(data) - cut
-		data = data[:cut]
-	}
-	if kind == "text/html" {
-		label := p.params["charset"]
-		if label == "" {
-			label = sniffHTMLCharset(data)
+		from := len(data) - limit/2
+		if i := bytes.IndexByte(data[from:], '\n'); i >= 0 && i < limit/4 {
+			from += i + 1
 		}
-		return cleanText(htmlToText(cleanText(decodeCharset(label, data)))), kind, skipped
+		skipped = from - cut
+		data, end = data[:cut], data[from:]
 	}
-	return cleanText(decodeCharset(p.params["charset"], data)), "text/plain", skipped
+	conv := func(b []byte) string {
+		if kind == "text/html" {
+			label := p.params["charset"]
+			if label == "" {
+				label = sniffHTMLCharset(data)
+			}
+			return cleanText(htmlToText(cleanText(decodeCharset(label, b))))
+		}
+		return cleanText(decodeCharset(p.params["charset"], b))
+	}
+	head = conv(data)
+	if end != nil {
+		tail = conv(end)
+	}
+	if kind != "text/html" {
+		kind = "text/plain"
+	}
+	return head, tail, kind, skipped
 }
 
 // How much of a text part's decoded bytes are turned into the body.
@@ -318,18 +342,72 @@ func collectAttachments(p, body *part, out *[]Attachment) {
 // trimEnd removes trailing whitespace (blank lines included).
 func trimEnd(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) }
 
-// capBody cuts a text longer than MaxBodyBytes at a character boundary and
-// says how much was left out.
-func capBody(s string) string { return capBodySkipped(s, 0) }
+// capBody bounds a text to about MaxBodyBytes: see capBodyParts.
+func capBody(s string) string { return capBodyParts(s, "", 0) }
 
-// capBodySkipped is capBody for a text whose source was already cut:
-// skipped more bytes (of decoded source) were left out before it.
-func capBodySkipped(s string, skipped int) string {
-	if len(s) <= MaxBodyBytes && skipped == 0 {
+// capBodyParts bounds the text head + (skipped bytes left out) + tail to
+// about MaxBodyBytes. A longer text keeps its first and its last half
+// MiB, cut at line ends where one is near and always at character
+// boundaries, with a note between them saying how many bytes were cut:
+// the last lines of a log are where the error is.
+func capBodyParts(head, tail string, skipped int) string {
+	if tail == "" && skipped == 0 && len(head) <= MaxBodyBytes {
+		return head
+	}
+	h := cutLineUTF8(head, MaxBodyBytes/2)
+	rest := head[len(h):]
+	if tail == "" { // one text: its tail is what follows the head
+		tail, rest = rest, ""
+	}
+	t := tailLineUTF8(tail, MaxBodyBytes/2)
+	cut := len(rest) + skipped + len(tail) - len(t)
+	if cut == 0 {
+		return h + t
+	}
+	h = strings.TrimRight(h, "\n")
+	t = strings.TrimLeft(t, "\n")
+	var sb strings.Builder
+	sb.Grow(len(h) + len(t) + 48)
+	sb.WriteString(h)
+	if h != "" {
+		sb.WriteByte('\n')
+	}
+	fmt.Fprintf(&sb, "[... %d bytes cut here ...]", cut)
+	if t != "" {
+		sb.WriteByte('\n')
+		sb.WriteString(t)
+	}
+	return sb.String()
+}
+
+// cutLineUTF8 returns at most n bytes of the start of s, ending at a line
+// end when there is one in the second half of those n bytes.
+func cutLineUTF8(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	kept := cutUTF8(s, MaxBodyBytes)
-	return fmt.Sprintf("%s\n[... truncated, %d bytes more]", kept, len(s)-len(kept)+skipped)
+	h := cutUTF8(s, n)
+	if i := strings.LastIndexByte(h, '\n'); i >= n/2 {
+		return h[:i+1]
+	}
+	return h
+}
+
+// tailLineUTF8 returns at most n bytes of the end of s, starting after a
+// line end when there is one in the first half of those n bytes.
+func tailLineUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	t := s[i:]
+	if j := strings.IndexByte(t, '\n'); j >= 0 && j < n/2 {
+		return t[j+1:]
+	}
+	return t
 }
 
 // attachmentList renders the list appended to an event body.

@@ -167,6 +167,12 @@ func (p *calParser) errf(format string, args ...any) error {
 // '-' between two weekday names (mon-fri 9-17, as the Proxmox docs show);
 // ProxmoxCompatible reports whether that form was used.
 func ParseCalendar(s string) (CalendarRule, error) {
+	return parseDaily(s, false)
+}
+
+// parseDaily parses a daily duration; wrap allows an end before the start
+// (a window across midnight, see ParseWindow).
+func parseDaily(s string, wrap bool) (CalendarRule, error) {
 	r := CalendarRule{text: s}
 	p := &calParser{s: s}
 	if s == "" {
@@ -203,7 +209,7 @@ func ParseCalendar(s string) (CalendarRule, error) {
 	if err != nil {
 		return CalendarRule{}, err
 	}
-	if start > end {
+	if start > end && !wrap {
 		p.pos = endPos
 		return CalendarRule{}, p.errf("end time before start time")
 	}

@@ -72,6 +72,8 @@ type Metrics struct {
 	deliveries map[targetOutcome]uint64
 	queue      QueueFunc
 	spool      SpoolFunc
+	fleet      fleetState
+	monitors   *monitorCollector // monitors.go; nil until SetMonitors
 }
 
 type typeSeverity struct{ typ, severity string }
@@ -117,6 +119,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(
 		(*collector)(m),
+		(*fleetCollector)(m),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -170,6 +173,7 @@ func (m *Metrics) Event(typ, severity string) {
 		}
 	}
 	m.events[typeSeverity{typ, severity}]++
+	m.fleet.seen(typ, time.Now())
 	m.mu.Unlock()
 }
 

@@ -17,8 +17,8 @@ const (
 	ModeSMTP
 	// ModeList (-bp, mailq) lists the queue.
 	ModeList
-	// ModeAliases (-bi, -I, newaliases) has nothing to do: herald has no
-	// alias database.
+	// ModeAliases (-bi, -I, newaliases) validates the aliases file and
+	// prints what it defines: herald keeps no alias database.
 	ModeAliases
 	// ModeRunQueue (-q) asks the daemon to run its delivery queue now.
 	ModeRunQueue

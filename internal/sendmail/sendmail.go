@@ -71,7 +71,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch o.Mode {
 	case ModeAliases:
-		return sysexits.OK // herald has no alias database
+		return newAliases(prog, stdout, stderr)
 	case ModeList:
 		return listQueue(prog, stdout, stderr)
 	case ModeRunQueue:

@@ -388,11 +388,31 @@ func failAt(t *testing.T, step safeio.Step, errno syscall.Errno) {
 
 func TestAliasesQueueAndSMTPModes(t *testing.T) {
 	s, state := testSpool(t)
-	if r := run(t, []string{"/usr/sbin/newaliases"}, strings.NewReader("")); r.code != 0 || r.stdout != "" || r.stderr != "" {
-		t.Errorf("newaliases: %+v", r)
+	cfg := t.TempDir()
+	t.Setenv("HERALD_CONFIG_DIR", cfg)
+	if r := run(t, []string{"/usr/sbin/newaliases"}, strings.NewReader("")); r.code != 0 || r.stdout != "/etc/aliases: no aliases file; local recipients are delivered as they are\n" && !strings.HasSuffix(r.stdout, " aliases\n") {
+		t.Errorf("newaliases without herald.cfg: %+v", r)
 	}
-	if r := run(t, []string{"sendmail", "-bi"}, strings.NewReader("")); r.code != 0 || r.stdout != "" || r.stderr != "" {
-		t.Errorf("-bi: %+v", r)
+	af := filepath.Join(cfg, "aliases")
+	if err := os.WriteFile(filepath.Join(cfg, "herald.cfg"), []byte("aliases-file "+af+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(af, []byte("postmaster: root\nroot: admin@example.com,\n  ops@example.com\nlog: |/usr/bin/logger\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "postmaster: root\nroot: admin@example.com, ops@example.com\nlog: |/usr/bin/logger\n" + af + ": 3 aliases\n"
+	for _, argv := range [][]string{{"/usr/sbin/newaliases"}, {"sendmail", "-bi"}, {"sendmail", "-I"}} {
+		r := run(t, argv, strings.NewReader(""))
+		if r.code != 0 || r.stdout != want || r.stderr != af+":4: warning: alias log: command entry |/usr/bin/logger is skipped: herald never runs commands or writes files for an alias\n" {
+			t.Errorf("%v: %+v", argv, r)
+		}
+	}
+	if err := os.WriteFile(af, []byte("a: b\nbad line\nl1: l2\nl2: l1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, []string{"/usr/sbin/newaliases"}, strings.NewReader("")); r.code != 65 ||
+		!strings.Contains(r.stderr, af+":2: expected NAME: ADDRESS") || !strings.Contains(r.stderr, af+":3: alias loop: l1 → l2 → l1") {
+		t.Errorf("newaliases with broken lines: %+v", r)
 	}
 	if r := run(t, []string{"sendmail", "-q"}, strings.NewReader("")); r.code != 0 {
 		t.Errorf("-q: %+v", r)

@@ -53,6 +53,9 @@ type Target struct {
 	// wrap, when set, wraps the mailbox writer; tests use it to make a write
 	// fail midway.
 	wrap func(io.Writer) io.Writer
+	// create, when set, makes a missing mailbox (with its owner: see
+	// CreateWith) instead of Deliver creating it as the daemon's user.
+	create func() error
 }
 
 // Both interfaces, checked at compile time: the queue relies on Delivered
@@ -68,6 +71,14 @@ func New(path, hostname string) *Target {
 	return &Target{path: path, hostname: safeHostname(hostname), now: time.Now}
 }
 
+// CreateWith makes Deliver call create when the mailbox does not exist yet,
+// before opening it: a user's /var/mail/USER must belong to the user
+// (internal/mailbox), which the daemon cannot arrange itself. It returns t.
+func (t *Target) CreateWith(create func() error) *Target {
+	t.create = create
+	return t
+}
+
 // Path returns the mailbox the target appends to.
 func (t *Target) Path() string { return t.path }
 
@@ -75,6 +86,13 @@ func (t *Target) Path() string { return t.path }
 // failed write is cut back off the mailbox before the locks are released,
 // so readers never see half a message.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
+	if t.create != nil {
+		if _, err := os.Lstat(t.path); errors.Is(err, fs.ErrNotExist) {
+			if err := t.create(); err != nil {
+				return target.Temporary(fmt.Errorf("mbox: create %s: %w", t.path, err), 0)
+			}
+		}
+	}
 	f, err := openMailbox(t.path)
 	if err != nil {
 		return target.Temporary(fmt.Errorf("mbox: %w", err), 0)

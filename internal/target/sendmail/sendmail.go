@@ -37,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"herald/internal/aliases"
 	"herald/internal/event"
 	"herald/internal/mailout"
 	"herald/internal/target"
@@ -59,6 +60,9 @@ type Options struct {
 	From     string   // envelope sender and From address; "" = "root" (Proxmox's default)
 	Author   string   // From display name; "" = "herald"
 	Hostname string   // this machine's name: local domain, EHLO name; "" = os.Hostname()
+	// Recipients, when set, resolves the recipients per event and replaces
+	// To (mailto-field, aliases).
+	Recipients target.Recipients
 
 	Relay *Relay // smarthost for remote recipients; nil = none
 	// LocalMailbox returns the mailbox target of a local user (the app
@@ -84,6 +88,7 @@ const exTempFail = 75
 // Target delivers events as mail through the local outbound path.
 type Target struct {
 	to           []string
+	recipients   target.Recipients
 	from         string
 	author       string
 	hostname     string
@@ -121,6 +126,7 @@ func New(opt Options) (*Target, error) {
 		author:       opt.Author,
 		hostname:     opt.Hostname,
 		localMailbox: opt.LocalMailbox,
+		recipients:   opt.Recipients,
 		sendmailPath: opt.SendmailPath,
 		shimPaths:    opt.ShimPaths,
 		timeout:      opt.Timeout,
@@ -240,7 +246,15 @@ func isSystemMail(ev *event.Event) bool { return smtp.IsSystemMail(ev) }
 
 // Deliver sends ev to the configured recipients.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
-	if len(t.to) == 0 {
+	to, off, err := target.ResolveRecipients(ctx, t.recipients, t.to, ev, checkArg)
+	if err != nil {
+		return err
+	}
+	if len(to) == 0 {
+		if off {
+			t.log.Info("sendmail: nobody to mail: the account's warnings are off", "event", ev.ID)
+			return nil
+		}
 		// Proxmox's wording.
 		return target.Permanent(errors.New("sendmail: no recipients provided for the mail, cannot send it"))
 	}
@@ -255,16 +269,16 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 		if date.IsZero() {
 			date = t.now()
 		}
-		msg = mailout.Compose(ev, mailout.Header{From: t.from, Author: t.author, To: t.to, Hostname: t.hostname, Date: date})
+		msg = mailout.Compose(ev, mailout.Header{From: t.from, Author: t.author, To: to, Hostname: t.hostname, Date: date})
 	}
 	if t.sendmailPath != "" {
-		return t.runSendmail(ctx, forward, msg)
+		return t.runSendmail(ctx, forward, msg, to)
 	}
-	return t.deliverLocalAndRelay(ctx, ev, forward, msg)
+	return t.deliverLocalAndRelay(ctx, ev, forward, msg, to)
 }
 
 // runSendmail pipes msg into the external MTA.
-func (t *Target) runSendmail(ctx context.Context, forward bool, msg []byte) error {
+func (t *Target) runSendmail(ctx context.Context, forward bool, msg []byte, to []string) error {
 	if err := t.checkNotShim(); err != nil {
 		return target.Permanent(err)
 	}
@@ -277,7 +291,7 @@ func (t *Target) runSendmail(ctx context.Context, forward bool, msg []byte) erro
 		msg = bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
 	}
 	args = append(args, "-f", t.from, "--")
-	args = append(args, t.to...)
+	args = append(args, to...)
 	cmd := exec.CommandContext(ctx, t.sendmailPath, args...)
 	cmd.Stdin = bytes.NewReader(msg)
 	out := &tailBuffer{max: 2048}
@@ -324,24 +338,6 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// localUser returns the user name of a local recipient: a bare name, or
-// name@ one of localhost, localhost.localdomain, our hostname or its first
-// label. The name is folded to lower case, as Postfix's local(8) does.
-func (t *Target) localUser(rcpt string) (string, bool) {
-	i := strings.LastIndexByte(rcpt, '@')
-	if i < 0 {
-		return strings.ToLower(rcpt), true
-	}
-	name, domain := strings.ToLower(rcpt[:i]), strings.TrimSuffix(rcpt[i+1:], ".")
-	short, _, _ := strings.Cut(t.hostname, ".")
-	for _, d := range []string{"localhost", "localhost.localdomain", t.hostname, short} {
-		if d != "" && strings.EqualFold(domain, d) {
-			return name, name != ""
-		}
-	}
-	return "", false
-}
-
 // failure is one recipient that did not get the message.
 type failure struct {
 	rcpt string
@@ -350,7 +346,7 @@ type failure struct {
 
 // deliverLocalAndRelay delivers local recipients into their mailboxes and the
 // rest through the relay, and reports the outcome for all of them.
-func (t *Target) deliverLocalAndRelay(ctx context.Context, ev *event.Event, forward bool, msg []byte) error {
+func (t *Target) deliverLocalAndRelay(ctx context.Context, ev *event.Event, forward bool, msg []byte, to []string) error {
 	ds := &doneSet{users: map[string]bool{}, since: t.now()}
 	if ev.ID != "" {
 		t.mu.Lock()
@@ -366,8 +362,8 @@ func (t *Target) deliverLocalAndRelay(ctx context.Context, ev *event.Event, forw
 	var delivered, skipped []string
 	var failures []failure
 	var remote []string
-	for _, rcpt := range t.to {
-		name, local := t.localUser(rcpt)
+	for _, rcpt := range to {
+		name, local := aliases.LocalName(rcpt, t.hostname)
 		if !local {
 			remote = append(remote, rcpt)
 			continue

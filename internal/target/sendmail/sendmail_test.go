@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/aliases"
 	"herald/internal/event"
 	"herald/internal/mailout"
 	"herald/internal/target"
@@ -498,12 +499,65 @@ func TestLocalUser(t *testing.T) {
 		"root": "root", "root@localhost": "root", "alice@pve1": "alice", "alice@PVE1.example.org": "alice",
 		"bob@localhost.localdomain": "bob", "Root": "root", "ops@example.org": "", "@localhost": "", "a@pve1.example.org.evil": "",
 	} {
-		got, ok := tg.localUser(rcpt)
+		got, ok := aliases.LocalName(rcpt, tg.hostname)
 		if ok != (want != "") || got != want {
-			t.Errorf("localUser(%q) = %q, %v; want %q", rcpt, got, ok, want)
+			t.Errorf("LocalName(%q) = %q, %v; want %q", rcpt, got, ok, want)
 		}
 	}
 	if !systemUserExists("root") || systemUserExists("no-such-user-for-herald-tests") {
 		t.Errorf("systemUserExists does not consult the user database")
 	}
 }
+
+// TestPerEventRecipients: a Recipients function replaces the static list
+// per event; its errors keep their class; an account whose warnings are off
+// is no error and mails nobody.
+func TestPerEventRecipients(t *testing.T) {
+	mb := newMailboxes(t)
+	var answer struct {
+		to  []string
+		off bool
+		err error
+	}
+	tg := newTarget(t, mb, func(o *Options) {
+		o.Recipients = func(_ context.Context, ev *event.Event) ([]string, bool, error) {
+			return answer.to, answer.off, answer.err
+		}
+	})
+	answer.to = []string{"alice@localhost"}
+	if err := deliver(t, tg, testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mb.messages(t, "alice"); len(got) != 1 || !strings.Contains(got[0], "package updates available") {
+		t.Fatalf("alice's mailbox: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(mb.dir, "root")); err == nil {
+		t.Fatal("the static recipient root was mailed although Recipients replaced the list")
+	}
+	answer.to, answer.off = nil, true
+	if err := deliver(t, tg, testEvent()); err != nil {
+		t.Fatalf("warnings off: %v, want no error", err)
+	}
+	answer.off = false
+	answer.err = &classified{temp: true, msg: "ldap stoney: no server answered"}
+	err := deliver(t, tg, testEvent())
+	if !target.IsTemporary(err) || !strings.Contains(err.Error(), "recipients: ldap stoney: no server answered") {
+		t.Fatalf("directory down: %v, want a temporary recipients error", err)
+	}
+	answer.err = &classified{msg: `person "p-gone" is not in the directory`}
+	if err := deliver(t, tg, testEvent()); err == nil || target.IsTemporary(err) {
+		t.Fatalf("missing person: %v, want a permanent error", err)
+	}
+	answer.err, answer.to = nil, []string{"-oQ/tmp/evil"}
+	if err := deliver(t, tg, testEvent()); err == nil || target.IsTemporary(err) {
+		t.Fatalf("option-like recipient from a directory: %v, want a permanent error", err)
+	}
+}
+
+type classified struct {
+	temp bool
+	msg  string
+}
+
+func (c *classified) Error() string   { return c.msg }
+func (c *classified) Temporary() bool { return c.temp }

@@ -65,6 +65,9 @@ type Options struct {
 	Author   string   // From display name; "" = "herald"
 	To       []string // recipients, already resolved (directory.Recipients)
 	Hostname string   // EHLO name and qualifying domain; "" = os.Hostname()
+	// Recipients, when set, resolves the recipients per event and replaces
+	// To (mailto-field, aliases).
+	Recipients target.Recipients
 
 	Timeout     time.Duration // whole send; 0 = DefaultTimeout
 	DialTimeout time.Duration // TCP connect; 0 = DefaultDialTimeout
@@ -98,6 +101,7 @@ type Target struct {
 	from        string
 	author      string
 	to          []string
+	recipients  target.Recipients
 	hostname    string
 	timeout     time.Duration
 	dialTimeout time.Duration
@@ -114,6 +118,7 @@ func New(opt Options) (*Target, error) {
 		username:    opt.Username,
 		password:    opt.Password,
 		author:      opt.Author,
+		recipients:  opt.Recipients,
 		hostname:    opt.Hostname,
 		timeout:     opt.Timeout,
 		dialTimeout: opt.DialTimeout,
@@ -264,21 +269,44 @@ func IsSystemMail(ev *event.Event) bool {
 
 // Deliver sends ev to the configured recipients.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
-	if len(t.to) == 0 {
+	to, off, err := target.ResolveRecipients(ctx, t.recipients, t.to, ev, checkAddress)
+	if err != nil {
+		return err
+	}
+	if t.recipients != nil {
+		to = qualifyAll(to, t.hostname)
+	}
+	if len(to) == 0 {
+		if off {
+			t.log.Info("smtp: nobody to mail: the account's warnings are off", "event", ev.ID)
+			return nil
+		}
 		return target.Permanent(errors.New("smtp: no recipients (every mailto-user without an address?)"))
 	}
 	date := ev.Timestamp
 	if date.IsZero() {
 		date = time.Now()
 	}
-	hdr := mailout.Header{From: t.from, Author: t.author, To: t.to, Hostname: t.hostname, Date: date}
+	hdr := mailout.Header{From: t.from, Author: t.author, To: to, Hostname: t.hostname, Date: date}
 	var msg []byte
 	if IsSystemMail(ev) {
 		msg = mailout.ForwardSMTP(ev, hdr)
 	} else {
 		msg = mailout.Compose(ev, hdr)
 	}
-	return t.Send(ctx, t.from, t.to, msg)
+	return t.Send(ctx, t.from, to, msg)
+}
+
+// qualifyAll qualifies bare names and drops duplicates.
+func qualifyAll(to []string, hostname string) []string {
+	var out []string
+	for _, r := range to {
+		r = Qualify(r, hostname)
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Send runs one SMTP transaction: msg from from to rcpts. It returns nil
