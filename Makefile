@@ -6,7 +6,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 30s
 
-.PHONY: all build test deps check fuzz bench run clean deb
+.PHONY: all build test unit deps check fuzz bench run clean deb
 
 all: build
 
@@ -20,6 +20,12 @@ build:
 deps:
 	@scripts/install-test-deps.sh
 	$(GO) mod download
+
+# unit runs the unit tests only: no root, no apt, no real clients; the
+# integration tests (internal/e2e, packaging, and the tests that drive real
+# programs, which skip themselves under -short) are make test's.
+unit:
+	$(GO) test -short $$($(GO) list ./... | grep -v -e '/internal/e2e$$' -e '/packaging$$')
 
 test: deps
 	$(GO) test -race -shuffle=on -timeout 8m ./...

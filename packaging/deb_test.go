@@ -324,25 +324,28 @@ func checkContents(t *testing.T, deb, src, version string, sde int64) {
 		file = "-rw-r--r--"
 	)
 	want := map[string]string{ // path: mode, or "-> target" for a symlink
-		"./usr/bin/herald":                          exe,
-		"./usr/sbin/herald-sendmail":                exe, // setgid comes from postinst's statoverride
-		"./usr/lib/herald/herald-mbox-create":       exe, // run by herald-mbox@.service, not setuid
-		"./usr/sbin/sendmail":                       "-> herald-sendmail",
-		"./usr/sbin/newaliases":                     "-> herald-sendmail",
-		"./usr/lib/sendmail":                        "-> ../sbin/herald-sendmail",
-		"./usr/bin/mailq":                           "-> ../sbin/herald-sendmail",
-		"./usr/bin/newaliases":                      "-> ../sbin/herald-sendmail",
-		"./etc/herald/herald.cfg":                   file,
-		"./etc/herald/notifications.cfg":            file,
-		"./usr/share/doc/herald/copyright":          file,
-		"./usr/share/doc/herald/changelog.gz":       file,
-		"./usr/share/doc/herald/README.Debian":      file,
-		"./usr/share/man/man8/herald.8.gz":          file,
-		"./usr/share/man/man8/herald-sendmail.8.gz": file,
-		"./usr/share/man/man8/sendmail.8.gz":        "-> herald-sendmail.8.gz",
-		"./usr/share/man/man8/mailq.8.gz":           "-> herald-sendmail.8.gz",
-		"./usr/share/man/man8/newaliases.8.gz":      "-> herald-sendmail.8.gz",
-		"./usr/share/lintian/overrides/herald":      file,
+		"./usr/bin/herald":                               exe,
+		"./usr/sbin/herald-sendmail":                     exe, // setgid comes from postinst's statoverride
+		"./usr/lib/herald/herald-mbox-create":            exe, // run by herald-mbox@.service, not setuid
+		"./usr/sbin/sendmail":                            "-> herald-sendmail",
+		"./usr/sbin/newaliases":                          "-> herald-sendmail",
+		"./usr/lib/sendmail":                             "-> ../sbin/herald-sendmail",
+		"./usr/bin/mailq":                                "-> ../sbin/herald-sendmail",
+		"./usr/bin/newaliases":                           "-> ../sbin/herald-sendmail",
+		"./etc/herald/herald.cfg":                        file,
+		"./etc/herald/notifications.cfg":                 file,
+		"./usr/share/doc/herald/copyright":               file,
+		"./usr/share/doc/herald/changelog.gz":            file,
+		"./usr/share/doc/herald/README.Debian":           file,
+		"./usr/share/man/man8/herald.8.gz":               file,
+		"./usr/share/man/man8/herald-sendmail.8.gz":      file,
+		"./usr/share/man/man8/sendmail.8.gz":             "-> herald-sendmail.8.gz",
+		"./usr/share/man/man8/mailq.8.gz":                "-> herald-sendmail.8.gz",
+		"./usr/share/man/man8/newaliases.8.gz":           "-> herald-sendmail.8.gz",
+		"./usr/share/lintian/overrides/herald":           file,
+		"./usr/share/man/man5/herald.cfg.5.gz":           file,
+		"./usr/share/man/man5/notifications.cfg.5.gz":    file,
+		"./usr/share/bash-completion/completions/herald": file,
 	}
 	units, _ := filepath.Glob(filepath.Join(src, "systemd", "*.s*")) // .service, .socket
 	for _, u := range units {
@@ -374,7 +377,7 @@ func checkContents(t *testing.T, deb, src, version string, sde int64) {
 	}
 
 	stamp := time.Unix(sde, 0).UTC().Format("2006-01-02 15:04")
-	allowed := []string{"./etc/herald", "./usr/bin", "./usr/sbin", "./usr/lib", "./usr/share/doc/herald", "./usr/share/man", "./usr/share/lintian"}
+	allowed := []string{"./etc/herald", "./usr/bin", "./usr/sbin", "./usr/lib", "./usr/share/doc/herald", "./usr/share/man", "./usr/share/lintian", "./usr/share/bash-completion"}
 	for p, e := range es {
 		if e.owner != "root/root" {
 			t.Errorf("%s is owned by %s, want root/root", p, e.owner)
@@ -785,6 +788,44 @@ func checkInstall(t *testing.T, repo, deb string) {
 	}
 	if r := in("", "dpkg", "--verify", "herald"); r.code != 0 || r.stdout != "" {
 		t.Errorf("dpkg --verify herald: %s", r)
+	}
+
+	// Admin commands run as root before the daemon's first start must not
+	// leave files the herald user cannot use (it could not deliver to
+	// root's mailbox, or not even start on a root-owned queue/lock).
+	herald := readAccounts(t, filepath.Join(dir, "etc/passwd"))["herald"]
+	if r := in("", "herald", "test", "mail-to-root"); r.code != 0 || !strings.Contains(r.stdout, "OK") {
+		t.Errorf("herald test mail-to-root before the first start: %s", r)
+	}
+	if out := mustIn("mailq"); !strings.Contains(out, "Mail queue is empty") {
+		t.Errorf("mailq before the first start:\n%s", out)
+	}
+	if r := in("", "herald", "queue", "list"); r.code != 0 {
+		t.Errorf("herald queue list before the first start: %s", r)
+	}
+	if r := in("", "herald", "queue", "retry", "--all"); r.code != 0 || !strings.Contains(r.stdout, "0 deliveries") {
+		t.Errorf("herald queue retry --all before the first start: %s", r)
+	}
+	if r := in("", "herald", "status"); r.code == 0 {
+		t.Errorf("herald status without a daemon succeeded: %s", r)
+	}
+	if r := in("", "herald", "check"); r.code != 0 {
+		t.Errorf("herald check of the installed configuration: %s", r)
+	}
+	walkErr := filepath.Walk(filepath.Join(dir, "var/lib/herald"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if uid, _ := owner(t, p); uid != herald.id {
+			t.Errorf("%s is owned by uid %d, not herald (%d): the daemon could not use it", strings.TrimPrefix(p, dir), uid, herald.id)
+		}
+		return nil
+	})
+	if walkErr != nil {
+		t.Error(walkErr)
+	}
+	if !fileExists(filepath.Join(dir, "var/lib/herald/mail/root")) {
+		t.Errorf("herald test mail-to-root did not write root's mailbox")
 	}
 
 	// sendmail as root.

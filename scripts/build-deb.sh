@@ -234,6 +234,13 @@ for m in "$pkg"/man/*.8; do
 	install -m 0644 "$m" "$root/usr/share/man/man8/"
 	gzip -9n "$root/usr/share/man/man8/$(basename "$m")"
 done
+install -d "$root/usr/share/man/man5"
+for m in "$pkg"/man/*.5; do
+	install -m 0644 "$m" "$root/usr/share/man/man5/"
+	gzip -9n "$root/usr/share/man/man5/$(basename "$m")"
+done
+install -d "$root/usr/share/bash-completion/completions"
+install -m 0644 "$pkg/bash-completion/herald" "$root/usr/share/bash-completion/completions/herald"
 for alias in sendmail mailq newaliases; do
 	ln -s herald-sendmail.8.gz "$root/usr/share/man/man8/$alias.8.gz"
 done

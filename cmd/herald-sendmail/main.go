@@ -20,8 +20,7 @@ func main() {
 	// -bs: one SMTP session on stdin/stdout, submitting into the maildrop
 	// like any other shim call (PHP frameworks speak SMTP to sendmail -bs).
 	sendmail.ServeSMTP = func(in io.Reader, out io.Writer, d *spool.Drop) int {
-		host, _ := os.Hostname()
-		if err := smtpd.ServeStdio(context.Background(), in, out, d, smtpd.Options{Hostname: host}); err != nil {
+		if err := smtpd.ServeStdio(context.Background(), in, out, d, smtpd.Options{Hostname: sendmail.MailName()}); err != nil {
 			fmt.Fprintln(os.Stderr, "sendmail -bs:", err)
 			return sysexits.IOErr
 		}

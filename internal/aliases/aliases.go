@@ -356,14 +356,14 @@ func (t *Table) expand(addr string, local func(string) (string, bool), path []st
 // user (or alias) name: a bare name, or name@ one of localhost,
 // localhost.localdomain, hostname or its first label. The name is folded to
 // lower case, as Postfix's local(8) does.
-func LocalName(addr, hostname string) (string, bool) {
+func LocalName(addr, hostname string, domains ...string) (string, bool) {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return strings.ToLower(addr), addr != ""
 	}
 	name, domain := strings.ToLower(addr[:i]), strings.TrimSuffix(addr[i+1:], ".")
 	short, _, _ := strings.Cut(hostname, ".")
-	for _, d := range []string{"localhost", "localhost.localdomain", hostname, short} {
+	for _, d := range append([]string{"localhost", "localhost.localdomain", hostname, short}, domains...) {
 		if d != "" && strings.EqualFold(domain, d) {
 			return name, name != ""
 		}

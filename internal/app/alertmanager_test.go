@@ -26,16 +26,16 @@ func TestAlertmanagerMemberTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckTargets(s); err != nil {
-		t.Fatal(err)
+	if warns, err := CheckTargets(s); err != nil || len(warns) != 0 {
+		t.Fatal(warns, err)
 	}
 	if entries, _ := os.ReadDir(state); len(entries) != 0 {
 		t.Fatalf("herald check wrote into the state directory: %v", entries)
 	}
 	env := targetEnv{stateDir: state, enqueue: func(*event.Event, []string) error { return nil }}
-	ts, err := buildTargets(s, slog.New(slog.DiscardHandler), env)
-	if err != nil {
-		t.Fatal(err)
+	ts, warns, err := buildTargets(s, slog.New(slog.DiscardHandler), env)
+	if err != nil || len(warns) != 0 {
+		t.Fatal(warns, err)
 	}
 	want := []string{"am", alertmanager.MemberTarget("am", urls[0]), alertmanager.MemberTarget("am", urls[1]), "mail-to-root"}
 	slices.Sort(want)

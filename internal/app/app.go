@@ -117,10 +117,11 @@ func (a *App) Reload() error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(s, a.log, a.targetEnv())
+	targets, warns, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return err
 	}
+	s.Notify.Warnings = append(s.Notify.Warnings, warns...)
 	logWarnings(a.log, s)
 	old := a.Settings()
 	if !slices.Equal(addrStrings(old.Daemon.SMTPListen), addrStrings(s.Daemon.SMTPListen)) {
@@ -134,6 +135,7 @@ func (a *App) Reload() error {
 		a.log.Error("monitor state not written at reload", "err", err)
 	}
 	a.log.Info("configuration reloaded", "targets", len(targets), "matchers", len(s.Notify.Matchers))
+	a.reportBroken(targets)
 	a.queue.Kick()
 	return nil
 }
@@ -150,18 +152,21 @@ func New(opt Options) (*App, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	s, err := LoadSettings(opt.Paths, opt.ShimPaths)
+	// Lenient: one broken target section does not silence the others
+	// (docs/proxmox-compat.md); reloads stay strict.
+	s, err := loadSettings(opt.Paths, opt.ShimPaths, true)
 	if err != nil {
 		return nil, err
 	}
-	logWarnings(a.log, s)
 	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	targets, err := buildTargets(s, a.log, a.targetEnv())
+	targets, warns, err := buildTargets(s, a.log, a.targetEnv())
 	if err != nil {
 		return nil, err
 	}
+	s.Notify.Warnings = append(s.Notify.Warnings, warns...)
+	logWarnings(a.log, s)
 	a.settings.Store(s)
 	a.targets.Store(&targets)
 	a.metrics.SetHostname(s.Daemon.Hostname)
@@ -202,6 +207,7 @@ func New(opt Options) (*App, error) {
 		return nil, fmt.Errorf("monitors: %w", err)
 	}
 	a.openNoise()
+	a.reportBroken(targets)
 	a.metrics.SetSources(func() (int, int, int, time.Duration) {
 		st := q.Stats()
 		return st.Pending, st.Inflight, st.Dead, st.OldestPending
@@ -249,7 +255,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	srv := smtpd.New(a.spool, smtpd.Options{
-		Hostname:        s.Daemon.Hostname,
+		Hostname:        s.Daemon.MailName, // HELO name and the domain of bare addresses
 		MaxMessageSize:  s.Daemon.MaxMessageSize,
 		MaxRecipients:   s.Daemon.MaxRecipients,
 		MaxHeaderSize:   s.Daemon.MaxHeaderSize,
@@ -353,6 +359,14 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer stopControl()
+	stopMailq, err := a.serveMailq()
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("mailq socket: %w", err)
+	}
+	defer stopMailq()
+	a.logRelayMode()
 	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)
 	close(a.ready)
@@ -418,8 +432,14 @@ func addrList(as []net.Addr) []string {
 // route is the daemon's routing step for one event (ingest and the
 // delivery-failed path): the targets that matched, minus exclude.
 func (a *App) route(ev *event.Event, exclude string) []string {
-	s := a.Settings()
-	r := router.Router{Config: s.Notify}
+	return a.routeWith(ev, exclude, false)
+}
+
+// routeWith is route for a mail that may have been relayed to all of its
+// recipients (Settings.RouteConfig).
+func (a *App) routeWith(ev *event.Event, exclude string, relayedOnly bool) []string {
+	cfg, _ := a.Settings().RouteConfig(relayedOnly)
+	r := router.Router{Config: cfg}
 	res := r.Route(ev, ev.Timestamp)
 	out := res.Targets[:0:0]
 	for _, t := range res.Targets {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"herald/internal/delivery"
 	"herald/internal/event"
 	"herald/internal/metrics"
-	"herald/internal/target"
 )
 
 // ControlSocket is the daemon's admin socket inside the state directory:
@@ -37,6 +37,8 @@ type QueueAdmin interface {
 	Get(id string) (delivery.Delivery, *event.Event, error)
 	Retry(id string) error
 	Drop(id string) error
+	// Flush makes every pending delivery due now (sendmail -q).
+	Flush() (int, error)
 }
 
 func (a *App) serveControl(ctx context.Context) (func(), error) {
@@ -65,9 +67,11 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 	mux.HandleFunc("POST /queue/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Retry(r.PathValue("id")))
 	})
+	mux.HandleFunc("POST /queue-flush", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, flushReply{Due: q.Flush()}, nil)
+	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		st := Status{Snapshot: a.metrics.Snapshot(), Healthy: true,
-			SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
+		st := a.status()
 		if err := a.health(); err != nil { // as /healthz (rescan.go)
 			st.Healthy, st.Problem = false, err.Error()
 		}
@@ -114,6 +118,8 @@ type Status struct {
 	Problem  string // why not, when not Healthy
 	SMTP     []string
 	HTTP     []string
+	// Notes are facts the admin should know (no relay set, ...).
+	Notes []string `json:",omitempty"`
 }
 
 // DaemonStatus asks the daemon using stateDir for its status; an error
@@ -121,6 +127,9 @@ type Status struct {
 func DaemonStatus(stateDir string) (Status, error) {
 	var st Status
 	c, err := dialControl(stateDir)
+	if errors.Is(err, fs.ErrPermission) {
+		return st, fmt.Errorf("only root and the herald user may ask the daemon: %w", err)
+	}
 	if err != nil {
 		return st, fmt.Errorf("herald is not running with state directory %s: %w", stateDir, err)
 	}
@@ -145,18 +154,13 @@ func dialControl(stateDir string) (controlClient, error) {
 type controlClient struct{ c *http.Client }
 
 // OpenQueueAdmin returns the queue of the daemon using stateDir: through its
-// control socket when it runs, else the queue directory itself (whose lock
-// then keeps a daemon from starting on it meanwhile). close releases it.
+// control socket when it runs, else a read-only view of its files (see
+// queueadmin.go), which creates nothing. close releases it.
 func OpenQueueAdmin(stateDir string) (adm QueueAdmin, close func(), err error) {
 	if c, err := dialControl(stateDir); err == nil {
 		return c, func() {}, nil
 	}
-	q, err := delivery.Open(delivery.Options{Dir: filepath.Join(stateDir, "queue"),
-		Target: func(string) (target.Target, bool) { return nil, false }})
-	if err != nil {
-		return nil, nil, err
-	}
-	return q, func() { _ = q.Close() }, nil
+	return offlineAdmin{delivery.OpenReadOnly(filepath.Join(stateDir, "queue")), stateDir}, func() {}, nil
 }
 
 func (c controlClient) do(method, path string, out any) error {
@@ -201,3 +205,13 @@ func (c controlClient) Retry(id string) error {
 	return c.do("POST", "/queue/"+id+"/retry", &struct{}{})
 }
 func (c controlClient) Drop(id string) error { return c.do("POST", "/queue/"+id+"/drop", &struct{}{}) }
+
+type flushReply struct {
+	Due int `json:"due"`
+}
+
+func (c controlClient) Flush() (int, error) {
+	var r flushReply
+	err := c.do("POST", "/queue-flush", &r)
+	return r.Due, err
+}

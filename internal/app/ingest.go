@@ -12,6 +12,8 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/spool"
+	"herald/internal/target/httpsend"
+	"herald/internal/target/relay"
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
@@ -63,7 +65,8 @@ const ingestWorkers = 8
 // quarantined. It returns the entries that failed, by spool ID.
 func (a *App) ingestPending(ctx context.Context) map[string]error {
 	if a.spool.Kicked() {
-		a.queue.Kick()
+		// sendmail -q: everything pending is due now (postqueue -f).
+		a.queue.Flush()
 	}
 	entries, err := a.spool.Pending()
 	if err != nil {
@@ -90,7 +93,12 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 					fmu.Lock()
 					failed[e.ID] = err
 					fmu.Unlock()
+					continue
 				}
+				// The gauge follows the spool as it empties, not only at
+				// the start of the next pass.
+				a.spoolEntries.Add(-1)
+				a.spoolBytes.Add(-e.Size)
 			}
 		})
 	}
@@ -181,12 +189,18 @@ func (a *App) ingest(e spool.Entry) error {
 		return a.spool.Quarantine(e, err)
 	}
 	setOrigin(ev, e, userName) // origin.go
-	targets := a.route(ev, "")
+	relayed, only := a.relayed(ev)
+	targets := a.routeWith(ev, "", only)
 	// Noise control records what it holds or counts before the rest is
-	// queued; both are idempotent for an entry processed twice.
+	// queued; both are idempotent for an entry processed twice. The relay
+	// of mail for remote recipients is the mail's own delivery, never held.
 	now, decisions, err := a.noise.Process(a.Settings().Notify, ev, targets)
 	if err != nil {
 		return fmt.Errorf("noise: %w", err)
+	}
+	if relayed {
+		targets = append(targets, relay.Name)
+		now = append(now, relay.Name)
 	}
 	// Recorded first: once queued, the delivery's outcome may come at once.
 	// Recording twice (the entry processed again) is harmless.
@@ -238,6 +252,8 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 			Classifiers: Classifiers(a.Settings()), Log: a.log})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
+		ev.Mail.UID = e.Env.UID
+		RecordEnvelope(ev)
 		return ev, ClassifierName(res), nil
 	}
 }
@@ -249,6 +265,10 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 	if orig != nil && orig.Type() == "delivery-failed" {
 		return
 	}
+	// The target masked its own secrets in its error; a server may also
+	// have echoed another target's (a shared token), and this event goes
+	// to every other target.
+	d.LastError = httpsend.Mask(d.LastError, a.Settings().Notify.RevealSecrets()...)
 	ev := &event.Event{
 		ID:        event.NewID(),
 		Timestamp: a.now().Truncate(time.Second),
@@ -264,13 +284,23 @@ func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
 			"delivery-id":       d.ID,
 		},
 	}
+	if d.Target == relay.Name && orig != nil && orig.Mail != nil {
+		// The relay's failure is the remote recipients' loss: name them
+		// (herald sends no bounce; this event is the notice).
+		remote := a.Settings().LocalDomains().Remote(orig.Mail.Recipients)
+		ev.Fields["recipients"] = strings.Join(remote, ", ")
+		ev.Body += "Recipients: " + strings.Join(remote, ", ") + "\n"
+		if orig.Mail.From != "" {
+			ev.Body += "Sender: " + orig.Mail.From + "\n"
+		}
+	}
 	if orig != nil {
 		ev.Body += "Original title: " + orig.Title + "\n"
 		if t := orig.Type(); t != "" {
 			ev.Fields["original-type"] = t
 		}
 	}
-	targets := a.route(ev, d.Target)
+	targets := a.working(a.route(ev, d.Target))
 	a.metrics.Event(ev.Type(), ev.Severity.String())
 	if err := a.monitors.Feed(ev); err != nil {
 		a.log.Error("delivery-failed event not fed to the monitors", "delivery_id", d.ID, "err", err)

@@ -56,3 +56,17 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// ResolveAdmin is Resolve for the admin commands (everything but serve):
+// without a flag or HERALD_STATE_DIR the state directory is
+// DefaultStateDir even under the embedded default, as for the sendmail
+// shim, so that the CLI and the shim always agree and a command run in
+// some directory never creates ./var there. A `make run` daemon's state is
+// reached with HERALD_STATE_DIR=var, as with the shim.
+func ResolveAdmin(configFlag, stateFlag string) Paths {
+	p := Resolve(configFlag, stateFlag)
+	if p.Embedded && stateFlag == "" && os.Getenv("HERALD_STATE_DIR") == "" {
+		p.StateDir = DefaultStateDir
+	}
+	return p
+}

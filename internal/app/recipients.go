@@ -40,7 +40,8 @@ func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
 // aliases and the configured LDAP directories.
 func newLookup(s *Settings, users *directory.Users, log *slog.Logger) (*directory.Lookup, config.Diagnostics, error) {
 	tab, ds := loadAliases(s)
-	l := &directory.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname, Log: log}
+	l := &directory.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname,
+		LocalDomains: s.LocalDomains().Names, Log: log}
 	var errs config.Diagnostics
 	for _, c := range s.Notify.LDAP {
 		d, err := ldapdir.New(*c, log)

@@ -15,6 +15,8 @@ type Settings struct {
 	Paths  Paths
 	Daemon *config.Daemon
 	Notify *config.Config
+	// Datacenter is Proxmox's node settings (herald.cfg datacenter-file).
+	Datacenter config.Datacenter
 	// ShimPaths are herald's own sendmail shims (the loop check).
 	ShimPaths []string
 }
@@ -44,6 +46,13 @@ var (
 // LoadSettings reads herald.cfg and the notification configuration for p.
 // The error, when not nil, is a config.Diagnostics naming FILE:LINE.
 func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
+	return loadSettings(p, shimPaths, false)
+}
+
+// loadSettings is LoadSettings; lenient is for the daemon's start-up, where
+// a section with an error is disabled instead of stopping everything
+// (config.LoadOptions.Lenient).
+func loadSettings(p Paths, shimPaths []string, lenient bool) (*Settings, error) {
 	s := &Settings{Paths: p, ShimPaths: shimPaths}
 	if p.Embedded {
 		d, err := config.LoadDaemon(filepath.Join(p.ConfigDir, "herald.cfg")) // missing: defaults
@@ -52,6 +61,7 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 		}
 		d.SMTPListen = embeddedSMTP
 		d.HTTPListen = embeddedHTTP
+		resolveMailName(d)
 		s.Daemon = d
 		text := fmt.Sprintf(embeddedConfig, p.StateDir)
 		cfg, err := config.Parse("<embedded>", []byte(text), "", nil, config.LoadOptions{ShimPaths: shimPaths})
@@ -73,12 +83,17 @@ func LoadSettings(p Paths, shimPaths []string) (*Settings, error) {
 		return nil, err
 	}
 	useCredentials(d)
+	resolveMailName(d)
 	s.Daemon = d
+	if s.Datacenter, err = config.LoadDatacenter(d.DatacenterFile); err != nil {
+		return nil, config.Diagnostics{{File: d.DatacenterFile, Msg: err.Error()}}
+	}
 	cfg, err := config.Load(p.ConfigDir, config.LoadOptions{
 		Flavor:      d.Flavor,
 		PublicPath:  d.NotificationsFile,
 		PrivatePath: d.NotificationsPrivFile,
 		ShimPaths:   shimPaths,
+		Lenient:     lenient,
 	})
 	if err != nil {
 		return nil, err

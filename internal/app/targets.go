@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,23 +37,35 @@ const templatesDir = "templates"
 const usersFile = "user.cfg"
 
 // buildTargets makes one target per configured section (and one per
-// member of an alertmanager target, for what the queue retries to it). A
-// section that cannot be built is a configuration error naming its
-// FILE:LINE. env holds what the running daemon lends its targets.
-func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]target.Target, error) {
+// member of an alertmanager target, for what the queue retries to it). One
+// section never stops the others: a target the configuration marks broken,
+// or that cannot be built (a value that cannot work), becomes a
+// brokenTarget, so matchers still route to it and each delivery fails with
+// the reason (a dead letter and a delivery-failed event), and a warning
+// naming its FILE:LINE says so (docs/proxmox-compat.md). The error is for
+// what every target shares (the users file, the templates, the aliases, the
+// relay settings of herald.cfg). env holds what the running daemon lends
+// its targets.
+func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]target.Target, config.Diagnostics, error) {
 	b, err := newBuilder(s, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logAliasProblems(b.aliasProblems, log)
 	b.env = env
 	out := make(map[string]target.Target, len(s.Notify.Targets))
-	var ds config.Diagnostics
+	var warns config.Diagnostics
 	for _, sec := range s.Notify.Targets {
+		if reason, ok := s.Notify.BrokenReason(sec.Name); ok {
+			out[sec.Name] = brokenTarget{name: sec.Name, reason: reason}
+			continue
+		}
 		t, err := b.buildRendered(sec)
 		if err != nil {
-			ds = append(ds, config.Diagnostic{File: sec.File, Line: sec.Line,
-				Msg: fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)})
+			reason := fmt.Sprintf("%s target %s: %v", sec.Type, sec.Name, err)
+			warns = append(warns, config.Diagnostic{File: sec.File, Line: sec.Line, Warning: true,
+				Msg: reason + ": the target is disabled (its deliveries fail with this reason)"})
+			out[sec.Name] = brokenTarget{name: sec.Name, reason: reason}
 			continue
 		}
 		out[sec.Name] = t
@@ -62,11 +73,28 @@ func buildTargets(s *Settings, log *slog.Logger, env targetEnv) (map[string]targ
 			out[name] = rendered(m, sec.Type, b.rnd)
 		}
 	}
-	if len(ds) > 0 {
-		return nil, ds
+	if err := b.addRelay(out); err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	return out, warns, nil
 }
+
+// brokenTarget stands for a target whose configuration cannot work: every
+// delivery to it fails for good with the reason, so nothing is lost
+// silently (the dead letter and its delivery-failed event say why).
+type brokenTarget struct {
+	name, reason string
+}
+
+func (t brokenTarget) Deliver(context.Context, *event.Event) error {
+	return target.Permanent(fmt.Errorf("target %s is disabled by a configuration problem: %s", t.name, t.reason))
+}
+
+// IgnoresMail: it reads nothing (target.MailBlind).
+func (brokenTarget) IgnoresMail() bool { return true }
+
+// IsLocal: it never waits for anything (target.Local).
+func (brokenTarget) IsLocal() bool { return true }
 
 // newBuilder loads what every target build needs: the users file for
 // mailto-user and the title/body templates.
@@ -83,8 +111,13 @@ func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
 	if err != nil {
 		return builder{}, err
 	}
-	return builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths,
-		lookup: lookup, aliasProblems: aliasProblems}, nil
+	b := builder{s: s, log: log, users: users, rnd: rnd, shimPaths: s.ShimPaths,
+		lookup: lookup, aliasProblems: aliasProblems}
+	if b.relaySettings, err = b.relay(); err != nil {
+		d := config.Diagnostic{File: s.Daemon.File, Msg: err.Error()}
+		return builder{}, config.Diagnostics{d}
+	}
+	return b, nil
 }
 
 // buildRendered builds one target, wrapped so it gets rendered titles and
@@ -107,6 +140,7 @@ type builder struct {
 	lookup        *directory.Lookup
 	aliasProblems config.Diagnostics
 	env           targetEnv
+	relaySettings *sendmail.Relay // herald.cfg's relay; nil when none
 }
 
 func (b builder) hostname() string { return b.s.Daemon.Hostname }
@@ -162,7 +196,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		return exec.New(exec.Options{Command: get("command"), Timeout: timeout})
 	case "gotify":
 		tok, _ := sec.Secret("token")
-		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal()}), nil
+		return gotify.New(gotify.Options{Server: get("server"), Token: tok.Reveal(), Proxy: b.s.Datacenter.HTTPProxy}), nil
 	case "ntfy":
 		tok, _ := sec.Secret("token")
 		prio := 0
@@ -186,7 +220,7 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 		}
 		body, _ := sec.Decoded("body")
 		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
-			Body: body, Secrets: secrets})
+			Body: body, Secrets: secrets, Proxy: b.s.Datacenter.HTTPProxy})
 	case "alertmanager":
 		return b.alertmanager(sec)
 	case "smtp":
@@ -199,43 +233,71 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 			}
 			port = p
 		}
-		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
-			Username: get("username"), Password: pw.Reveal(), From: get("from-address"),
-			Author: get("author"), To: b.recipients(sec), Hostname: b.hostname(),
-			Recipients: b.recipientsOf(sec)})
-	case "sendmail":
-		relay, err := b.relay()
+		from, author, err := b.fromAndAuthor(sec, "")
 		if err != nil {
 			return nil, err
 		}
-		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: b.fromAddress(sec),
-			Author: get("author"), Hostname: b.hostname(), Relay: relay,
+		password := pw.Reveal()
+		if get("username") == "" {
+			password = "" // Proxmox authenticates only with a username (config warns)
+		}
+		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
+			Username: get("username"), Password: password, From: from,
+			Author: author, To: b.recipients(sec), Hostname: b.mailName(),
+			Recipients: b.recipientsOf(sec)})
+	case "sendmail":
+		// Without a from-address: root@MAILNAME (Proxmox's root@HOSTNAME,
+		// with the name Debian's MTAs use).
+		from, author, err := b.fromAndAuthor(sec, "root@"+b.mailName())
+		if err != nil {
+			return nil, err
+		}
+		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: from,
+			Author: author, Hostname: b.mailName(), LocalDomains: b.s.LocalDomains().Names, Relay: b.relaySettings,
 			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
 			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(sec)})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
 
-// fromAddress is the sendmail target's from-address, else root@HOSTNAME as
-// Proxmox's docs describe.
-func (b builder) fromAddress(sec *config.Section) string {
-	if v, ok := sec.Get("from-address"); ok && v != "" {
-		return v
+// fromAndAuthor returns a mail target's envelope sender and author. The
+// from-address may carry a display name, as Proxmox accepts
+// ("Proxmox VE <pve@example.com>"): the address is the sender and the name
+// the author unless author is set. Without a from-address: datacenter.cfg's
+// email_from when herald shares Proxmox's files, else def (Proxmox's docs:
+// root@MAILNAME).
+func (b builder) fromAndAuthor(sec *config.Section, def string) (from, author string, err error) {
+	author, _ = sec.Get("author")
+	v, ok := sec.Get("from-address")
+	if !ok || v == "" {
+		v = b.s.Datacenter.EmailFrom
 	}
-	return "root@" + b.hostname()
+	if v == "" {
+		return def, author, nil
+	}
+	name, addr, err := config.ParseFromAddress(v)
+	if err != nil {
+		return "", "", fmt.Errorf("from-address %w", err)
+	}
+	if author == "" {
+		author = name
+	}
+	return addr, author, nil
 }
 
 // CheckTargets builds every configured target without sending anything, so
-// that `herald check` reports what the daemon would refuse at start-up.
-func CheckTargets(s *Settings) error {
-	_, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
+// that `herald check` reports what the daemon would refuse at start-up (the
+// error: what every target shares, aliases included) and the targets it
+// would disable (the warnings).
+func CheckTargets(s *Settings) (config.Diagnostics, error) {
+	_, warns, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ds := aliasDiagnostics(s); len(ds) > 0 {
-		return ds
+		return warns, ds
 	}
-	return nil
+	return warns, nil
 }
 
 // BuildTarget builds one named target, disabled or not (`herald test`
@@ -244,6 +306,9 @@ func BuildTarget(s *Settings, name string) (target.Target, error) {
 	sec := s.Notify.Target(name)
 	if sec == nil {
 		return nil, fmt.Errorf("no target named %q", name)
+	}
+	if reason, ok := s.Notify.BrokenReason(name); ok {
+		return nil, fmt.Errorf("target %s is disabled by a configuration problem: %s", name, reason)
 	}
 	b, err := newBuilder(s, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -260,17 +325,19 @@ func (b builder) relay() (*sendmail.Relay, error) {
 	if d.Relay == "" {
 		return nil, nil
 	}
-	host, portText, err := net.SplitHostPort(d.Relay)
-	if err != nil {
-		host, portText = d.Relay, ""
-	}
+	host, portText := splitHostPortLoose(d.Relay)
 	port := 0
 	if portText != "" {
+		var err error
 		if port, err = strconv.Atoi(portText); err != nil {
 			return nil, fmt.Errorf("relay %q: bad port", d.Relay)
 		}
 	}
-	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername}
+	tlsConfig, err := relayTLS(d)
+	if err != nil {
+		return nil, err
+	}
+	r := &sendmail.Relay{Host: host, Port: port, Mode: d.RelayMode, Username: d.RelayUsername, TLSConfig: tlsConfig}
 	if d.RelayPasswordFile != "" {
 		fi, err := os.Stat(d.RelayPasswordFile)
 		if err != nil {
@@ -321,6 +388,9 @@ func (t renderedTarget) Unwrap() target.Target { return t.Target }
 
 // IgnoresMail passes the wrapped target's answer on (target.MailBlind).
 func (t renderedTarget) IgnoresMail() bool { return target.IgnoresMail(t.Target) }
+
+// IsLocal passes the wrapped target's answer on (target.Local).
+func (t renderedTarget) IsLocal() bool { return target.IsLocal(t.Target) }
 
 func (t renderedTarget) Deliver(ctx context.Context, ev *event.Event) error {
 	return t.Target.Deliver(ctx, t.r.Render(ev))

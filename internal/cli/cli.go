@@ -35,31 +35,9 @@ import (
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 	"herald/internal/target"
+	"herald/internal/target/relay"
 	"herald/internal/version"
 )
-
-const usage = `usage: herald COMMAND [options]
-
-commands:
-  serve   [--config-dir DIR] [--state-dir DIR]      run the daemon in the foreground
-  check   [--config-dir DIR]                        validate all configuration files
-  convert FILE.eml|-                                print the event a mail becomes
-  explain [--config-dir DIR] (--event F.json | --mail F.eml) [--at RFC3339]
-                                                    show how an event would be routed
-  notify  --severity SEV --type TYPE [--field K=V ...] [--title T] [--body B | --body-file F|-]
-                                                    submit an event through the spool
-  test    [--config-dir DIR] TARGET                 send a test notification to one target
-  queue   list | show ID | retry ID | drop ID       inspect and act on deliveries
-  status                                            what a running daemon has done and holds
-  monitors [--json] | pause NAME | resume NAME      heartbeats and usage watches of the daemon
-  history [--since DUR] [--type T] [--severity S] [--grep RE] [--json]
-                                                    past events and where they went
-  web                                               print the status page's URL with its access token
-  version                                           print the version
-
-HERALD_CONFIG_DIR and HERALD_STATE_DIR override the default directories
-(/etc/herald, /var/lib/herald) for every command.
-`
 
 // env is what a command needs from the process.
 type env struct {
@@ -72,10 +50,14 @@ type env struct {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return sysexits.Usage
 	}
 	cmd, rest := args[1], args[2:]
+	if c, ok := lookupCommand(cmd); ok && wantsHelp(rest) {
+		printCommandHelp(stdout, c)
+		return 0
+	}
 	switch cmd {
 	case "serve":
 		return e.serve(rest)
@@ -103,11 +85,25 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "herald", version.Version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if c, ok := lookupCommand(firstArg(rest)); ok {
+			printCommandHelp(stdout, c)
+			return 0
+		}
+		fmt.Fprint(stdout, usageText())
 		return 0
+	case "__complete":
+		return e.complete(rest)
 	}
-	fmt.Fprintf(stderr, "herald: unknown command %q\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "herald: unknown command %q; the commands are: %s\n(herald --help says what each does)\n",
+		cmd, strings.Join(commandNames(), ", "))
 	return sysexits.Usage
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 func (e env) flags(name string) *flag.FlagSet {
@@ -207,13 +203,10 @@ func (e env) check(args []string) int {
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return sysexits.Usage
 	}
-	paths := app.Resolve(*cdir, "")
-	s, err := app.LoadSettings(paths, shimPaths())
-	if err == nil {
-		err = app.CheckTargets(s)
-	}
-	if err != nil {
-		e.printDiags(app.Diagnostics(err))
+	paths := app.ResolveAdmin(*cdir, "")
+	s, ds := app.CheckAll(paths, shimPaths())
+	if s == nil {
+		e.printDiags(ds)
 		return 1
 	}
 	for _, w := range s.Notify.Warnings {
@@ -300,6 +293,8 @@ type explanation struct {
 	// Noise says, per target, which noise rule applies and what it would
 	// do at that time with the state the daemon holds now.
 	Noise []noise.Decision `json:"noise,omitempty"`
+	// Mail says where a mail goes by its envelope (explain --mail).
+	Mail *mailExplanation `json:"mail,omitempty"`
 }
 
 func (e env) explain(args []string) int {
@@ -308,11 +303,14 @@ func (e env) explain(args []string) int {
 	evFile := fs.String("event", "", "event JSON file (- for stdin)")
 	mailFile := fs.String("mail", "", "mail file (- for stdin)")
 	at := fs.String("at", "", "evaluate calendar rules at this RFC 3339 time (default: the event's timestamp)")
-	if fs.Parse(args) != nil || fs.NArg() > 0 || (*evFile == "") == (*mailFile == "") {
-		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml) [--at RFC3339]")
+	asJSON := fs.Bool("json", false, "print JSON (the default when stdout is not a terminal)")
+	var rcpts listFlag
+	fs.Var(&rcpts, "rcpt", "envelope recipient of the mail (repeatable; default: To, Cc and Bcc)")
+	if fs.Parse(args) != nil || fs.NArg() > 0 || (*evFile == "") == (*mailFile == "") || (len(rcpts) > 0 && *mailFile == "") {
+		fmt.Fprintln(e.stderr, "usage: herald explain [--config-dir DIR] (--event FILE.json | --mail FILE.eml [--rcpt ADDR]...) [--at RFC3339] [--json]")
 		return sysexits.Usage
 	}
-	paths := app.Resolve(*cdir, "")
+	paths := app.ResolveAdmin(*cdir, "")
 	s, err := app.LoadSettings(paths, shimPaths())
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
@@ -320,6 +318,7 @@ func (e env) explain(args []string) int {
 	}
 	var ev *event.Event
 	var cls *mailconv.Classification
+	var mailExp *mailExplanation
 	if *mailFile != "" {
 		raw, err := e.readInput(*mailFile)
 		if err != nil {
@@ -329,6 +328,7 @@ func (e env) explain(args []string) int {
 		var res mailconv.Classification
 		ev, res = mailconv.ConvertClassified(raw, mailconv.Options{Hostname: s.Daemon.Hostname, Classifiers: app.Classifiers(s)})
 		cls = &res
+		mailExp = explainMail(s, ev, raw, rcpts)
 	} else {
 		raw, err := e.readInput(*evFile)
 		if err != nil {
@@ -353,23 +353,33 @@ func (e env) explain(args []string) int {
 		}
 		when = t
 	}
-	r := router.Router{Config: s.Notify}
+	cfg := s.Notify
+	if mailExp != nil {
+		cfg, mailExp.Note = s.RouteConfig(mailExp.Relayed && len(mailExp.Local) == 0)
+	}
+	r := router.Router{Config: cfg}
 	res := r.Route(ev, when)
 	targets := append([]string{}, res.Targets...)
+	if mailExp != nil && mailExp.Relayed {
+		targets = append(targets, relay.Name)
+	}
 	sort.Strings(targets)
-	rcpts, err := app.ExplainRecipients(s, targets, ev)
+	rcptsOf, err := app.ExplainRecipients(s, targets, ev)
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
 		return sysexits.Config
 	}
 	x := explanation{Event: ev, At: when.In(time.Local).Format(time.RFC3339),
-		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcpts,
+		Matchers: res.Matchers, Skipped: res.Skipped, Targets: targets, Recipients: rcptsOf,
 		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil),
-		Noise:      e.planNoise(paths, s, ev, targets, when)}
+		Noise:      e.planNoise(paths, s, ev, targets, when), Mail: mailExp}
 	if cls != nil {
 		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
 	}
-	return e.printJSON(x)
+	if *asJSON || !isTerminal(e.stdout) {
+		return e.printJSON(x)
+	}
+	return e.printExplanation(x)
 }
 
 // fieldFlags collects repeated --field K=V.
@@ -428,7 +438,7 @@ func (e env) notify(args []string) int {
 		fmt.Fprintln(e.stderr, "herald notify:", err)
 		return sysexits.Software
 	}
-	paths := app.Resolve("", *sdir)
+	paths := app.ResolveAdmin("", *sdir)
 	id, err := submitEvent(paths, line)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald notify: cannot queue the event:", err)
@@ -491,16 +501,38 @@ func (e env) test(args []string) int {
 		return sysexits.Usage
 	}
 	name := fs.Arg(0)
-	s, err := app.LoadSettings(app.Resolve(*cdir, ""), shimPaths())
+	paths := app.ResolveAdmin(*cdir, "")
+	s, err := app.LoadSettings(paths, shimPaths())
 	if err != nil {
 		e.printDiags(app.Diagnostics(err))
 		return sysexits.Config
 	}
+	if s.Notify.Target(name) == nil {
+		var names []string
+		for _, t := range s.Notify.Targets {
+			names = append(names, t.Name)
+		}
+		fmt.Fprintf(e.stderr, "herald test: no target named %q; the targets are: %s\n", name, strings.Join(names, ", "))
+		return sysexits.Usage
+	}
+	// Built first: it reads secrets (relay-password-file) that may be
+	// root's alone.
 	t, err := app.BuildTarget(s, name)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald test:", err)
 		return sysexits.Config
 	}
+	// A local target (mbox, file, mail-to-root's mailbox) writes under the
+	// state directory: as root, deliver as its owner, the daemon's user, so
+	// that the daemon can use what the test creates.
+	if err := app.BecomeStateOwner(paths.StateDir); err != nil && !os.IsNotExist(err) {
+		fmt.Fprintln(e.stderr, "herald test:", err)
+		return sysexits.NoPerm
+	}
+	// A relay or webhook may take up to the timeout to answer: say what
+	// is going on meanwhile.
+	fmt.Fprintf(e.stderr, "herald test: sending a test notification to %s (%s target), waiting up to 60 s for its answer...\n",
+		name, s.Notify.Target(name).Type)
 	ev := &event.Event{ID: event.NewID(), Timestamp: time.Now().Truncate(time.Second), Severity: event.Info,
 		Title: "Test notification", Body: fmt.Sprintf("This is a test of the notification target '%s'.", name),
 		Fields: map[string]string{event.FieldType: "test", event.FieldHostname: s.Daemon.Hostname}}

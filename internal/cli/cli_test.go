@@ -334,25 +334,29 @@ func TestPrivateFileFromSystemdCredential(t *testing.T) {
 	if err := os.Remove(filepath.Join(d, "notifications-priv.cfg")); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := run(t, "", "check", "--config-dir", d); code != 1 || !strings.Contains(stderr, "token") {
-		t.Fatalf("without the private part: exit %d %q", code, stderr)
+	// Without it Proxmox does not instantiate the target: a warning, and
+	// the target is left out.
+	if out, stderr, code := run(t, "", "check", "--config-dir", d); code != 0 || !strings.Contains(stderr, "does not instantiate") ||
+		!strings.Contains(out, "(1 targets,") {
+		t.Fatalf("without the private part: exit %d %q %q", code, out, stderr)
 	}
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "notifications-priv.cfg"), priv, 0o400); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CREDENTIALS_DIRECTORY", creds)
-	if out, stderr, code := run(t, "", "check", "--config-dir", d); code != 0 {
+	if out, stderr, code := run(t, "", "check", "--config-dir", d); code != 0 || !strings.Contains(out, "(2 targets,") {
 		t.Fatalf("with the credential: exit %d %q %q", code, out, stderr)
 	}
 }
 
-// A config dir that does not exist is read like an empty one, with a
-// warning: built-ins only, as Proxmox reads missing files.
+// A config dir that does not exist is an error for check: the admin named
+// the wrong directory (the daemon still starts on built-ins, with a
+// warning, as Proxmox reads missing files).
 func TestCheckMissingConfigDir(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	out, stderr, code := run(t, "", "check", "--config-dir", missing)
-	if code != 0 || !strings.Contains(out, "1 targets, 1 matchers") || !strings.Contains(stderr, "does not exist") {
+	if code != 1 || out != "" || !strings.Contains(stderr, missing+": configuration directory does not exist") {
 		t.Fatalf("exit %d out %q err %q", code, out, stderr)
 	}
 }

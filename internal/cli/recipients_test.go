@@ -94,7 +94,7 @@ matcher: everything
 	target looping
 	target relay
 	target phone
-`, "gotify: phone\n\ttoken tok\n")
+`, "gotify: phone\n\ttoken tok\n\nsmtp: relay\n")
 	r := explainRecipients(t, d, `{"severity":"error","title":"t","fields":{"type":"vzdump"}}`)
 	if got := list(t, r["t1"]); !slices.Equal(got, []string{"admin@example.com", "ops1@example.com", "ops2@example.com", "alice@example.com"}) {
 		t.Errorf("t1 = %q", got)

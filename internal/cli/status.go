@@ -18,7 +18,7 @@ func (e env) status(args []string) int {
 		fmt.Fprintln(e.stderr, "usage: herald status")
 		return sysexits.Usage
 	}
-	st, err := app.DaemonStatus(app.Resolve("", "").StateDir)
+	st, err := app.DaemonStatus(app.ResolveAdmin("", "").StateDir)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald status:", err)
 		return sysexits.Unavailable
@@ -52,6 +52,9 @@ func (e env) status(args []string) int {
 			}
 			fmt.Fprintf(tw, "%s: %d\n", strings.Join(c.Labels, " "), c.Value)
 		}
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(tw, "note\t%s\n", n)
 	}
 	section("accepted", st.Snapshot.Accepted)
 	section("events", st.Snapshot.Events)

@@ -52,6 +52,10 @@
 //	notifications-priv-file PATH   absolute, e.g. /etc/pve/priv/notifications.cfg
 //	                               (default: notifications-priv.cfg, then
 //	                               priv/notifications.cfg, next to the public file)
+//	datacenter-file PATH           absolute, e.g. /etc/pve/datacenter.cfg (PBS:
+//	                               /etc/proxmox-backup/node.cfg): email_from is
+//	                               the default from-address, http_proxy the
+//	                               proxy of gotify and webhook targets
 //	flavor pve|pbs                 built-in defaults to mimic (default pve)
 //	relay HOST:PORT                smarthost for sendmail targets (default none:
 //	                               local recipients get local mailboxes)
@@ -180,9 +184,12 @@ type Config struct {
 	Herald []*Section `json:"-"`
 	LDAP   []*LDAP    `json:"ldap,omitempty"` // ldap sections (ldap.go)
 	// Monitors holds the heartbeat and usage sections (monitors.go).
-	Monitors Monitors    `json:"monitors,omitzero"`
-	Warnings Diagnostics `json:"warnings,omitempty"`
-	Flavor   Flavor      `json:"flavor"`
+	Monitors Monitors `json:"monitors,omitzero"`
+	// Broken are targets that stay routed but fail every delivery with
+	// their reason (compat.go).
+	Broken   []BrokenTarget `json:"broken,omitempty"`
+	Warnings Diagnostics    `json:"warnings,omitempty"`
+	Flavor   Flavor         `json:"flavor"`
 	// PublicFile and PrivateFile are the file names the config came from.
 	PublicFile  string `json:"public-file"`
 	PrivateFile string `json:"private-file"`
@@ -245,6 +252,9 @@ type LoadOptions struct {
 	// ShimPaths are the paths of herald's own sendmail shim: a sendmail
 	// target's sendmail-path pointing at one of them would loop.
 	ShimPaths []string
+	// Lenient disables a target with an error instead of failing the load
+	// (the daemon at start-up; compat.go).
+	Lenient bool
 }
 
 // Load reads notifications.cfg and its private file from dir (or the
@@ -565,7 +575,10 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 
 	joinPrivate(pd, vd, privSecs, byName, targets, heraldSecs)
 	checkReferences(pd, secs, byName)
+	cfg.Targets = slices.DeleteFunc(cfg.Targets, func(t *Section) bool { return t.uninstantiated })
 	checkTargets(pd, cfg, opt)
+	checkFromAddresses(pd, cfg)
+	checkUnusedPasswords(pd, cfg)
 	for _, h := range cfg.Herald {
 		sectionTypes[h.Type].build(pd, h, cfg)
 	}
@@ -573,6 +586,9 @@ func Parse(pubName string, pub []byte, privName string, priv []byte, opt LoadOpt
 		if b := sectionTypes[t.Type].build; b != nil && t.File != BuiltinFile {
 			b(pd, t, cfg) // targets: checks across keys (and the private part)
 		}
+	}
+	if opt.Lenient {
+		isolate(ds, cfg, map[string][]span{pubName: sectionSpans(pub, false), privName: sectionSpans(priv, true)})
 	}
 
 	ds.sort([]string{pubName, privName, BuiltinFile})
@@ -642,7 +658,8 @@ func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*par
 		seen[ps.id] = ps.line
 		pub, ok := byName[ps.id]
 		if !ok || pub.file == BuiltinFile {
-			vd.errf(ps.line, "%s section '%s' has no section of that name in %s", ps.typ, ps.id, pd.file)
+			// Proxmox ignores it (docs/proxmox-compat.md).
+			vd.warnf(ps.line, "%s section '%s' has no section of that name in %s: ignored, as Proxmox ignores it", ps.typ, ps.id, pd.file)
 			continue
 		}
 		if pub.typ != ps.typ {
@@ -664,7 +681,10 @@ func joinPrivate(pd, vd diags, privSecs []*parsedSection, byName map[string]*par
 	for _, t := range sortedTargets(targets) {
 		def := sectionTypes[t.Type]
 		if def.privRequired && t.PrivFile == "" {
-			pd.errf(t.Line, "%s target '%s' has no section in %s (the token lives there)", t.Type, t.Name, vd.file)
+			// Proxmox never instantiates it: nothing is sent to it.
+			pd.warnf(t.Line, "%s target '%s' has no section in %s: Proxmox does not instantiate such a target, so herald sends nothing to it either", t.Type, t.Name, vd.file)
+			t.uninstantiated = true
+			continue
 		}
 		if t.Type == "smtp" {
 			if _, ok := t.Get("username"); ok {
@@ -705,7 +725,8 @@ func checkReferences(pd diags, secs []*parsedSection, byName map[string]*parsedS
 				}
 				switch {
 				case !ok:
-					d.errf(p.line, "matcher '%s': target '%s' does not exist", s.id, p.value)
+					// Proxmox loads the file and skips the name when sending.
+					d.warnf(p.line, "matcher '%s': target '%s' does not exist: skipped when sending, as Proxmox does", s.id, p.value)
 				case ref.def.kind != kindTarget && ref.def.kind != kindGroup:
 					d.errf(p.line, "matcher '%s': '%s' is a %s section, not a target", s.id, p.value, ref.typ)
 				}

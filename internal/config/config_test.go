@@ -192,7 +192,7 @@ func TestCollectsAllErrors(t *testing.T) {
 		"notifications.cfg:2: unknown property 'mail-to' for sendmail sections",
 		`notifications.cfg:3: invalid disable "maybe": not a boolean (use 1, on, yes, true or 0, off, no, false)`,
 		`notifications.cfg:6: invalid match-severity "bad": unknown severity "bad" (want info, notice, warning, error or unknown)`,
-		"notifications.cfg:7: matcher 'm1': target 'nobody' does not exist",
+		"notifications.cfg:7: warning: matcher 'm1': target 'nobody' does not exist: skipped when sending, as Proxmox does",
 		"notifications.cfg:9: unknown section type 'bogus' (known: " + knownTypes() + ")",
 	}
 	got := strings.Split(ds.Error(), "\n")

@@ -37,7 +37,11 @@ type Daemon struct {
 	// notifications.cfg and its private file are read ("" = config dir).
 	NotificationsFile     string `json:"notifications-file,omitempty"`
 	NotificationsPrivFile string `json:"notifications-priv-file,omitempty"`
-	Flavor                Flavor `json:"flavor"`
+	// DatacenterFile is Proxmox's node settings (/etc/pve/datacenter.cfg,
+	// PBS: /etc/proxmox-backup/node.cfg): default from-address and HTTP
+	// proxy, read when herald shares Proxmox's files ("" = none).
+	DatacenterFile string `json:"datacenter-file,omitempty"`
+	Flavor         Flavor `json:"flavor"`
 	// Relay is the smarthost host:port for sendmail targets ("" = none).
 	Relay             string        `json:"relay,omitempty"`
 	RelayMode         string        `json:"relay-mode,omitempty"` // insecure|starttls|tls
@@ -62,6 +66,9 @@ type Daemon struct {
 	// history package's defaults, 30d and 64M).
 	HistoryRetention time.Duration `json:"history-retention,omitempty"`
 	HistoryMaxSize   int64         `json:"history-max-size,omitempty"`
+
+	// The MTA settings of mta.go: mail-name, relay-ca-file, relay-verify.
+	MTA
 	// Limits bound sessions, rates and disk use (limits.go).
 	Limits Limits `json:"limits"`
 }
@@ -185,6 +192,7 @@ var daemonKeys = map[string]daemonKey{
 	"spool-dir":               {parse: absPathKey(func(d *Daemon) *string { return &d.SpoolDir })},
 	"notifications-file":      {parse: absPathKey(func(d *Daemon) *string { return &d.NotificationsFile })},
 	"notifications-priv-file": {parse: absPathKey(func(d *Daemon) *string { return &d.NotificationsPrivFile })},
+	"datacenter-file":         {parse: absPathKey(func(d *Daemon) *string { return &d.DatacenterFile })},
 	"flavor": {parse: func(d *Daemon, v string, _ bool) string {
 		f, err := ParseFlavor(v)
 		if err != nil {
@@ -195,10 +203,14 @@ var daemonKeys = map[string]daemonKey{
 	}},
 	"relay": {parse: func(d *Daemon, v string, _ bool) string {
 		host, port, err := net.SplitHostPort(v)
-		if err != nil || host == "" {
-			return "must be host:port, e.g. smtp.example.com:587"
+		if err != nil {
+			// A host without a port: the port follows relay-mode.
+			host, port = strings.Trim(v, "[]"), ""
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if host == "" {
+			return "must be host or host:port, e.g. smtp.example.com:587"
+		}
+		if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
 			return "has an invalid port"
 		}
 		if _, err := netip.ParseAddr(host); err != nil && !validDNSName(host) {
@@ -363,7 +375,7 @@ func ParseDaemon(name string, data []byte) (*Daemon, error) {
 		d.errf(l, "relay-password-file needs relay-username")
 	}
 	if _, ok := seen["relay"]; !ok {
-		for _, k := range []string{"relay-mode", "relay-username", "relay-password-file"} {
+		for _, k := range []string{"relay-mode", "relay-username", "relay-password-file", "relay-ca-file", "relay-verify"} {
 			if l, ok := seen[k]; ok {
 				d.errf(l, "%s is set but relay is not", k)
 			}

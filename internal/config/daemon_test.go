@@ -162,7 +162,7 @@ max-recipients many
 smtp-timeout 5
 spool-dir relative/spool
 flavor proxmox
-relay smtp.example.com
+relay smtp.example.com:0
 relay-mode ssl
 max-delivery-age -1h
 delivery-concurrency 0
@@ -188,7 +188,7 @@ h.cfg:8: invalid max-recipients "many": must be a whole number from 1 to 100000
 h.cfg:9: invalid smtp-timeout "5": must be a positive duration such as 90s, 5m, 2h or 5d
 h.cfg:10: invalid spool-dir "relative/spool": must be an absolute path
 h.cfg:11: invalid flavor "proxmox": must be pve or pbs
-h.cfg:12: invalid relay "smtp.example.com": must be host:port, e.g. smtp.example.com:587
+h.cfg:12: invalid relay "smtp.example.com:0": has an invalid port
 h.cfg:13: invalid relay-mode "ssl": must be one of insecure, starttls, tls
 h.cfg:14: invalid max-delivery-age "-1h": must be a positive duration such as 90s, 5m, 2h or 5d
 h.cfg:15: invalid delivery-concurrency "0": must be a whole number from 1 to 1024

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,6 +148,42 @@ func TestBrokenConfigs(t *testing.T) {
 				}
 			}
 			compareGolden(t, strings.TrimSuffix(path, ".cfg")+".err", []byte(ds.Error()+"\n"))
+		})
+	}
+}
+
+// TestCompatConfigs loads every testdata/config/compat/NAME.cfg (with
+// NAME.priv.cfg, if present): real-world-shaped files that Proxmox loads,
+// so herald loads them too. NAME.warn holds the warnings and the broken
+// targets; the loaded config must not route to targets Proxmox would not
+// instantiate.
+func TestCompatConfigs(t *testing.T) {
+	dir := filepath.Join(testdataDir, "compat")
+	for _, path := range cases(t, dir) {
+		name := strings.TrimSuffix(filepath.Base(path), ".cfg")
+		t.Run(name, func(t *testing.T) {
+			pub, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			priv := readIfExists(t, strings.TrimSuffix(path, ".cfg")+".priv.cfg")
+			cfg, err := Parse(name+".cfg", pub, name+".priv.cfg", priv, LoadOptions{})
+			if err != nil {
+				t.Fatalf("Parse(%s) refused a file Proxmox loads:\n%v", name, err)
+			}
+			var b strings.Builder
+			for _, w := range cfg.Warnings {
+				b.WriteString(w.Error() + "\n")
+			}
+			for _, br := range cfg.Broken {
+				fmt.Fprintf(&b, "broken %s: %s\n", br.Name, br.Reason)
+			}
+			names := make([]string, len(cfg.Targets))
+			for i, tg := range cfg.Targets {
+				names[i] = tg.Name
+			}
+			fmt.Fprintf(&b, "targets: %s\n", strings.Join(names, " "))
+			compareGolden(t, strings.TrimSuffix(path, ".cfg")+".warn", []byte(b.String()))
 		})
 	}
 }

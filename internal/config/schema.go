@@ -49,8 +49,8 @@ type typeDef struct {
 	// priv lists the keys of the same-named section in the private file;
 	// nil means the type has no private part.
 	priv map[string]keyDef
-	// privRequired: the public section is unusable without its private
-	// section (Proxmox drops a gotify target without its token).
+	// privRequired: Proxmox does not instantiate the target without its
+	// private section (gotify, smtp, webhook; docs/proxmox-compat.md).
 	privRequired bool
 	// secretKeys are keys that belong in the private file; naming one in
 	// the public file gets a hint instead of a bare "unknown property".
@@ -90,7 +90,7 @@ var sectionTypes = map[string]*typeDef{
 		"author":       {},
 	}), priv: map[string]keyDef{
 		"password": {},
-	}, secretKeys: []string{"password"}},
+	}, privRequired: true, secretKeys: []string{"password"}},
 	"gotify": {kind: kindTarget, keys: common(map[string]keyDef{
 		"server": {required: true, check: checkHTTPURL},
 		"filter": {check: checkID},
@@ -104,7 +104,7 @@ var sectionTypes = map[string]*typeDef{
 		"body":   {check: checkBase64},
 	}), priv: map[string]keyDef{
 		"secret": {array: true, check: checkNameValue(true)},
-	}, secretKeys: []string{"secret"}},
+	}, privRequired: true, secretKeys: []string{"secret"}},
 	"ntfy": {kind: kindTarget, keys: common(map[string]keyDef{
 		"server":   {required: true, check: checkHTTPURL},
 		"topic":    {required: true, check: checkTopic},

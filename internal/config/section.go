@@ -46,6 +46,9 @@ type Section struct {
 	// PrivFile/PrivLine locate the private section, when there is one.
 	PrivFile string
 	PrivLine int
+	// uninstantiated: Proxmox would not build this target (its private
+	// section is missing), so it is left out of Config.Targets.
+	uninstantiated bool
 }
 
 // Get returns the value of a scalar property.

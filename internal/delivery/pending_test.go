@@ -504,30 +504,40 @@ func TestCollectionRewriteFailureKeepsRecord(t *testing.T) {
 }
 
 // Event files with a damaged target list are quarantined like any other
-// unreadable file.
-func TestBadTargetListIsQuarantined(t *testing.T) {
-	for _, list := range []string{
-		`[{"name":"../x","created":"2025-05-23T12:00:00Z"}]`,
-		`[{"name":"a"}]`,
-		`[{"name":"b","created":"2025-05-23T12:00:00Z"},{"name":"a","created":"2025-05-23T12:00:00Z"}]`,
-		`[{"name":"a","created":"2025-05-23T12:00:00Z"},{"name":"a","created":"2025-05-23T12:00:00Z"}]`,
-		`"a"`,
+// unreadable file, and their deliveries become dead letters saying so: to
+// the targets what is left of the list names, or to "_unknown".
+func TestBadTargetListBecomesDeadLetters(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want []string
+	}{
+		{`[{"name":"../x","created":"2025-05-23T12:00:00Z"}]`, []string{"ev1._unknown"}},
+		{`[{"name":"a"}]`, []string{"ev1._unknown"}},
+		{`[{"name":"b","created":"2025-05-23T12:00:00Z"},{"name":"a","created":"2025-05-23T12:00:00Z"}]`, []string{"ev1.a", "ev1.b"}},
+		{`[{"name":"a","created":"2025-05-23T12:00:00Z"},{"name":"a","created":"2025-05-23T12:00:00Z"}]`, []string{"ev1.a"}},
+		{`"a"`, []string{"ev1._unknown"}},
 	} {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, eventsDir), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		content := `{"event":{"id":"ev1","severity":"info","title":"","body":"","fields":{}},"targets":` + list + `}`
+		content := `{"event":{"id":"ev1","severity":"info","title":"","body":"","fields":{}},"targets":` + tc.list + `}`
 		if err := os.WriteFile(filepath.Join(dir, eventsDir, "ev1.json"), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		h := newHarness(t, dir, nil, nil)
 		q := h.open()
-		if l := h.list(); len(l) != 0 {
-			t.Errorf("list %s: loaded %+v", list, l)
+		l := h.list()
+		if got := ids(l); !slices.Equal(got, tc.want) {
+			t.Errorf("list %s: loaded %v, want %v", tc.list, got, tc.want)
+		}
+		for _, d := range l {
+			if d.State != StateDead || !strings.Contains(d.LastError, "quarantine/ev1.json") {
+				t.Errorf("list %s: %+v, want dead saying where the file went", tc.list, d)
+			}
 		}
 		if got := dirNames(t, filepath.Join(dir, quarantineDir)); !slices.Equal(got, []string{"ev1.json"}) {
-			t.Errorf("list %s: quarantine holds %v", list, got)
+			t.Errorf("list %s: quarantine holds %v", tc.list, got)
 		}
 		if err := q.Close(); err != nil {
 			t.Fatal(err)
@@ -535,9 +545,9 @@ func TestBadTargetListIsQuarantined(t *testing.T) {
 	}
 }
 
-// A listed delivery whose record is unreadable is quarantined with it, as
-// before lists existed: it must not come back as never attempted (it may
-// have been delivered), neither now nor after the next start.
+// A listed delivery whose record is unreadable is quarantined and becomes a
+// dead letter saying so: it must not come back as never attempted (it may
+// have been delivered), neither now nor after the next start, nor vanish.
 func TestUnreadableRecordOfListedTarget(t *testing.T) {
 	dir, targets, _ := queuedForAB(t, false)
 	if err := os.WriteFile(filepath.Join(dir, recordsDir, "ev1.a.json"), []byte("{damaged"), 0o600); err != nil {
@@ -546,8 +556,14 @@ func TestUnreadableRecordOfListedTarget(t *testing.T) {
 	for i := range 2 {
 		h2 := newHarness(t, dir, targets, nil)
 		q2 := h2.open()
-		if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.b"}) {
-			t.Errorf("start %d: %v, want only ev1.b", i+1, got)
+		if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.a", "ev1.b"}) {
+			t.Errorf("start %d: %v, want ev1.a (dead) and ev1.b", i+1, got)
+		}
+		if d := h2.get("ev1.a"); d.State != StateDead || !strings.Contains(d.LastError, "delivery record was unreadable") {
+			t.Errorf("start %d: ev1.a %+v, want a dead letter saying why", i+1, d)
+		}
+		if d := h2.get("ev1.b"); d.State != StatePending {
+			t.Errorf("start %d: ev1.b %+v", i+1, d)
 		}
 		if err := q2.Close(); err != nil {
 			t.Fatal(err)
@@ -556,7 +572,7 @@ func TestUnreadableRecordOfListedTarget(t *testing.T) {
 	if got := dirNames(t, filepath.Join(dir, quarantineDir)); !slices.Equal(got, []string{"ev1.a.json"}) {
 		t.Errorf("quarantine holds %v", got)
 	}
-	if got := listedNames(t, dir, "ev1"); !slices.Equal(got, []string{"b"}) {
+	if got := listedNames(t, dir, "ev1"); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("ev1 lists %v", got)
 	}
 }

@@ -16,9 +16,11 @@
 //     does not duplicate deliveries.
 //
 // One scheduler loop (Run) owns dispatching: a timer to the earliest next
-// attempt, a kick channel, a global concurrency bound and at most one
-// attempt in flight per target, so a slow target never runs in parallel
-// with itself and deliveries to one target keep their order.
+// attempt, a kick channel, a concurrency bound per class (local targets —
+// target.Local — have slots of their own, so four hanging remote targets
+// never delay a file or mbox delivery) and at most one attempt in flight
+// per target, so a slow target never runs in parallel with itself and
+// deliveries to one target keep their order.
 package delivery
 
 import (
@@ -52,9 +54,14 @@ type Options struct {
 	// takes effect for deliveries already queued.
 	Target func(name string) (target.Target, bool)
 	Logger *slog.Logger
-	// Concurrency bounds the attempts in flight over all targets
-	// (default 4); one target never has more than one.
+	// Concurrency bounds the attempts in flight over all targets that are
+	// not local (default 4); one target never has more than one.
 	Concurrency int
+	// LocalConcurrency bounds the attempts in flight to local targets
+	// (target.Local: file, mbox, journal, local mailboxes), which have
+	// slots of their own so that they never wait behind remote targets
+	// that hang (default 2).
+	LocalConcurrency int
 	// MaxAge is how long temporary failures are retried before the delivery
 	// is given up (default 120 h).
 	MaxAge time.Duration
@@ -82,17 +89,18 @@ type Options struct {
 }
 
 // Delivery is the state of one (event, target) delivery.
+// Its JSON keys are snake_case, like those of the records and attempts.
 type Delivery struct {
-	ID          string // "EVENTID.TARGET"
-	EventID     string
-	Target      string
-	State       string // StatePending, StateInflight, StateDone or StateDead
-	Attempts    int
-	Created     time.Time
-	NextAttempt time.Time // meaningful when pending
-	Finished    time.Time // when it became done or dead
-	LastError   string
-	History     []Attempt // the last 20 attempts, oldest first
+	ID          string    `json:"id"` // "EVENTID.TARGET"
+	EventID     string    `json:"event_id"`
+	Target      string    `json:"target"`
+	State       string    `json:"state"` // StatePending, StateInflight, StateDone or StateDead
+	Attempts    int       `json:"attempts"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // meaningful when pending
+	Finished    time.Time `json:"finished,omitzero"`     // when it became done or dead
+	LastError   string    `json:"last_error,omitempty"`
+	History     []Attempt `json:"history,omitempty"` // the last 20 attempts, oldest first
 }
 
 // Stats are the queue's figures for metrics and health checks.
@@ -134,10 +142,16 @@ type Queue struct {
 	entries  map[string]*entry   // by delivery ID
 	byEvent  map[string]int      // deliveries (recorded or listed) per event ID
 	targets  map[string]*targetQ // pending deliveries per target
-	inflight int
-	running  bool
-	lastTurn time.Time
-	openedAt time.Time
+	inflight int                 // attempts in flight, local ones included
+	// inflightLocal counts the attempts in flight to local targets, which
+	// have their own bound (Options.LocalConcurrency).
+	inflightLocal int
+	running       bool
+	lastTurn      time.Time
+	openedAt      time.Time
+	// damaged are the dead letters Open made of damaged files (corrupt.go),
+	// reported through OnOutcome once Open is done.
+	damaged []*entry
 }
 
 // entry is one delivery in memory; rec mirrors its record file, or, before
@@ -159,6 +173,9 @@ type targetQ struct {
 	name    string
 	pending entryHeap
 	busy    bool // an attempt is in flight
+	// local is the class of the attempt in flight (or the last one): its
+	// slot is given back to that class.
+	local bool
 }
 
 // Open opens (creating it when missing) the queue in opt.Dir and recovers
@@ -178,6 +195,9 @@ func Open(opt Options) (*Queue, error) {
 	}
 	if opt.Concurrency < 1 {
 		opt.Concurrency = 4
+	}
+	if opt.LocalConcurrency < 1 {
+		opt.LocalConcurrency = 2
 	}
 	if opt.MaxAge <= 0 {
 		opt.MaxAge = 120 * time.Hour
@@ -231,6 +251,13 @@ func Open(opt Options) (*Queue, error) {
 	}
 	q.openedAt = q.now()
 	q.lastTurn = q.openedAt
+	if q.opt.OnOutcome != nil {
+		// Counted like any dead letter (metrics); OnDead follows in Run.
+		for _, e := range q.damaged {
+			q.opt.OnOutcome(e.delivery(), target.Permanent(errors.New(e.rec.LastError)))
+		}
+	}
+	q.damaged = nil
 	return q, nil
 }
 
@@ -269,6 +296,9 @@ func (q *Queue) load() error {
 	// events maps each readable event to its target list (nil for files
 	// written before the list existed).
 	events := map[string][]listedTarget{}
+	// broken are the events whose file is unreadable or missing while
+	// deliveries name them: their deliveries become dead letters (corrupt.go).
+	broken := map[string]*brokenEvent{}
 	var stale, staleRecs []string
 	for _, name := range evNames {
 		p := filepath.Join(evDir, name)
@@ -283,9 +313,16 @@ func (q *Queue) load() error {
 			}
 			_, listed, err := q.readEventAndTargets(id, false)
 			if err != nil {
-				q.quarantine(p, err)
+				raw, _ := os.ReadFile(p)
+				dst := q.quarantine(p, err)
 				if _, err := os.Stat(q.mailPath(id)); err == nil {
 					q.quarantine(q.mailPath(id), errors.New("its event file is unreadable"))
+				}
+				if dst != "" {
+					broken[id] = &brokenEvent{
+						why:     fmt.Sprintf("its queued event file was unreadable (%v) and was moved to %s", err, dst),
+						targets: salvageTargets(raw),
+					}
 				}
 				continue
 			}
@@ -311,6 +348,9 @@ func (q *Queue) load() error {
 	var inflight []*entry
 	var collected []string
 	unreadable := map[string][]string{} // event ID → targets whose record was quarantined
+	// badRecords holds, per event and target, why a quarantined record's
+	// delivery is now a dead letter.
+	badRecords := map[string]map[string]string{}
 	for _, name := range recNames {
 		p := filepath.Join(recDir, name)
 		if strings.HasPrefix(name, safeio.TempPrefix) {
@@ -328,9 +368,19 @@ func (q *Queue) load() error {
 		}
 		r, err := readRecord(p, id)
 		if err != nil {
-			q.quarantine(p, err)
+			dst := q.quarantine(p, err)
 			evID, tg, _ := splitID(id)
+			if dst != "" {
+				if badRecords[evID] == nil {
+					badRecords[evID] = map[string]string{}
+				}
+				badRecords[evID][tg] = fmt.Sprintf("its delivery record was unreadable (%v) and was moved to %s", err, dst)
+			}
 			unreadable[evID] = append(unreadable[evID], tg)
+			continue
+		}
+		if b := broken[r.EventID]; b != nil {
+			b.records = append(b.records, r)
 			continue
 		}
 		if _, ok := events[r.EventID]; !ok {
@@ -341,7 +391,9 @@ func (q *Queue) load() error {
 				collected = append(collected, p)
 				continue
 			}
-			q.quarantine(p, fmt.Errorf("its event %s is missing", r.EventID))
+			// Not a collection's leftover: deliveries that were owed lost
+			// their event. They become dead letters, not silence.
+			broken[r.EventID] = &brokenEvent{why: "its queued event file is missing", records: []*record{r}}
 			continue
 		}
 		e := &entry{id: id, rec: *r, idx: -1, onDisk: true}
@@ -351,6 +403,9 @@ func (q *Queue) load() error {
 			inflight = append(inflight, e)
 		}
 	}
+	// A delivery whose record was quarantined, or whose event is unreadable
+	// or missing, becomes a dead letter saying why (corrupt.go).
+	q.deadLetterCorrupt(events, broken, badRecords, unreadable)
 	// A listed target whose record was quarantined was attempted (perhaps
 	// delivered): it must not pass for one never attempted, now or at the
 	// next start, so it leaves the list, as the delivery left the queue
@@ -569,6 +624,32 @@ func (q *Queue) Kick() {
 	}
 }
 
+// Flush makes every pending delivery due now, as Postfix's `sendmail -q`
+// (postqueue -f) does with deferred mail, and kicks the scheduler. Dead
+// deliveries stay dead (`herald queue retry` revives one). Only the
+// in-memory schedule changes: the next attempt's record is written as any
+// attempt's is, and a crash before it leaves the recorded schedule.
+func (q *Queue) Flush() int {
+	q.mu.Lock()
+	now := q.now()
+	n := 0
+	for _, tq := range q.targets {
+		for _, e := range tq.pending {
+			if e.rec.NextAttempt.After(now) {
+				e.rec.NextAttempt = now
+				n++
+			}
+		}
+		heap.Init(&tq.pending)
+	}
+	q.mu.Unlock()
+	if n > 0 {
+		q.log.Info("queue flush requested: deferred deliveries are due now", "deliveries", n)
+	}
+	q.Kick()
+	return n
+}
+
 // Run is the scheduler loop. It returns nil once ctx is done and the
 // attempts in flight have finished: they get ShutdownGrace to finish on
 // their own, then their contexts are cancelled. Run may run only once at a
@@ -676,28 +757,30 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		return cmp.Or(a.pending[0].rec.NextAttempt.Compare(b.pending[0].rec.NextAttempt), cmp.Compare(a.name, b.name))
 	})
 	for _, tq := range due {
-		if q.inflight >= q.opt.Concurrency {
-			break
+		local := q.isLocal(tq.name)
+		if q.classFull(local) {
+			continue // the other class may still have a slot
 		}
 		e := heap.Pop(&tq.pending).(*entry)
 		prev := e.rec
 		e.rec.State = StateInflight
 		e.onDisk = true // every attempt writes its record
 		tq.busy = true
+		tq.local = local
 		q.inflight++
+		if local {
+			q.inflightLocal++
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			q.attempt(ctx, e, prev)
 		}()
 	}
-	if q.inflight >= q.opt.Concurrency {
-		return -1 // a finishing attempt kicks
-	}
 	wait := time.Duration(-1)
 	for _, tq := range q.targets {
-		if tq.busy || len(tq.pending) == 0 {
-			continue
+		if tq.busy || len(tq.pending) == 0 || q.classFull(q.isLocal(tq.name)) {
+			continue // a finishing attempt kicks
 		}
 		d := max(tq.pending[0].rec.NextAttempt.Sub(now), 0)
 		if wait < 0 || d < wait {
@@ -705,6 +788,22 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 		}
 	}
 	return wait
+}
+
+// isLocal reports whether the named target delivers locally (target.Local)
+// and so takes a local slot. Caller holds mu.
+func (q *Queue) isLocal(name string) bool {
+	tg, ok := q.opt.Target(name)
+	return ok && target.IsLocal(tg)
+}
+
+// classFull reports whether every slot of the class is taken. Caller holds
+// mu.
+func (q *Queue) classFull(local bool) bool {
+	if local {
+		return q.inflightLocal >= q.opt.LocalConcurrency
+	}
+	return q.inflight-q.inflightLocal >= q.opt.Concurrency
 }
 
 // attempt runs one delivery attempt; prev is the record before dispatch.
@@ -833,6 +932,9 @@ func (q *Queue) settle(e *entry, rec record) Delivery {
 	e.rec = rec
 	if tq := q.targets[rec.Target]; tq != nil {
 		tq.busy = false
+		if tq.local {
+			q.inflightLocal--
+		}
 	}
 	q.inflight--
 	if rec.State == StatePending {
@@ -1155,11 +1257,12 @@ func (q *Queue) Healthy(maxStall time.Duration) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
-	if now.Sub(q.lastTurn) <= maxStall || q.inflight >= q.opt.Concurrency {
+	if now.Sub(q.lastTurn) <= maxStall {
 		return true
 	}
 	for _, tq := range q.targets {
-		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall {
+		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall &&
+			!q.classFull(q.isLocal(tq.name)) {
 			return false
 		}
 	}

@@ -21,7 +21,9 @@ import (
 //	                        and the targets it was queued for
 //	events/ID.eml           the raw mail, when the event came from one
 //	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on
-//	quarantine/             unreadable files, moved aside with a log line
+//	quarantine/             unreadable files, moved aside with a log line;
+//	                        the deliveries they held become dead letters
+//	                        (corrupt.go)
 //
 // Every file is written whole with safeio (temp file, fsync, rename, fsync
 // directory). The .eml is written before the .json that commits it, and the
@@ -168,6 +170,9 @@ type mailMeta struct {
 	From       string   `json:"from"`
 	Recipients []string `json:"recipients"`
 	Size       int      `json:"size"`
+	// UID is the submitting user (absent in files written before it was
+	// recorded: only root and herald see those in mailq).
+	UID *int `json:"uid,omitempty"`
 }
 
 func (q *Queue) eventPath(id string) string { return filepath.Join(q.dir, eventsDir, id+".json") }
@@ -188,7 +193,8 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
-		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw)}
+		uid := ev.Mail.UID
+		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
 	}
 	return q.storeEventFile(ev.ID, &ef)
 }
@@ -273,7 +279,10 @@ func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []l
 		return nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
 	if ef.Mail != nil {
-		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients}
+		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
+		if ef.Mail.UID != nil {
+			ev.Mail.UID = *ef.Mail.UID
+		}
 		if withMail {
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {
@@ -322,8 +331,9 @@ func readRecord(path, id string) (*record, error) {
 	return &r, nil
 }
 
-// quarantine moves an unreadable file aside, never deleting it.
-func (q *Queue) quarantine(path string, why error) {
+// quarantine moves an unreadable file aside, never deleting it, and
+// returns where it went ("" when it could not be moved).
+func (q *Queue) quarantine(path string, why error) string {
 	dst := filepath.Join(q.dir, quarantineDir, filepath.Base(path))
 	err := os.MkdirAll(filepath.Dir(dst), dirMode)
 	if err == nil {
@@ -337,9 +347,10 @@ func (q *Queue) quarantine(path string, why error) {
 	}
 	if err != nil {
 		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "error", err)
-		return
+		return ""
 	}
 	q.log.Warn("moved unreadable queue file to quarantine", "path", path, "to", dst, "reason", why.Error())
+	return dst
 }
 
 // removeFiles removes paths and fsyncs their directory once, so that the

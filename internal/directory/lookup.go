@@ -81,7 +81,10 @@ type Lookup struct {
 	// host. A file that fails to load keeps the previous table.
 	AliasesFile string
 	Hostname    string
-	Log         *slog.Logger
+	// LocalDomains are further domains whose addresses are local (the
+	// mail name), as the mail targets see them.
+	LocalDomains []string
+	Log          *slog.Logger
 
 	mu         sync.Mutex
 	offNoted   map[string]bool
@@ -114,7 +117,7 @@ func (l *Lookup) Resolve(ctx context.Context, spec Spec, ev *event.Event) (Resul
 	seen := map[string]bool{}
 	tab := l.aliases(log)
 	for _, a := range list {
-		exp, err := tab.Expand(a, func(s string) (string, bool) { return aliases.LocalName(s, l.Hostname) })
+		exp, err := tab.Expand(a, func(s string) (string, bool) { return aliases.LocalName(s, l.Hostname, l.LocalDomains...) })
 		if err != nil {
 			return Result{}, &LookupError{Err: fmt.Errorf("aliases: %s: %w", a, err)}
 		}

@@ -281,11 +281,22 @@ func webhooks(addr string, n int) string {
 	return b.String()
 }
 
+// writeWebhooksPriv gives each of webhooks' targets its (empty) private
+// section: without one a webhook is not instantiated, as in Proxmox.
+func writeWebhooksPriv(b testing.TB, d *daemon, n int) {
+	var priv strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&priv, "webhook: hook%d\n\n", i)
+	}
+	writeFile(b, filepath.Join(d.configDir, "notifications-priv.cfg"), priv.String(), 0o600)
+}
+
 // benchWebhookDeliveries submits b.N×50 events over the HTTP API as fast as
 // it can and reports webhook deliveries per second until the last arrives.
 func benchWebhookDeliveries(b *testing.B, targets int) {
 	r := newReceiver(b)
 	d := newDaemon(b, webhooks(r.addr, targets))
+	writeWebhooksPriv(b, d, targets)
 	d.start()
 	events := max(b.N, 4) * 50
 	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/events", d.httpPort)
@@ -331,6 +342,7 @@ func BenchmarkWebhookDeliveries8Targets(b *testing.B) { benchWebhookDeliveries(b
 func BenchmarkAcceptToWebhook(b *testing.B) {
 	r := newReceiver(b)
 	d := newDaemon(b, webhooks(r.addr, 1))
+	writeWebhooksPriv(b, d, 1)
 	d.start()
 	addr := fmt.Sprintf("127.0.0.1:%d", d.port)
 	accepted := pacedSMTP(b, addr, "wh-", max(b.N, 5)*100, 100)

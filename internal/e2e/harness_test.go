@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/testkit"
 )
 
 var bins struct {
@@ -82,11 +83,7 @@ func moduleRoot() string {
 // needTool fails (never skips) when a real client is missing.
 func needTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed: run scripts/install-test-deps.sh as root (make test does)", name)
-	}
-	return p
+	return testkit.Tool(t, name, "listed in scripts/install-test-deps.sh")
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -54,7 +54,7 @@ matcher: backups
 	target owners
 `, srv.URL, srv.CAFile, ldaptest.BindDN, ldaptest.AccountBase, ldaptest.PersonBase, sink.Port))
 	writeFile(t, filepath.Join(d.configDir, "notifications-priv.cfg"),
-		"ldap: stoney\n\tbind-password "+ldaptest.BindPassword+"\n", 0o600)
+		"ldap: stoney\n\tbind-password "+ldaptest.BindPassword+"\n\nsmtp: owners\n", 0o600)
 	aliasesFile := filepath.Join(d.configDir, "aliases")
 	writeFile(t, aliasesFile, "postmaster: root\n", 0o644)
 	appendFile(t, filepath.Join(d.configDir, "herald.cfg"), "aliases-file "+aliasesFile+"\n")

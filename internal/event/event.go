@@ -79,6 +79,10 @@ type Mail struct {
 	Raw        []byte   // the message exactly as received
 	From       string   // envelope sender ("" for the null sender)
 	Recipients []string // envelope recipients
+	// UID is the submitting user as the spool recorded it (the maildrop
+	// file's owner, the daemon's uid for SMTP); mailq shows a user the
+	// mail they submitted.
+	UID int
 }
 
 // Event is one notification.

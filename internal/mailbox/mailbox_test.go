@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"errors"
+	"herald/internal/testkit"
 	"net"
 	"os"
 	"os/user"
@@ -15,9 +16,7 @@ import (
 // needRoot fails (never skips) when the test cannot hand files to users.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test creates mailboxes owned by other users: run it as root (make test does)")
-	}
+	testkit.Root(t, "it creates mailboxes owned by other users")
 }
 
 func ids(t *testing.T, name string) (uid, mailGID int) {

@@ -170,6 +170,29 @@ func ParseCalendar(s string) (CalendarRule, error) {
 	return parseDaily(s, false)
 }
 
+// weekdays parses the optional weekday list that starts a daily duration
+// (or a digest time) and the blanks after it.
+func (p *calParser) weekdays(r *CalendarRule) error {
+	if p.pos >= len(p.s) || !isAlpha(p.s[p.pos]) {
+		return nil
+	}
+	for {
+		if err := p.weekdayRange(r); err != nil {
+			return err
+		}
+		// Like nom's separated_list1: a ',' only continues the list when a
+		// weekday follows it; otherwise the ',' is left for the time parser
+		// to reject.
+		if strings.HasPrefix(p.rest(), ",") && p.pos+1 < len(p.s) && isAlpha(p.s[p.pos+1]) {
+			p.pos++
+			continue
+		}
+		break
+	}
+	p.spaces()
+	return nil
+}
+
 // parseDaily parses a daily duration; wrap allows an end before the start
 // (a window across midnight, see ParseWindow).
 func parseDaily(s string, wrap bool) (CalendarRule, error) {
@@ -178,21 +201,8 @@ func parseDaily(s string, wrap bool) (CalendarRule, error) {
 	if s == "" {
 		return CalendarRule{}, fmt.Errorf("invalid match-calendar %q: empty value (want e.g. \"mon..fri 9:00-17:00\")", s)
 	}
-	if isAlpha(s[0]) {
-		for {
-			if err := p.weekdayRange(&r); err != nil {
-				return CalendarRule{}, err
-			}
-			// Like nom's separated_list1: a ',' only continues the list
-			// when a weekday follows it; otherwise the ',' is left for the
-			// time parser to reject.
-			if strings.HasPrefix(p.rest(), ",") && p.pos+1 < len(s) && isAlpha(s[p.pos+1]) {
-				p.pos++
-				continue
-			}
-			break
-		}
-		p.spaces()
+	if err := p.weekdays(&r); err != nil {
+		return CalendarRule{}, err
 	}
 	start, err := p.hm()
 	if err != nil {

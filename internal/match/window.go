@@ -2,7 +2,6 @@ package match
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -86,18 +85,8 @@ func ParseCalendarTime(s string) (CalendarTime, error) {
 	if s == "" {
 		return CalendarTime{}, fmt.Errorf("invalid time %q: empty value (want e.g. \"08:00\" or \"mon..fri 8:00\")", s)
 	}
-	if isAlpha(s[0]) {
-		for {
-			if err := p.weekdayRange(&r); err != nil {
-				return CalendarTime{}, err
-			}
-			if strings.HasPrefix(p.rest(), ",") && p.pos+1 < len(s) && isAlpha(s[p.pos+1]) {
-				p.pos++
-				continue
-			}
-			break
-		}
-		p.spaces()
+	if err := p.weekdays(&r); err != nil {
+		return CalendarTime{}, err
 	}
 	start, err := p.hm()
 	if err != nil {

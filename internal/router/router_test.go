@@ -229,10 +229,20 @@ func TestLegacyGroupsAndFilters(t *testing.T) {
 	}
 }
 
-func TestUnknownTargetIsAConfigError(t *testing.T) {
-	_, err := config.Parse("n.cfg", []byte("matcher: mm\n\ttarget nowhere\n"), "p.cfg", nil, config.LoadOptions{})
-	if err == nil || err.Error() != "n.cfg:2: matcher 'mm': target 'nowhere' does not exist" {
-		t.Errorf("err = %v", err)
+// TestUnknownTargetIsSkipped: a matcher naming a target that does not
+// exist loads with a warning and the name is skipped when routing, as
+// Proxmox does; the other targets still get the event.
+func TestUnknownTargetIsSkipped(t *testing.T) {
+	cfg, err := config.Parse("n.cfg", []byte("matcher: mm\n\ttarget nowhere\n\ttarget mail-to-root\n"), "p.cfg", nil, config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.HasPrefix(cfg.Warnings[0].Error(), "n.cfg:2: warning: matcher 'mm': target 'nowhere' does not exist") {
+		t.Errorf("warnings = %v", cfg.Warnings)
+	}
+	res := (&Router{Config: cfg}).Route(mkEvent(event.Error), monday10)
+	if !slices.Equal(res.Targets, []string{"mail-to-root"}) || len(res.Skipped) != 1 || res.Skipped[0] != (SkippedTarget{"nowhere", "no such target"}) {
+		t.Errorf("route: %s", dump(res))
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"herald/internal/mailname"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
 )
@@ -212,13 +213,28 @@ type identity struct {
 }
 
 func whoami() identity {
-	id := identity{login: strconv.Itoa(os.Getuid()), host: hostname()}
+	id := identity{login: strconv.Itoa(os.Getuid()), host: MailName()}
 	// The real uid, never $USER or $LOGNAME: the caller controls those.
 	if u, err := user.LookupId(id.login); err == nil && u.Username != "" {
 		id.login = u.Username
 		id.gecos = u.Name
 	}
 	return id
+}
+
+// MailName is the domain of the sender's address and of the Message-ID
+// (and the shim's -bs greeting):
+// herald.cfg's mail-name, else /etc/mailname, else the FQDN, as the daemon
+// qualifies bare addresses (internal/mailname: file reads only).
+func MailName() string {
+	cfgDir := os.Getenv("HERALD_CONFIG_DIR")
+	if cfgDir == "" {
+		cfgDir = DefaultConfigDir
+	}
+	if n := mailname.FromConfig(filepath.Join(cfgDir, "herald.cfg")); n != "" {
+		return n
+	}
+	return mailname.System(mailname.File, mailname.HostsFile, hostname())
 }
 
 // hostname returns the host name as the kernel has it, reduced to the
@@ -350,8 +366,15 @@ func dedupe(list []string) []string {
 	return out
 }
 
-// listQueue implements mailq / -bp.
+// listQueue implements mailq / -bp. herald's own `herald queue mailq`
+// prints the listing: it asks the running daemon, which shows any user
+// their own submissions (and root everything), so the shim replaces itself
+// with it, without its setgid group. Only when herald cannot be found does
+// the shim list the spool itself, which needs the right to read it.
 func listQueue(prog string, stdout, stderr io.Writer) int {
+	if code, ok := execMailq(prog, stdout, stderr); ok {
+		return code
+	}
 	dir, err := spoolDir()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
@@ -370,7 +393,43 @@ func listQueue(prog string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.IOErr
 	}
-	return listDeliveries(prog, stdout, stderr)
+	return sysexits.OK
+}
+
+// execMailq replaces the process with `herald queue mailq`; ok is false
+// when no herald binary is found (or, in tests, Main's streams are not the
+// process's own, so exec would bypass them: the command then runs as a
+// child writing to them).
+func execMailq(prog string, stdout, stderr io.Writer) (code int, ok bool) {
+	for _, h := range heraldPaths() {
+		if fi, err := os.Stat(h); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		// herald must not inherit the shim's setgid group: it needs none.
+		if gid := os.Getgid(); os.Getegid() != gid {
+			if err := syscall.Setregid(gid, gid); err != nil {
+				fmt.Fprintf(stderr, "%s: cannot drop the group privilege: %v\n", prog, err)
+				return sysexits.OSErr, true
+			}
+		}
+		if stdout != io.Writer(os.Stdout) {
+			cmd := exec.Command(h, "queue", "mailq")
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			if err := cmd.Run(); err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+					return ee.ExitCode(), true
+				}
+				fmt.Fprintf(stderr, "%s: cannot run %s: %v\n", prog, h, err)
+				return sysexits.OSErr, true
+			}
+			return sysexits.OK, true
+		}
+		err := syscall.Exec(h, []string{"herald", "queue", "mailq"}, os.Environ())
+		fmt.Fprintf(stderr, "%s: cannot run %s: %v\n", prog, h, err)
+		return sysexits.OSErr, true
+	}
+	return 0, false
 }
 
 // heraldPaths are where the herald command is looked for: next to the
@@ -382,38 +441,6 @@ func heraldPaths() []string {
 		ps = append(ps, filepath.Join(filepath.Dir(exe), "herald"))
 	}
 	return append(ps, "/usr/bin/herald")
-}
-
-// listDeliveries adds the delivery queue (pending and dead deliveries of
-// events already taken from the spool) to mailq's listing. The queue
-// belongs to the daemon, so the shim asks `herald queue list` instead of
-// reading its files; the shim itself stays small.
-func listDeliveries(prog string, stdout, stderr io.Writer) int {
-	for _, h := range heraldPaths() {
-		if fi, err := os.Stat(h); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		if _, err := io.WriteString(stdout, "\nDeliveries (herald queue list):\n"); err != nil {
-			return sysexits.IOErr
-		}
-		// herald must not inherit the shim's setgid group: it needs none
-		// (only root and herald may list the queue, which the spool listing
-		// above already required).
-		if gid := os.Getgid(); os.Getegid() != gid {
-			if err := syscall.Setregid(gid, gid); err != nil {
-				fmt.Fprintf(stderr, "%s: cannot drop the group privilege: %v\n", prog, err)
-				return sysexits.OSErr
-			}
-		}
-		cmd := exec.Command(h, "queue", "list")
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(stderr, "%s: herald queue list: %v\n", prog, err)
-			return sysexits.TempFail
-		}
-		return sysexits.OK
-	}
-	return sysexits.OK
 }
 
 // PrintQueue writes entries in the format of Postfix's mailq: one block per

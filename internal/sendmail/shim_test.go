@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"herald/internal/spool"
+	"herald/internal/testkit"
 )
 
 // goTool finds the go command that runs these tests (go test puts its
@@ -140,10 +141,7 @@ func TestShimBinary(t *testing.T) {
 // TestMailxThroughShim has the real bsd-mailx submit through the shim, with
 // its own argv (-i -t) and headers (Bcc that must go).
 func TestMailxThroughShim(t *testing.T) {
-	mailx, err := exec.LookPath("bsd-mailx")
-	if err != nil {
-		t.Fatal("bsd-mailx not found: run scripts/install-test-deps.sh as root")
-	}
+	mailx := testkit.Tool(t, "bsd-mailx", "bsd-mailx")
 	dir := t.TempDir()
 	bin := buildShim(t, dir, "sendmail", "")
 	rc := filepath.Join(dir, "mailrc")
@@ -181,13 +179,9 @@ func TestMailxThroughShim(t *testing.T) {
 // shim and a real unprivileged user: the user can submit, the recorded uid
 // is the user's, and the user can neither list nor read the maildrop.
 func TestUnprivilegedSubmit(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Fatal("run as root (CI does): this test creates a throwaway user and group and runs the setgid shim as that user")
-	}
+	testkit.Root(t, "it creates a throwaway user and group and runs the setgid shim as that user")
 	for _, tool := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found (util-linux, passwd): %v", tool, err)
-		}
+		testkit.Tool(t, tool, "util-linux, passwd")
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])

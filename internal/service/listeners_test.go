@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"encoding/json"
+	"herald/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -18,11 +19,7 @@ const installHint = "run scripts/install-test-deps.sh as root"
 
 func socketActivateTool(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("systemd-socket-activate")
-	if err != nil {
-		t.Fatalf("systemd-socket-activate (Debian package systemd) not found: %v; %s", err, installHint)
-	}
-	return p
+	return testkit.Tool(t, "systemd-socket-activate", "systemd")
 }
 
 // freePort returns a loopback TCP or UDP port that was free a moment ago;

@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"herald/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,11 +47,7 @@ func unitCopies(t *testing.T) string {
 
 func systemdAnalyze(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Fatalf("systemd-analyze (Debian package systemd) not found: %v; %s", err, installHint)
-	}
-	return p
+	return testkit.Tool(t, "systemd-analyze", "systemd")
 }
 
 func runWithDeadline(t *testing.T, dir, name string, args ...string) (string, error) {

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"herald/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -16,11 +17,7 @@ import (
 
 func needClient(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found (%v): run scripts/install-test-deps.sh as root", name, err)
-	}
-	return p
+	return testkit.Tool(t, name, "listed in scripts/install-test-deps.sh")
 }
 
 // run runs a client with stdin and fails the test unless it exits 0.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -123,21 +125,24 @@ func lockFile(f *os.File) error {
 	return lerr
 }
 
-// encodeHead returns the magic line and the envelope line. The JSON is not
-// HTML-escaped (an "&" stays one byte, not six), and an envelope longer than
-// the reader's limit is refused here rather than quarantined there.
-func encodeHead(env *Envelope) ([]byte, error) {
+// encodeHead returns the magic line and the envelope line, the latter
+// ending in a body_size field to be filled in at sizeAt (withBodySize). The
+// JSON is not HTML-escaped (an "&" stays one byte, not six), and an
+// envelope line longer than the reader's limit is refused here rather than
+// quarantined there.
+func encodeHead(env *Envelope) (head []byte, sizeAt int64, err error) {
 	var b bytes.Buffer
 	b.WriteString(magic)
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(env); err != nil { // Encode ends the line
-		return nil, err
+		return nil, 0, err
 	}
-	if b.Len()-len(magic)-1 > maxEnvelopeLine {
-		return nil, ErrEnvelopeTooLarge
+	head, sizeAt = withBodySize(b.Bytes())
+	if len(head)-len(magic)-1 > maxEnvelopeLine {
+		return nil, 0, ErrEnvelopeTooLarge
 	}
-	return b.Bytes(), nil
+	return head, sizeAt, nil
 }
 
 // writeEntry writes one entry into dir with the given file mode: magic,
@@ -150,7 +155,7 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if env.Received.IsZero() {
 		env.Received = now.UTC()
 	}
-	head, err := encodeHead(&env)
+	head, sizeAt, err := encodeHead(&env)
 	if err != nil {
 		return "", err
 	}
@@ -168,11 +173,15 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if _, err := t.Write(head); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
-	if _, err := t.ReadFrom(&limitReader{r: body, max: maxSize}); err != nil {
+	n, err := t.ReadFrom(&limitReader{r: body, max: maxSize})
+	if err != nil {
 		var be *BodyError
 		if errors.Is(err, ErrTooLarge) || errors.As(err, &be) {
 			return "", err
 		}
+		return "", &spoolError{op: "write entry", err: err}
+	}
+	if _, err := t.WriteAt(fmt.Appendf(nil, "%0*d", bodySizeDigits, n), sizeAt); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
 	if err := t.Commit(); err != nil {
@@ -181,6 +190,22 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 		}
 	}
 	return id, nil
+}
+
+// withBodySize adds the body_size field (bodySizeField) to the end of the
+// envelope of head (magic line, envelope JSON object, "\n"), its digits all
+// zero, and returns the new head and the offset of the digits, which the
+// writer fills in once it knows the body's length.
+func withBodySize(head []byte) ([]byte, int64) {
+	end := len(head) - 2 // the envelope's closing brace
+	out := make([]byte, 0, len(head)+len(bodySizeField)+bodySizeDigits+1)
+	out = append(out, head[:end]...)
+	out = append(out, bodySizeField...)
+	at := int64(len(out))
+	out = append(out, strings.Repeat("0", bodySizeDigits)...)
+	out = append(out, '"')
+	out = append(out, head[end:]...)
+	return out, at
 }
 
 // commitFailed handles a failed safeio Commit. Before the rename nothing is

@@ -27,14 +27,14 @@ func FuzzEnvelopeAgreement(f *testing.F) {
 		for i := 0; i < n; i++ {
 			env.Recipients = append(env.Recipients, rcpt+odd)
 		}
-		head, err := encodeHead(&env)
+		head, _, err := encodeHead(&env)
 		if err != nil {
 			if !errors.Is(err, ErrEnvelopeTooLarge) {
 				t.Fatalf("encode: %v", err)
 			}
 			return
 		}
-		got, off, err := readHeader(bytes.NewReader(append(head, "body"...)))
+		got, off, _, err := readHeader(bytes.NewReader(append(head, "body"...)))
 		if err != nil {
 			t.Fatalf("the reader refuses what the writer wrote: %v", err)
 		}
@@ -46,11 +46,11 @@ func FuzzEnvelopeAgreement(f *testing.F) {
 		if utf8.ValidString(from+rcpt+odd) && (got.From != env.From || !reflect.DeepEqual(got.Recipients, env.Recipients)) {
 			t.Fatalf("read back %+v, wrote %+v", got, env)
 		}
-		again, err := encodeHead(&got)
+		again, _, err := encodeHead(&got)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		got2, _, err := readHeader(bytes.NewReader(again))
+		got2, _, _, err := readHeader(bytes.NewReader(again))
 		if err != nil || !reflect.DeepEqual(got2, got) {
 			t.Fatalf("second round trip: %v\n%+v\n%+v", err, got, got2)
 		}

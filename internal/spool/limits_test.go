@@ -14,7 +14,7 @@ func envelopeOfSize(t *testing.T, n int) Envelope {
 	t.Helper()
 	env := Envelope{Kind: KindMail, Source: "sendmail", From: "a@b", Recipients: []string{""},
 		Received: time.Date(2026, 12, 2, 5, 0, 0, 123456789, time.UTC)}
-	head, err := encodeHead(&env)
+	head, _, err := encodeHead(&env)
 	if err != nil {
 		t.Fatal(err)
 	}

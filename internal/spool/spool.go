@@ -15,7 +15,8 @@
 // One entry is one file named by its ID (16 hex digits of the submit time in
 // Unix nanoseconds, "-", 8 random hex digits: unique, and sorting by name sorts
 // by age). The file holds the line "HERALD-SPOOL 1", the envelope as one JSON
-// line, then the raw message bytes unchanged.
+// line (ending with the body's length, body_size, which readers check), then
+// the raw message bytes unchanged.
 //
 // # Payload first, commit last
 //
@@ -128,6 +129,17 @@ const (
 // magic is the first line of every entry file; the number is the format
 // version.
 const magic = "HERALD-SPOOL 1\n"
+
+// bodySizeField ends every envelope line written since entries record their
+// body's length: the writer fills its bodySizeDigits decimal digits in
+// place once the body is written, before the commit. A reader compares it
+// with the bytes that follow, so a truncated body is detected and
+// quarantined instead of delivered. Entries written before the field
+// existed have none and are taken as they are; older readers ignore it.
+const (
+	bodySizeField  = `,"body_size":"`
+	bodySizeDigits = 20
+)
 
 // maxEnvelopeLine bounds the envelope line (its JSON, without the line
 // end), so a corrupt file cannot make the daemon allocate without limit.
@@ -251,19 +263,19 @@ type formatError struct{ msg string }
 func (e *formatError) Error() string { return "corrupt entry: " + e.msg }
 
 // readHeader parses the magic line and the envelope from r and returns the
-// envelope and the number of bytes they took.
-func readHeader(r io.Reader) (Envelope, int64, error) {
-	var env Envelope
+// envelope, the number of bytes they took, and the body length the
+// envelope records (-1 for entries written before it did).
+func readHeader(r io.Reader) (env Envelope, off, bodySize int64, err error) {
 	br := bufio.NewReaderSize(r, 4096)
 	m, err := br.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return env, 0, err
+		return env, 0, 0, err
 	}
 	if m != magic {
 		if len(m) > 32 {
 			m = m[:32]
 		}
-		return env, 0, &formatError{fmt.Sprintf("bad magic %q", m)}
+		return env, 0, 0, &formatError{fmt.Sprintf("bad magic %q", m)}
 	}
 	var line []byte
 	for {
@@ -274,25 +286,37 @@ func readHeader(r io.Reader) (Envelope, int64, error) {
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if len(line) > maxEnvelopeLine {
-				return env, 0, &formatError{"envelope line too long"}
+				return env, 0, 0, &formatError{"envelope line too long"}
 			}
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			return env, 0, &formatError{"truncated envelope"}
+			return env, 0, 0, &formatError{"truncated envelope"}
 		}
-		return env, 0, err
+		return env, 0, 0, err
 	}
 	if len(line)-1 > maxEnvelopeLine {
-		return env, 0, &formatError{"envelope line too long"}
+		return env, 0, 0, &formatError{"envelope line too long"}
 	}
 	if err := json.Unmarshal(bytes.TrimSuffix(line, []byte("\n")), &env); err != nil {
-		return env, 0, &formatError{"envelope: " + err.Error()}
+		return env, 0, 0, &formatError{"envelope: " + err.Error()}
 	}
 	if err := env.validate(); err != nil {
-		return env, 0, &formatError{err.Error()}
+		return env, 0, 0, &formatError{err.Error()}
 	}
-	return env, int64(len(magic) + len(line)), nil
+	var sz struct {
+		BodySize *string `json:"body_size"`
+	}
+	_ = json.Unmarshal(bytes.TrimSuffix(line, []byte("\n")), &sz) // the same JSON parsed above
+	bodySize = -1
+	if sz.BodySize != nil {
+		n, err := strconv.ParseInt(*sz.BodySize, 10, 64)
+		if err != nil || n < 0 {
+			return env, 0, 0, &formatError{fmt.Sprintf("envelope: bad body_size %q", *sz.BodySize)}
+		}
+		bodySize = n
+	}
+	return env, int64(len(magic) + len(line)), bodySize, nil
 }
 
 // openEntry opens and parses the entry file at path; ownerUID says whether
@@ -314,10 +338,14 @@ func openEntry(path, id string, ownerUID bool, uid int) (*os.File, Entry, error)
 		_ = f.Close()
 		return nil, Entry{}, &formatError{"entry is not a regular file"}
 	}
-	env, off, err := readHeader(f)
+	env, off, bodySize, err := readHeader(f)
 	if err != nil {
 		_ = f.Close()
 		return nil, Entry{}, err
+	}
+	if bodySize >= 0 && st.Size()-off != bodySize {
+		_ = f.Close()
+		return nil, Entry{}, &formatError{fmt.Sprintf("message is %d bytes, its envelope says %d: truncated or damaged", st.Size()-off, bodySize)}
 	}
 	if ownerUID {
 		// A maildrop entry is written by a local user: only the sources

@@ -938,12 +938,17 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte("HERALD-SPOOL 1\n{\"kind\":\"event\"}\n"))
 	f.Add([]byte("HERALD-SPOOL 1\n{\"kind\":\"mail\"\n"))
 	f.Add([]byte("HERALD-SPOOL 2\n{}\n"))
+	f.Add([]byte("HERALD-SPOOL 1\n{\"kind\":\"mail\",\"body_size\":\"00000000000000000002\"}\nab"))
+	f.Add([]byte("HERALD-SPOOL 1\n{\"kind\":\"mail\",\"body_size\":\"-1\"}\nab"))
 	f.Add([]byte("garbage"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		env, off, err := readHeader(bytes.NewReader(data))
+		env, off, size, err := readHeader(bytes.NewReader(data))
 		if err != nil {
 			return
+		}
+		if size < -1 {
+			t.Fatalf("body size %d", size)
 		}
 		if off <= 0 || off > int64(len(data)) {
 			t.Fatalf("offset %d out of range for %d bytes", off, len(data))
@@ -955,4 +960,68 @@ func FuzzReadHeader(f *testing.F) {
 			t.Fatalf("accepted header without magic or newline: %q", data[:off])
 		}
 	})
+}
+
+// TestTruncatedBodyIsDetected: an entry records its body's length, so a body
+// cut short (or grown) after the commit is quarantined with the reason,
+// never delivered; entries written before the length was recorded still
+// load as they are.
+func TestTruncatedBodyIsDetected(t *testing.T) {
+	const msg = "Subject: cut\n\nthe end of this body goes missing\n"
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte) []byte
+		want   string // "" = accepted
+	}{
+		{"intact", func(b []byte) []byte { return b }, ""},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-10] }, "truncated or damaged"},
+		{"cut to the envelope", func(b []byte) []byte { return b[:bytes.IndexByte(b[len(magic):], '\n')+len(magic)+1] }, "truncated or damaged"},
+		{"grown", func(b []byte) []byte { return append(b, "junk"...) }, "truncated or damaged"},
+		{"old format without a length", func(b []byte) []byte {
+			return []byte("HERALD-SPOOL 1\n{\"kind\":\"mail\",\"source\":\"smtp\",\"from\":\"a@b\",\"rcpt\":[\"c@d\"],\"received\":\"2026-11-21T12:00:00Z\"}\n" + msg[:20])
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, lb := newSpool(t)
+			id, err := s.Submit(mailEnv("a@b", "c@d"), strings.NewReader(msg), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(s.incoming, id)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(b, []byte(fmt.Sprintf(`"body_size":"%020d"}`, len(msg)))) {
+				t.Fatalf("the envelope does not record the body length:\n%s", b)
+			}
+			damaged := tc.damage(b)
+			if err := os.WriteFile(p, damaged, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			es, err := s.Pending()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if len(es) != 1 {
+					t.Fatalf("Pending = %d entries, want the entry", len(es))
+				}
+				body, err := s.ReadAll(es[0])
+				if err != nil || !bytes.HasSuffix(damaged, body) {
+					t.Fatalf("body %q, %v", body, err)
+				}
+				return
+			}
+			if len(es) != 0 {
+				t.Fatalf("a damaged entry was accepted: %+v", es)
+			}
+			if q := dirNames(t, s.quarantine); len(q) != 1 {
+				t.Fatalf("quarantine holds %v", q)
+			}
+			if !strings.Contains(lb.String(), tc.want) {
+				t.Errorf("log does not say why:\n%s", lb)
+			}
+		})
+	}
 }

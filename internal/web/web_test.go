@@ -18,6 +18,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/history"
 	"herald/internal/noise"
+	"herald/internal/testkit"
 )
 
 const token = "0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -274,9 +275,7 @@ func TestToken(t *testing.T) {
 // TestTokenOwnedLikeStateDir: root making the token (herald web before
 // the daemon ever ran) leaves it to the state directory's owner.
 func TestTokenOwnedLikeStateDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (make test runs as root): it checks the token's owner")
-	}
+	testkit.Root(t, "it checks the token's owner")
 	dir := t.TempDir()
 	if err := os.Chown(dir, 65534, 65534); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,12 @@
 // the delivery is cancelled, the whole group is killed, so a hook script
 // cannot leave orphans behind.
 //
+// Delivery is at least once: a command cannot be asked afterwards whether
+// it ran, so when the daemon dies while a command runs (or after it ended,
+// before the outcome was recorded), the queue runs it again for that event
+// at the next start. A hook that must not act twice keys on HERALD_EVENT_ID
+// (stable across retries). See docs/delivery-guarantees.md.
+//
 // Bacula's Messages resource sends reports to the destinations `file` and
 // `append` (a log file), `syslog`, and `mail`/`operator` (piped into
 // mailcommand/operatorcommand, usually bsmtp). In herald these map onto the

@@ -205,3 +205,7 @@ func containsID(r io.Reader, id string) (bool, error) {
 // IgnoresMail tells the delivery queue that this target never reads the raw
 // mail (target.MailBlind).
 func (t *Target) IgnoresMail() bool { return true }
+
+// IsLocal tells the delivery queue that this target delivers on this
+// machine (target.Local).
+func (t *Target) IsLocal() bool { return true }

@@ -5,6 +5,8 @@
 package httpsend
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"herald/internal/handlebars"
 	"herald/internal/target"
 	"herald/internal/version"
 )
@@ -81,26 +84,163 @@ func OneLine(s string) string {
 	return s[:n] + "…"
 }
 
-// Mask replaces every occurrence of each secret, also in its URL- and
-// JSON-escaped forms, with "<masked>" (proxmox-notify's word for it).
+// Mask replaces every occurrence of each secret, in every form herald
+// itself may have written it (Forms), with "<masked>" (proxmox-notify's
+// word for it). The textual forms match whatever the case of their ASCII
+// letters (servers lower-case URLs); the base64 forms match exactly.
+// Longer forms win where forms overlap, so a secret containing another is
+// masked whole; overlapping or adjacent matches become one "<masked>".
 func Mask(s string, secrets ...string) string {
-	// Longest first, so that a secret containing another is masked whole.
-	secrets = slices.Clone(secrets)
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	type form struct {
+		text string
+		fold bool
+	}
+	var all []form
 	for _, sec := range secrets {
-		if sec == "" {
+		text, b64 := forms(sec)
+		for _, f := range text {
+			all = append(all, form{asciiLower(f), true})
+		}
+		for _, f := range b64 {
+			all = append(all, form{f, false})
+		}
+	}
+	if len(all) == 0 || s == "" {
+		return s
+	}
+	slices.SortStableFunc(all, func(a, b form) int { return len(b.text) - len(a.text) })
+	lower := asciiLower(s) // same byte offsets as s
+	masked := make([]bool, len(s))
+	any := false
+	for _, f := range all {
+		in := s
+		if f.fold {
+			in = lower
+		}
+		for off := 0; off < len(in); {
+			i := strings.Index(in[off:], f.text)
+			if i < 0 {
+				break
+			}
+			i += off
+			for j := i; j < i+len(f.text); j++ {
+				masked[j] = true
+			}
+			any = true
+			off = i + len(f.text)
+		}
+	}
+	if !any {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if !masked[i] {
+			b.WriteByte(s[i])
 			continue
 		}
-		for _, form := range []string{sec, url.QueryEscape(sec), url.PathEscape(sec), jsonEscape(sec)} {
-			s = strings.ReplaceAll(s, form, "<masked>")
+		b.WriteString("<masked>")
+		for i+1 < len(s) && masked[i+1] {
+			i++
+		}
+	}
+	return b.String()
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets stay the same.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return s
 }
 
-func jsonEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "/", `\/`)
-	return r.Replace(s)
+// minBase64Secret is the shortest secret whose base64 forms are masked: a
+// shorter one yields so few characters that they would match unrelated
+// text.
+const minBase64Secret = 6
+
+// Forms returns the ways a secret can appear in what a server sends back,
+// as herald put it into a request: as it is; percent-encoded as a path
+// segment (url.PathEscape), a path (Go's client re-escapes request paths),
+// a form value (url.QueryEscape) or by the webhook template helper
+// url-encode, each also with lower-case hex (servers re-encode); JSON-escaped as the json and escape helpers write it, as Go's
+// encoding/json writes it (\u003c) and with '/' escaped; and base64
+// (standard and URL alphabets, padded or not), including the part of it
+// that any base64 text containing the secret at some offset must contain
+// (a Basic credential "user:secret" encodes the secret there).
+func Forms(sec string) []string {
+	text, b64 := forms(sec)
+	return append(text, b64...)
+}
+
+// forms returns Forms split into the textual forms and the base64 ones.
+func forms(sec string) (text, b64 []string) {
+	if sec == "" {
+		return nil, nil
+	}
+	text = []string{sec}
+	// Go's client re-escapes a request path its own way (EscapedPath), so
+	// that is what a server echoing the URL saw.
+	pct := []string{url.QueryEscape(sec), url.PathEscape(sec), handlebars.URLEncode(sec),
+		(&url.URL{Path: sec}).EscapedPath()}
+	for _, f := range pct {
+		text = append(text, f, lowerHex(f))
+	}
+	esc := handlebars.JSONEscape(sec)
+	text = append(text, esc, strings.ReplaceAll(esc, "/", `\/`))
+	if b, err := json.Marshal(sec); err == nil {
+		g := string(b[1 : len(b)-1])
+		text = append(text, g, strings.ReplaceAll(g, "/", `\/`))
+	}
+	slices.Sort(text)
+	text = slices.Compact(text)
+	// A server may also echo a request part in base64 (a body, a Basic
+	// credential), with the secret in any of the forms above inside.
+	for _, t := range text {
+		if len(t) < minBase64Secret {
+			continue
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			b64 = append(b64, enc.EncodeToString([]byte(t)))
+			raw := enc.WithPadding(base64.NoPadding)
+			// At offset k in the encoded data, the characters whose six bits
+			// all come from t are those from bit 8k on, up to bit 8(k+n):
+			// the same whatever surrounds it.
+			for k := 0; k < 3; k++ {
+				e := raw.EncodeToString(append(make([]byte, k), t...))
+				from, to := (8*k+5)/6, 8*(k+len(t))/6
+				b64 = append(b64, e[from:to])
+			}
+		}
+	}
+	slices.Sort(b64)
+	return text, slices.Compact(b64)
+}
+
+// lowerHex lower-cases the hex digits of the percent escapes in s.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if b[j] >= 'A' && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 // scrubbedError carries an error's text with secrets masked. It does not

@@ -2,14 +2,19 @@ package httpsend
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/handlebars"
 )
 
 func TestMaskEveryForm(t *testing.T) {
@@ -79,5 +84,54 @@ func TestClientRedirectPolicy(t *testing.T) {
 	}
 	if code := get("/away"); code != http.StatusFound {
 		t.Fatalf("cross-host redirect followed: %d", code)
+	}
+}
+
+// TestMaskEveryEncoding: a secret a server echoes back in any encoding
+// herald itself produced (or a server's re-encoding of it) is masked.
+func TestMaskEveryEncoding(t *testing.T) {
+	secrets := []string{`p@ss "w<rd>/&x+y=z ä`, "S3CR3T-token/with space", "abcdefgh", "0123456789abcdefghijklmnopqrstuv"}
+	goJSON := func(s string) string { b, _ := json.Marshal(s); return string(b[1 : len(b)-1]) }
+	encodings := map[string]func(string) string{
+		"raw":                func(s string) string { return s },
+		"path escape":        url.PathEscape,
+		"form escape":        url.QueryEscape,
+		"url-encode helper":  handlebars.URLEncode,
+		"lower-case hex":     func(s string) string { return lowerHex(url.PathEscape(s)) },
+		"lower-case form":    func(s string) string { return lowerHex(url.QueryEscape(s)) },
+		"escape helper":      handlebars.JSONEscape,
+		"go json":            goJSON,
+		"json escaped slash": func(s string) string { return strings.ReplaceAll(goJSON(s), "/", `\/`) },
+		"base64":             func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
+		"base64url":          func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) },
+		"basic auth":         func(s string) string { return base64.StdEncoding.EncodeToString([]byte("user:" + s)) },
+		"basic auth 2":       func(s string) string { return base64.StdEncoding.EncodeToString([]byte("us:" + s + "!")) },
+		"basic auth 3":       func(s string) string { return base64.StdEncoding.EncodeToString([]byte("u:" + s + "!!")) },
+	}
+	for _, sec := range secrets {
+		for name, enc := range encodings {
+			form := enc(sec)
+			in := "error: got " + form + " which is wrong"
+			out := Mask(in, sec)
+			if !strings.Contains(out, "<masked>") {
+				t.Errorf("%s of %q: not masked: %q", name, sec, out)
+				continue
+			}
+			// What is left visible of a base64 form is a few bits at each
+			// end; of every other form, nothing.
+			left := strings.TrimSuffix(strings.TrimPrefix(out, "error: got "), " which is wrong")
+			rest := strings.ReplaceAll(left, "<masked>", "")
+			if strings.HasPrefix(name, "base64") || strings.HasPrefix(name, "basic") {
+				if len(rest) > 12 {
+					t.Errorf("%s of %q: too much left after masking: %q", name, sec, out)
+				}
+			} else if rest != "" {
+				t.Errorf("%s of %q: %q left after masking: %q", name, sec, rest, out)
+			}
+		}
+	}
+	// Unrelated text stays.
+	if got := Mask("nothing to see here", secrets...); got != "nothing to see here" {
+		t.Errorf("unrelated text changed: %q", got)
 	}
 }

@@ -441,3 +441,7 @@ func (t *Target) sendSyslog(ctx context.Context, line []byte) error {
 // IgnoresMail tells the delivery queue that this target never reads the raw
 // mail (target.MailBlind).
 func (t *Target) IgnoresMail() bool { return true }
+
+// IsLocal tells the delivery queue that this target delivers on this
+// machine (target.Local).
+func (t *Target) IsLocal() bool { return true }

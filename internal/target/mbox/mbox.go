@@ -274,9 +274,9 @@ func fcntlLock(f *os.File, typ int16) (held bool, err error) {
 }
 
 // dotLock tries once to create lockPath exclusively, writing our pid into
-// it as liblockfile does. A lock file older than StaleLockAge is removed (its
-// owner died) and the creation retried once. got is false when another
-// program holds the lock.
+// it as liblockfile does. A lock file whose pid names no running process,
+// or older than StaleLockAge, is removed (its owner died) and the creation
+// retried once. got is false when another program holds the lock.
 func dotLock(lockPath string, now time.Time) (got bool, err error) {
 	for try := 0; try < 2; try++ {
 		lf, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
@@ -302,7 +302,7 @@ func dotLock(lockPath string, now time.Time) (got bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("lock file: %w", err)
 		}
-		if now.Sub(st.ModTime()) < StaleLockAge {
+		if now.Sub(st.ModTime()) < StaleLockAge && !ownerDead(lockPath, st) {
 			return false, nil
 		}
 		if err := os.Remove(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -310,6 +310,34 @@ func dotLock(lockPath string, now time.Time) (got bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// ownerDead reports whether the lock file st (at lockPath) names, as
+// liblockfile and herald write it, the pid of a process that no longer
+// exists: such a lock was left by a crash and is stale at once, not only
+// after StaleLockAge (a daemon killed mid-delivery must not hold up every
+// local delivery for minutes). A file without a readable pid (another
+// program's format, or one being written right now) is judged by its age
+// alone, and so is one replaced since st was taken.
+func ownerDead(lockPath string, st fs.FileInfo) bool {
+	f, err := os.OpenFile(lockPath, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // read-only
+	if fst, err := f.Stat(); err != nil || !os.SameFile(fst, st) {
+		return false
+	}
+	buf := make([]byte, 32)
+	n, _ := io.ReadFull(f, buf)
+	text := strings.TrimSpace(string(buf[:n]))
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	// Signal 0 checks existence only; EPERM means it exists under another
+	// user.
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }
 
 // writeEntry writes ev as one mboxrd message: From_ line, the escaped
@@ -592,3 +620,7 @@ func containsEvent(r io.Reader, id string) (bool, error) {
 		}
 	}
 }
+
+// IsLocal tells the delivery queue that this target delivers on this
+// machine (target.Local).
+func (t *Target) IsLocal() bool { return true }

@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/mail"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,7 +391,8 @@ func TestDotLockIsHonoured(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "root")
 	tg := newTarget(t, path)
 	lock := path + ".lock"
-	if err := os.WriteFile(lock, []byte("12345\n"), 0o644); err != nil {
+	// PID 1 always runs: the lock is held by a live process.
+	if err := os.WriteFile(lock, []byte("1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -443,6 +446,55 @@ func TestStaleDotLockIsRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale lock file still there: %v", err)
+	}
+}
+
+// TestDeadOwnersLockIsStaleAtOnce: a fresh lock file naming a process that
+// has exited (a daemon killed mid-delivery) does not hold up delivery for
+// StaleLockAge; one without a pid, or naming a live process, still does.
+func TestDeadOwnersLockIsStaleAtOnce(t *testing.T) {
+	cmd := osexec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cannot run true: %v", err)
+	}
+	deadPID := cmd.Process.Pid // reaped: no process has it (until the PID wraps)
+	for _, tc := range []struct {
+		name    string
+		content string
+		stale   bool
+	}{
+		{"dead pid", strconv.Itoa(deadPID) + "\n", true},
+		{"dead pid without newline", strconv.Itoa(deadPID), true},
+		{"live pid", strconv.Itoa(os.Getpid()) + "\n", false},
+		{"no pid", "", false},
+		{"not a pid", "locked by someone\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "root")
+			tg := newTarget(t, path)
+			lock := path + ".lock"
+			if err := os.WriteFile(lock, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			err := tg.Deliver(ctx, mailEvent())
+			if tc.stale {
+				if err != nil {
+					t.Fatalf("Deliver with a lock of a dead process: %v (want it taken as stale at once)", err)
+				}
+				if ok, err := tg.Delivered(t.Context(), mailEvent()); err != nil || !ok {
+					t.Fatalf("Delivered = %v, %v", ok, err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Deliver under a held lock file = %v, want a deadline error", err)
+			}
+			if _, err := os.Stat(lock); err != nil {
+				t.Errorf("a held lock file was removed: %v", err)
+			}
+		})
 	}
 }
 

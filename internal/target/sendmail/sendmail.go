@@ -63,6 +63,9 @@ type Options struct {
 	// Recipients, when set, resolves the recipients per event and replaces
 	// To (mailto-field, aliases).
 	Recipients target.Recipients
+	// LocalDomains are further domains that are this host's (its short
+	// name, its mail name): their recipients are local too.
+	LocalDomains []string
 
 	Relay *Relay // smarthost for remote recipients; nil = none
 	// LocalMailbox returns the mailbox target of a local user (the app
@@ -92,6 +95,7 @@ type Target struct {
 	from         string
 	author       string
 	hostname     string
+	localDomains []string
 	relay        *smtp.Target
 	localMailbox func(string) (target.Target, bool)
 	sendmailPath string
@@ -125,6 +129,7 @@ func New(opt Options) (*Target, error) {
 		from:         opt.From,
 		author:       opt.Author,
 		hostname:     opt.Hostname,
+		localDomains: opt.LocalDomains,
 		localMailbox: opt.LocalMailbox,
 		recipients:   opt.Recipients,
 		sendmailPath: opt.SendmailPath,
@@ -338,6 +343,14 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// localUser returns the user name of a local recipient: a bare name, or
+// name@ one of localhost, localhost.localdomain, our hostname, its first
+// label or LocalDomains (aliases.LocalName). The name is folded to lower
+// case, as Postfix's local(8) does.
+func (t *Target) localUser(rcpt string) (string, bool) {
+	return aliases.LocalName(rcpt, t.hostname, t.localDomains...)
+}
+
 // failure is one recipient that did not get the message.
 type failure struct {
 	rcpt string
@@ -363,7 +376,7 @@ func (t *Target) deliverLocalAndRelay(ctx context.Context, ev *event.Event, forw
 	var failures []failure
 	var remote []string
 	for _, rcpt := range to {
-		name, local := aliases.LocalName(rcpt, t.hostname)
+		name, local := t.localUser(rcpt)
 		if !local {
 			remote = append(remote, rcpt)
 			continue
@@ -462,4 +475,79 @@ func (t *Target) pruneLocked() {
 			delete(t.done, id)
 		}
 	}
+}
+
+// IsLocal tells the delivery queue (target.Local) whether this target only
+// fills local mailboxes: not when it runs an external MTA or has a relay,
+// either of which may hang.
+func (t *Target) IsLocal() bool { return t.relay == nil && t.sendmailPath == "" }
+
+// Delivered tells the delivery queue after a crash whether an interrupted
+// delivery reached its recipients (target.Verifier), so that mail-to-root
+// and other sendmail targets that fill local mailboxes get exactly one
+// copy, as an mbox target does. Each local recipient's mailbox is asked
+// whether it holds the event (its X-Herald-Event header); the ones that do
+// are remembered as served, so the attempt that follows skips them. Only
+// when every recipient is local and served is the delivery done. Recipients
+// behind a relay or an external MTA cannot be asked: that is an error, and
+// the queue delivers again (at least once) to those alone.
+func (t *Target) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	if t.sendmailPath != "" {
+		return false, fmt.Errorf("sendmail: %s cannot be asked what it delivered", t.sendmailPath)
+	}
+	if ev.ID == "" {
+		return false, nil
+	}
+	to, _, err := target.ResolveRecipients(ctx, t.recipients, t.to, ev, checkArg)
+	if err != nil {
+		return false, fmt.Errorf("sendmail: recipients: %w", err)
+	}
+	if len(to) == 0 {
+		return false, nil
+	}
+	all, remote := true, 0
+	var served []string
+	for _, rcpt := range to {
+		name, local := t.localUser(rcpt)
+		if !local {
+			all = false
+			remote++
+			continue
+		}
+		var v target.Verifier
+		if t.localMailbox != nil {
+			if mb, ok := t.localMailbox(name); ok && mb != nil {
+				v, _ = mb.(target.Verifier)
+			}
+		}
+		if v == nil {
+			return false, fmt.Errorf("sendmail: the mailbox of %s cannot be checked", name)
+		}
+		ok, err := v.Delivered(ctx, ev)
+		if err != nil {
+			return false, fmt.Errorf("sendmail: mailbox of %s: %w", name, err)
+		}
+		if !ok {
+			all = false
+			continue
+		}
+		served = append(served, name)
+	}
+	if len(served) > 0 {
+		t.mu.Lock()
+		t.pruneLocked()
+		ds := t.done[ev.ID]
+		if ds == nil {
+			ds = &doneSet{users: map[string]bool{}, since: t.now()}
+			t.done[ev.ID] = ds
+		}
+		for _, n := range served {
+			ds.users[n] = true
+		}
+		t.mu.Unlock()
+	}
+	if remote > 0 {
+		return false, fmt.Errorf("sendmail: %d recipient(s) behind the relay cannot be checked (local mailboxes that have it are skipped)", remote)
+	}
+	return all, nil
 }

@@ -504,8 +504,87 @@ func TestLocalUser(t *testing.T) {
 			t.Errorf("LocalName(%q) = %q, %v; want %q", rcpt, got, ok, want)
 		}
 	}
+	// With a mail name that is not the host name (/etc/mailname), the
+	// host's own names stay local.
+	tg = newTarget(t, nil, func(o *Options) {
+		o.Hostname = "mx.example.net"
+		o.LocalDomains = []string{"pve1", "pve1.example.org"}
+	})
+	for rcpt, want := range map[string]string{
+		"root@pve1": "root", "alice@pve1.example.org": "alice", "bob@mx.example.net": "bob", "carol@mx": "carol", "ops@example.net": "",
+	} {
+		got, ok := tg.localUser(rcpt)
+		if ok != (want != "") || got != want {
+			t.Errorf("with local domains: localUser(%q) = %q, %v; want %q", rcpt, got, ok, want)
+		}
+	}
 	if !systemUserExists("root") || systemUserExists("no-such-user-for-herald-tests") {
 		t.Errorf("systemUserExists does not consult the user database")
+	}
+}
+
+// Delivered passes the mailbox's answer on (mbox.Target is a Verifier).
+func (f *flaky) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	return f.inner.Delivered(ctx, ev)
+}
+
+// TestDeliveredAfterCrash: a delivery into local mailboxes interrupted by a
+// crash is verified like an mbox delivery: a new process (a fresh target)
+// finds it done, and one that reached some mailboxes only serves the rest.
+func TestDeliveredAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	mb := newMailboxes(t)
+	opts := func(o *Options) { o.To = []string{"root", "alice"} }
+	if err := deliver(t, newTarget(t, mb, opts), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	// After the crash: a new target instance knows nothing in memory.
+	tg := newTarget(t, mb, opts)
+	if ok, err := tg.Delivered(ctx, testEvent()); err != nil || !ok {
+		t.Fatalf("Delivered after a complete delivery = %v, %v; want true", ok, err)
+	}
+	other := testEvent()
+	other.ID = "another-event"
+	if ok, err := tg.Delivered(ctx, other); err != nil || ok {
+		t.Fatalf("Delivered of an event never delivered = %v, %v; want false", ok, err)
+	}
+
+	// Half done: root has it, alice's mailbox failed before the crash.
+	mb2 := newMailboxes(t)
+	mb2.failures["alice"] = 1
+	if err := deliver(t, newTarget(t, mb2, opts), testEvent()); !target.IsTemporary(err) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	tg2 := newTarget(t, mb2, opts)
+	if ok, err := tg2.Delivered(ctx, testEvent()); err != nil || ok {
+		t.Fatalf("Delivered with alice unserved = %v, %v; want false", ok, err)
+	}
+	if err := deliver(t, tg2, testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	if r, a := len(mb2.messages(t, "root")), len(mb2.messages(t, "alice")); r != 1 || a != 1 {
+		t.Errorf("after recovery root has %d, alice %d messages; want 1 each", r, a)
+	}
+
+	// Behind a relay: cannot be asked; the local part is still skipped.
+	srv := smtptest.Start(t, smtptest.Config{})
+	mb3 := newMailboxes(t)
+	relayed := func(o *Options) {
+		o.To = []string{"root", "ops@example.org"}
+		o.Relay = &Relay{Host: srv.Host, Port: srv.Port, Mode: "insecure"}
+	}
+	if err := deliver(t, newTarget(t, mb3, relayed), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	tg3 := newTarget(t, mb3, relayed)
+	if ok, err := tg3.Delivered(ctx, testEvent()); err == nil || ok {
+		t.Fatalf("Delivered with a relayed recipient = %v, %v; want an error", ok, err)
+	}
+	if err := deliver(t, tg3, testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mb3.messages(t, "root")); n != 1 {
+		t.Errorf("root got %d messages, want 1 (the relay alone is at least once)", n)
 	}
 }
 

@@ -265,6 +265,7 @@ func (t *Target) request(ctx context.Context, ev *event.Event) (*http.Request, e
 	if err != nil {
 		return nil, fmt.Errorf("rendering url: %w", err)
 	}
+	rawURL = escapeControls(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("rendered url %s is not a valid http(s) URL", target.RedactURL(rawURL))
@@ -291,9 +292,7 @@ func (t *Target) request(ctx context.Context, ev *event.Event) (*http.Request, e
 		if err != nil {
 			return nil, fmt.Errorf("rendering header %s: %w", h.name, err)
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, fmt.Errorf("header %s: rendered value contains a line break or NUL", h.name)
-		}
+		v = headerValue(v)
 		switch {
 		case strings.EqualFold(h.name, "Host"):
 			req.Host = v
@@ -308,6 +307,60 @@ func (t *Target) request(ctx context.Context, ev *event.Event) (*http.Request, e
 		}
 	}
 	return req, nil
+}
+
+// headerValue makes a rendered header value sendable: a title or field
+// that carries CR, LF, NUL or another control character (a mail's Subject
+// can) would otherwise make every attempt fail the same way, a permanent
+// failure for a notification that is fine. Each run of line breaks and
+// every other control character but TAB becomes one space, so no header
+// can be injected and the text stays readable. (Proxmox's HTTP client
+// refuses such a value and the notification is lost.)
+func headerValue(v string) string {
+	if !strings.ContainsFunc(v, isCtl) {
+		return v
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\r' || c == '\n':
+			if i > 0 && (v[i-1] == '\r' || v[i-1] == '\n') {
+				continue // one space per line break, CRLF included
+			}
+			b.WriteByte(' ')
+		case c == 0:
+			// dropped: NUL is never text
+		case isCtl(rune(c)):
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// isCtl reports the bytes HTTP forbids in a header value or URL: controls
+// other than TAB, and DEL.
+func isCtl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
+
+// escapeControls percent-encodes the control characters a template put
+// into the URL (a raw {{ title }} in the path), which url.Parse refuses:
+// the server gets the text, the delivery does not fail for ever.
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Deliver sends the request for ev. Template and URL problems are

@@ -16,6 +16,7 @@ import (
 	_ "embed"
 	"encoding/pem"
 	"fmt"
+	"herald/internal/testkit"
 	"math/big"
 	"net"
 	"os"
@@ -59,16 +60,7 @@ type Server struct {
 // Binary finds slapd, failing the test with how to install it.
 func Binary(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{"/usr/sbin/slapd", "/usr/local/sbin/slapd"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("slapd"); err == nil {
-		return p
-	}
-	t.Fatal("slapd not found: install Debian's slapd package (sudo scripts/install-test-deps.sh, or apt-get install slapd ldap-utils; then systemctl disable --now slapd)")
-	return ""
+	return testkit.Tool(t, "slapd", "slapd", "/usr/sbin/slapd", "/usr/local/sbin/slapd")
 }
 
 // Start writes a config, loads the entries and starts slapd; the test's

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
@@ -304,6 +305,11 @@ func NewCA(t testing.TB) *CA {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &CA{Pool: pool, cert: cert, key: key}
+}
+
+// PEM returns the CA's certificate in PEM form, as a CA file holds it.
+func (ca *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
 // Leaf issues a server certificate for the given names and IP addresses.

@@ -1,0 +1,188 @@
+package delivery
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"herald/internal/event"
+)
+
+// This file holds the queue's admin views and actions that an MTA's admin
+// expects (docs/mta.md): flush (Postfix's postqueue -f), mailq's per-mail
+// view, and a read-only view for when no daemon owns the queue. Locking:
+// Flush takes mu like Retry; Items takes mu to copy the deliveries, then
+// reads event files without it (Drop and gc may remove one meanwhile: that
+// mail is then simply gone from the listing).
+
+// Item is one queued mail or event with its deliveries that are not done:
+// what mailq lists.
+type Item struct {
+	EventID    string     `json:"event_id"`
+	Title      string     `json:"title"`
+	Created    time.Time  `json:"created"`
+	From       string     `json:"from"`
+	Recipients []string   `json:"recipients,omitempty"`
+	Size       int        `json:"size"`
+	UID        int        `json:"uid"` // submitting user; -1 unknown (an event, or an old file)
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// Items returns the events with deliveries pending, in flight or dead,
+// oldest first.
+func (q *Queue) Items() ([]Item, error) {
+	ds, err := q.List()
+	if err != nil {
+		return nil, err
+	}
+	return itemsOf(q, ds), nil
+}
+
+func itemsOf(q *Queue, ds []Delivery) []Item {
+	byEvent := map[string][]Delivery{}
+	var order []string
+	for _, d := range ds {
+		if d.State == StateDone {
+			continue
+		}
+		if _, ok := byEvent[d.EventID]; !ok {
+			order = append(order, d.EventID)
+		}
+		byEvent[d.EventID] = append(byEvent[d.EventID], d)
+	}
+	var out []Item
+	for _, id := range order {
+		ef, err := q.readEventFile(id)
+		if err != nil {
+			continue // dropped or collected meanwhile
+		}
+		var ev struct{ Title string }
+		_ = json.Unmarshal(ef.Event, &ev) // a title is all mailq wants; none is fine
+		it := Item{EventID: id, Title: ev.Title, UID: -1, Deliveries: byEvent[id], Created: byEvent[id][0].Created}
+		if ef.Mail != nil {
+			it.From, it.Recipients, it.Size = ef.Mail.From, ef.Mail.Recipients, ef.Mail.Size
+			if ef.Mail.UID != nil {
+				it.UID = *ef.Mail.UID
+			}
+		} else {
+			it.Size = len(ef.Event)
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// ReadOnly is a view of a queue directory that no process may own: it
+// reads the files as they are, creates nothing, takes no lock and recovers
+// nothing, for `herald queue list` and mailq while the daemon is stopped
+// (so a root admin never leaves root-owned files behind). A directory that
+// does not exist is an empty queue.
+type ReadOnly struct{ q *Queue }
+
+// OpenReadOnly returns the read-only view of the queue in dir.
+func OpenReadOnly(dir string) ReadOnly {
+	return ReadOnly{&Queue{dir: dir, log: slog.New(slog.DiscardHandler)}}
+}
+
+// List returns every delivery on disk, oldest first: recorded ones and
+// those an event file lists without a record (pending, never attempted).
+func (r ReadOnly) List() ([]Delivery, error) {
+	q := r.q
+	evNames, err := readDirNames(filepath.Join(q.dir, eventsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	recs := map[string]Delivery{}
+	recNames, err := readDirNames(filepath.Join(q.dir, recordsDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	for _, name := range recNames {
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		rec, err := readRecord(q.recordPath(id), id)
+		if err != nil {
+			continue
+		}
+		e := entry{id: id, rec: *rec}
+		recs[id] = e.delivery()
+	}
+	var out []Delivery
+	seen := map[string]bool{}
+	for _, name := range evNames {
+		evID, ok := strings.CutSuffix(name, ".json")
+		if !ok || validEventID(evID) != nil {
+			continue
+		}
+		ef, err := q.readEventFile(evID)
+		if err != nil {
+			continue
+		}
+		for _, t := range ef.Targets {
+			id := deliveryID(evID, t.Name)
+			seen[id] = true
+			if d, ok := recs[id]; ok {
+				out = append(out, d)
+				continue
+			}
+			out = append(out, Delivery{ID: id, EventID: evID, Target: t.Name, State: StatePending,
+				Created: t.Created, NextAttempt: t.Created})
+		}
+		for id, d := range recs {
+			if d.EventID == evID && !seen[id] {
+				seen[id] = true
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Delivery) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Items is Queue.Items for the read-only view.
+func (r ReadOnly) Items() ([]Item, error) {
+	ds, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	return itemsOf(r.q, ds), nil
+}
+
+// Get is Queue.Get for the read-only view.
+func (r ReadOnly) Get(id string) (Delivery, *event.Event, error) {
+	ds, err := r.List()
+	if err != nil {
+		return Delivery{}, nil, err
+	}
+	for _, d := range ds {
+		if d.ID == id {
+			ev, err := r.q.readEvent(d.EventID, true)
+			if err != nil {
+				return d, nil, fmt.Errorf("delivery %s: %w", id, err)
+			}
+			return d, ev, nil
+		}
+	}
+	return Delivery{}, nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+}
+
+// Exists reports whether dir holds a queue (a daemon has run on it).
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, lockName))
+	return err == nil
+}
