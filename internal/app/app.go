@@ -80,6 +80,8 @@ type App struct {
 	// (started a pass or an entry), 0 while it waits for work: one entry
 	// that never finishes is a wedged daemon.
 	ingestBusy atomic.Int64
+	// heal tracks spool entries that keep failing (rescan.go).
+	heal healer
 }
 
 func logWarnings(log *slog.Logger, s *Settings) {
@@ -127,6 +129,7 @@ func (a *App) Reload() error {
 	}
 	a.settings.Store(s)
 	a.targets.Store(&targets)
+	a.spool.SetLimits(spoolLimits(s.Daemon.Limits))
 	a.monitors.SetHostname(s.Daemon.Hostname)
 	if err := a.monitors.Configure(s.Notify.Monitors); err != nil {
 		a.log.Error("monitor state not written at reload", "err", err)
@@ -145,6 +148,7 @@ func New(opt Options) (*App, error) {
 	}
 	a := &App{opt: opt, log: opt.Logger, now: opt.Now, ready: make(chan struct{}), metrics: metrics.New(),
 		firstPass: make(chan struct{})}
+	a.heal.policy = defaultRescan()
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -179,6 +183,7 @@ func New(opt Options) (*App, error) {
 	if removed+quarantined > 0 {
 		a.log.Info("spool recovered", "partial_removed", removed, "quarantined", quarantined)
 	}
+	sp.SetLimits(spoolLimits(s.Daemon.Limits)) // diskcare.go
 	a.spool = sp
 
 	q, err := delivery.Open(delivery.Options{
@@ -260,6 +265,11 @@ func (a *App) Run(ctx context.Context) error {
 		Allow:           s.Daemon.SMTPAllow,
 		Logger:          a.log,
 		OnAccepted:      func(string) { a.metrics.Accepted("smtp") },
+		// Limits (fds.go, docs/limits.md).
+		MaxSessions:          a.smtpSessionCap(s.Daemon.Limits.SMTPMaxSessions, s.Daemon.Limits.FDReserve),
+		MaxSessionsPerClient: s.Daemon.Limits.SMTPMaxSessionsPerClient,
+		SessionTime:          s.Daemon.Limits.SMTPSessionTime,
+		MailsPerMinute:       s.Daemon.Limits.SMTPMailsPerMinute,
 	})
 	httpLs := a.opt.Listeners["http"]
 	if httpLs == nil {
@@ -275,17 +285,13 @@ func (a *App) Run(ctx context.Context) error {
 		Logger:   a.log,
 		Hostname: s.Daemon.Hostname,
 		Allow:    s.Daemon.SMTPAllow,
+		Hosts:    s.Daemon.Limits.HTTPHosts,
 		Now:      a.now,
 		// Pushes feed heartbeats by token; /api/v1/monitors lists them.
 		PushMonitor: a.pushMonitor,
 		Monitors:    func() any { return a.monitors.List() },
-		Healthy: func() error {
-			if !a.Healthy() {
-				return errors.New("the ingest or delivery loop is stuck")
-			}
-			return nil
-		},
-		Web: a.webHandler(),
+		Healthy:     a.health, // rescan.go
+		Web:         a.webHandler(),
 	})
 	for _, l := range ls {
 		a.addrs = append(a.addrs, l.Addr())

@@ -122,3 +122,23 @@ func TestRelayPasswordFileMustBePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSessionCap(t *testing.T) {
+	for _, tc := range []struct {
+		configured int
+		nofile     uint64
+		reserve    int
+		want       int
+	}{
+		{100, 1 << 20, 64, 100},
+		{100, 1024, 64, 100},
+		{1000, 1024, 64, 480},
+		{100, 100, 64, 18},
+		{100, 50, 64, 1},
+		{100, 0, 64, 100}, // limit unknown
+	} {
+		if got := sessionCap(tc.configured, tc.nofile, tc.reserve); got != tc.want {
+			t.Errorf("sessionCap(%d, %d, %d) = %d, want %d", tc.configured, tc.nofile, tc.reserve, got, tc.want)
+		}
+	}
+}

@@ -71,7 +71,11 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 		writeJSON(w, flushReply{Due: q.Flush()}, nil)
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, a.status(), nil)
+		st := a.status()
+		if err := a.health(); err != nil { // as /healthz (rescan.go)
+			st.Healthy, st.Problem = false, err.Error()
+		}
+		writeJSON(w, st, nil)
 	})
 	mux.HandleFunc("POST /queue/{id}/drop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, struct{}{}, q.Drop(r.PathValue("id")))
@@ -111,6 +115,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 type Status struct {
 	Snapshot metrics.Snapshot
 	Healthy  bool
+	Problem  string // why not, when not Healthy
 	SMTP     []string
 	HTTP     []string
 	// Notes are facts the admin should know (no relay set, ...).

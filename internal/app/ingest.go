@@ -17,12 +17,14 @@ import (
 )
 
 // ingestLoop turns committed spool entries into queued deliveries, at
-// start-up and whenever the spool signals new work.
+// start-up, whenever the spool signals new work, and on a timer: soon
+// (backing off) after entries failed, slowly otherwise (rescan.go).
 func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
+	var retry time.Duration
 	first := true
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
-		a.ingestPending(ctx)
+		failed := a.ingestPending(ctx)
 		a.ingestBusy.Store(0)
 		// Heartbeat deadlines are judged only once what waited in the
 		// spool (successes included) has been fed.
@@ -31,11 +33,24 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 			close(a.firstPass)
 			first = false
 		}
+		a.noteFailures(failed, a.now())
+		a.careForSpool(time.Now())
+		retry = a.heal.policy.next(retry, len(failed) > 0)
+		delay := retry
+		if delay == 0 {
+			delay = a.heal.policy.idle
+		} else {
+			a.log.Info("spool entries failed; rescanning soon", "entries", len(failed), "in", delay.String())
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-wake:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
@@ -46,9 +61,9 @@ const ingestWorkers = 8
 
 // ingestPending processes every committed entry, oldest first, several at a
 // time. An entry that fails for a temporary reason (queue disk full) stays
-// in the spool and is tried again on the next wake-up; a corrupt one is
-// quarantined.
-func (a *App) ingestPending(ctx context.Context) {
+// in the spool and is tried again on the next pass; a corrupt one is
+// quarantined. It returns the entries that failed, by spool ID.
+func (a *App) ingestPending(ctx context.Context) map[string]error {
 	if a.spool.Kicked() {
 		// sendmail -q: everything pending is due now (postqueue -f).
 		a.queue.Flush()
@@ -56,22 +71,28 @@ func (a *App) ingestPending(ctx context.Context) {
 	entries, err := a.spool.Pending()
 	if err != nil {
 		a.log.Error("listing the spool", "err", err)
-		return
+		return map[string]error{"": err}
 	}
 	var size int64
 	for _, e := range entries {
 		size += e.Size
 	}
+	a.spool.NoteUsage(entries) // for the shim's per-uid limit
 	a.spoolEntries.Store(int64(len(entries)))
 	a.spoolBytes.Store(size)
 	work := make(chan spool.Entry)
 	var wg sync.WaitGroup
+	var fmu sync.Mutex
+	failed := map[string]error{}
 	for range min(ingestWorkers, len(entries)) {
 		wg.Go(func() {
 			for e := range work {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
 				if err := a.ingestGuarded(e); err != nil {
 					a.log.Error("spool entry not processed; it stays in the spool", "spool_id", e.ID, "err", err)
+					fmu.Lock()
+					failed[e.ID] = err
+					fmu.Unlock()
 					continue
 				}
 				// The gauge follows the spool as it empties, not only at
@@ -89,6 +110,7 @@ func (a *App) ingestPending(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	return failed
 }
 
 // maxIngestAttempts is how often processing of one spool entry may begin
@@ -166,6 +188,7 @@ func (a *App) ingest(e spool.Entry) error {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)
 	}
+	setOrigin(ev, e, userName) // origin.go
 	relayed, only := a.relayed(ev)
 	targets := a.routeWith(ev, "", only)
 	// Noise control records what it holds or counts before the rest is
@@ -197,7 +220,7 @@ func (a *App) ingest(e spool.Entry) error {
 		a.metrics.Accepted(src) // smtp and http count when they answer
 	}
 	a.metrics.Event(ev.Type(), ev.Severity.String())
-	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", e.Env.UID,
+	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", ev.Fields[FieldUID],
 		"type", ev.Type(), "severity", ev.Severity.String(), "classifier", classifier, "title", truncate(ev.Title, 120),
 		"targets", strings.Join(targets, ","), "held", len(targets)-len(now))
 	if len(now) > 0 {

@@ -469,11 +469,13 @@ func submitEvent(paths app.Paths, line []byte) (string, error) {
 	if !errors.Is(err, fs.ErrPermission) {
 		return "", err
 	}
-	s, lerr := app.LoadSettings(paths, nil)
-	if lerr != nil || len(s.Daemon.HTTPListen) == 0 {
+	// herald.cfg only: the private notifications file is not this user's
+	// to read, and the daemon's address is all that is needed.
+	dcfg, lerr := app.LoadDaemonSettings(paths)
+	if lerr != nil || len(dcfg.HTTPListen) == 0 {
 		return "", fmt.Errorf("%w (and the daemon's HTTP API is not configured)", err)
 	}
-	url := "http://" + s.Daemon.HTTPListen[0].String() + "/api/v1/events"
+	url := "http://" + dcfg.HTTPListen[0].String() + "/api/v1/events"
 	c := &http.Client{Timeout: 30 * time.Second}
 	resp, herr := c.Post(url, "application/json", bytes.NewReader(line))
 	if herr != nil {

@@ -26,6 +26,9 @@ func (e env) status(args []string) int {
 	health := "healthy"
 	if !st.Healthy {
 		health = "NOT HEALTHY: the ingest or delivery loop is stuck"
+		if st.Problem != "" {
+			health = "NOT HEALTHY: " + st.Problem
+		}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "herald\t%s\n", health)

@@ -66,6 +66,26 @@
 //	delivery-concurrency N         deliveries in flight at once (default 4)
 //	history-retention DURATION     how long the event history keeps events (default 30d)
 //	history-max-size SIZE          the event history's size bound (default 64M)
+//	smtp-max-sessions N            concurrent SMTP sessions; one more is answered
+//	                               421 (default 100)
+//	smtp-max-sessions-per-client N concurrent SMTP sessions from one client: a
+//	                               local user on loopback, else an address (default 50)
+//	smtp-session-time DURATION     a whole SMTP session, however busy (default 10m)
+//	smtp-mails-per-minute N        mails one SMTP connection may start per
+//	                               minute; beyond, 421 and closed (default 600)
+//	fd-reserve N                   file descriptors kept free of SMTP sessions
+//	                               for the spool, queue and HTTP (default 64)
+//	http-host NAME                 a name the HTTP API accepts in Host: besides
+//	                               localhost and IP literals, repeatable
+//	                               (default none: DNS rebinding protection)
+//	spool-min-free SIZE            free space the spool keeps; below it the shim
+//	                               exits 75, SMTP answers 452 and HTTP 503
+//	                               (default 64M; root may use its lower half)
+//	spool-max-per-uid SIZE         bytes one local user (not root) may have
+//	                               waiting in the maildrop (default 256M)
+//	quarantine-max-age DURATION    quarantined spool files are removed after
+//	                               this (default 30d)
+//	quarantine-max-size SIZE       and the oldest beyond this size (default 256M)
 //
 // Durations are Go durations (90s, 5m, 2h) optionally preceded by whole
 // days (5d, 1d12h).

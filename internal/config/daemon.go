@@ -69,6 +69,8 @@ type Daemon struct {
 
 	// The MTA settings of mta.go: mail-name, relay-ca-file, relay-verify.
 	MTA
+	// Limits bound sessions, rates and disk use (limits.go).
+	Limits Limits `json:"limits"`
 }
 
 // Defaults of herald.cfg, in one place.
@@ -106,6 +108,7 @@ func DefaultDaemon() *Daemon {
 		MaxDeliveryAge:      DefaultMaxDeliveryAge,
 		DeliveryConcurrency: DefaultDeliveryConcurrency,
 		AliasesFile:         DefaultAliasesFile,
+		Limits:              DefaultLimits(),
 	}
 }
 

@@ -127,6 +127,7 @@ mailbox-helper /run/test/mbox.sock
 		DeliveryConcurrency: 8,
 		AliasesFile:         "/etc/herald/aliases",
 		MailboxHelper:       "/run/test/mbox.sock",
+		Limits:              DefaultLimits(),
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("got  %+v\nwant %+v", d, want)

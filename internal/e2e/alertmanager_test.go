@@ -258,8 +258,10 @@ func TestAlertmanagerSingle(t *testing.T) {
 	var got []amAlert
 	waitFor(t, "the alert in Alertmanager", 30*time.Second, func() bool { got = ms[0].alerts("zfs"); return len(got) > 0 })
 	a := got[0]
+	// origin, uid and user are the daemon's record of who submitted the
+	// event (docs/origin.md): herald notify, run by root.
 	if a.Labels["severity"] != "error" || a.Labels["hostname"] != "testhost" || a.Labels["pool"] != "tank" ||
-		a.Labels["disk-id"] != "" || len(a.Labels) != 4 {
+		a.Labels["disk-id"] != "" || a.Labels["origin"] != "notify" || a.Labels["uid"] != "0" || len(a.Labels) != 7 {
 		t.Errorf("labels %v", a.Labels)
 	}
 	if a.Annotations["summary"] != "pool tank degraded" || !strings.Contains(a.Annotations["description"], "vdev sdc faulted") {

@@ -64,7 +64,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, ev *event.Event,
 		fail(w, http.StatusInternalServerError, "internal error: the event was not accepted")
 		return "", false
 	}
-	env := spool.Envelope{Kind: spool.KindEvent, Source: "http", Received: now.UTC(), Remote: r.RemoteAddr}
+	source := "http"
+	if isPushPath(r.URL.Path) {
+		source = "push"
+	}
+	env := spool.Envelope{Kind: spool.KindEvent, Source: source, Received: now.UTC(), Remote: r.RemoteAddr, PeerUID: clientUID(r)}
 	id, err := s.sub.Submit(env, bytes.NewReader(line), int64(len(line)))
 	if err != nil {
 		code, msg := submitStatus(err)

@@ -138,6 +138,7 @@ func knownTokens(token string) (string, bool) {
 func do(s *Server, method, target, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
 	req.RemoteAddr = "127.0.0.1:40000"
+	req.Host = "127.0.0.1:8025" // httptest's example.com is a foreign Host
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, req)
 	return rec
@@ -147,7 +148,12 @@ func do(s *Server, method, target, body string) *httptest.ResponseRecorder {
 func newRequest(method, target, body, remote string, hdr map[string]string) *http.Request {
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
 	req.RemoteAddr = remote
+	req.Host = "127.0.0.1:8025" // httptest's example.com is a foreign Host
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	return req

@@ -60,6 +60,9 @@ type Options struct {
 	// Monitors, if set, lists the monitors for GET /api/v1/monitors (any
 	// value that marshals to JSON).
 	Monitors func() any
+	// Hosts are names accepted in the Host header besides IP literals and
+	// localhost (host.go).
+	Hosts []string
 	// Healthy, if set, decides /healthz: nil error is 200 "ok", an error is
 	// 503 with the error's text. Without it /healthz always answers 200.
 	Healthy func() error
@@ -103,6 +106,10 @@ type Server struct {
 // can be told apart from unparseable addresses.
 type remoteKey struct{}
 
+// connKey is the context key of the connection itself (a Unix socket's
+// peer credentials are read from it).
+type connKey struct{}
+
 // New returns a Server that submits into sub.
 func New(sub Submitter, opt Options) *Server {
 	if opt.Now == nil {
@@ -140,6 +147,7 @@ func New(sub Submitter, opt Options) *Server {
 		// log. They never contain the request URL, so no push token.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = context.WithValue(ctx, connKey{}, c)
 			return context.WithValue(ctx, remoteKey{}, c.RemoteAddr())
 		},
 	}
@@ -183,7 +191,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.refuse(w, r, "forbidden: this API accepts local clients only")
 			return
 		}
-		if crossSite(r) || s.cop.Check(r) != nil {
+		if !unixPeer(r) && !s.hostAllowed(r.Host) {
+			s.log.Warn("http request refused: unknown Host (DNS rebinding?)", "remote", r.RemoteAddr,
+				"method", r.Method, "path", redactPath(r.URL.Path), "host", r.Host)
+			s.misdirected(w, r)
+			return
+		}
+		if crossSite(r) || s.cop.Check(r) != nil || (stateChanging(r) && !s.originAllowed(r)) {
 			s.log.Warn("http request refused: cross-site request from a browser", "remote", r.RemoteAddr,
 				"method", r.Method, "path", redactPath(r.URL.Path), "origin", r.Header.Get("Origin"))
 			s.refuse(w, r, "forbidden: cross-site requests are not accepted")

@@ -65,7 +65,7 @@ func TestPush(t *testing.T) {
 				t.Fatalf("status %d body %q, want 200 {\"ok\":true}", rec.Code, rec.Body)
 			}
 			call, ev := sub.only(t)
-			if call.env.Kind != spool.KindEvent || call.env.Source != "http" {
+			if call.env.Kind != spool.KindEvent || call.env.Source != "push" {
 				t.Errorf("envelope %+v", call.env)
 			}
 			if ev.Severity != tc.sev || ev.Title != tc.title {

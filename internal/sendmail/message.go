@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+
+	"herald/internal/mailhdr"
 )
 
 // maxHeaderBytes bounds the header block held in memory. A message whose
@@ -119,10 +121,11 @@ type field struct {
 // headerBlock is the parsed start of a message.
 type headerBlock struct {
 	fields []field
-	sep    []byte // the empty line that ended the header block, as written
-	body   []byte // bytes already read that belong to the body
-	nl     string // line ending for added lines: the message's own
-	eof    bool   // the input ended inside the header block
+	sep    []byte    // the empty line that ended the header block, as written
+	body   []byte    // bytes already read that belong to the body
+	rest   io.Reader // the rest of a header block too long to hold (overflow)
+	nl     string    // line ending for added lines: the message's own
+	eof    bool      // the input ended inside the header block
 }
 
 // readHeaderBlock reads the header block. It never fails on format: input
@@ -151,12 +154,7 @@ func readHeaderBlock(m *msgReader) (*headerBlock, error) {
 		}
 		total += len(line)
 		if tooLong || total > maxHeaderBytes {
-			var all []byte
-			for _, f := range h.fields {
-				all = append(all, f.raw...)
-			}
-			h.body = append(all, line...)
-			h.fields = nil
+			h.overflow(m, line)
 			return h, nil
 		}
 		if string(line) == "\n" || string(line) == "\r\n" {
@@ -177,26 +175,39 @@ func readHeaderBlock(m *msgReader) (*headerBlock, error) {
 	}
 }
 
-// fieldName returns the name of the header field that line starts, if it
-// starts one: printable ASCII except ":", then optional blanks (obsolete
-// syntax), then ":".
-func fieldName(line []byte) (string, bool) {
-	for i, c := range line {
-		switch {
-		case c == ':':
-			return string(line[:i]), i > 0
-		case c == ' ' || c == '\t':
-			j := i
-			for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-				j++
-			}
-			return string(line[:i]), i > 0 && j < len(line) && line[j] == ':'
-		case c < 33 || c > 126:
-			return "", false
+// overflow turns a header block that outgrew maxHeaderBytes into body text,
+// as it was written except for its Bcc fields: those are blind copies in
+// every path, however long the block. The fields read so far lose their Bcc
+// fields here; the rest of the block (line, then what follows) streams
+// through mailhdr's Bcc filter.
+func (h *headerBlock) overflow(m *msgReader, line []byte) {
+	var all []byte
+	for _, fl := range h.fields {
+		if !strings.EqualFold(fl.name, "bcc") {
+			all = append(all, fl.raw...)
 		}
 	}
-	return "", false
+	inBcc := false
+	if n := len(h.fields); n > 0 {
+		inBcc = strings.EqualFold(h.fields[n-1].name, "bcc") // line may continue it
+	}
+	h.body = all
+	h.fields = nil
+	h.rest = mailhdr.Resume(io.MultiReader(bytes.NewReader(line), m), inBcc)
 }
+
+// tail returns the reader of the message after what readHeaderBlock
+// consumed.
+func (h *headerBlock) tail(m *msgReader) io.Reader {
+	if h.rest != nil {
+		return h.rest
+	}
+	return m
+}
+
+// fieldName returns the name of the header field that line starts, if it
+// starts one (mailhdr.FieldName).
+func fieldName(line []byte) (string, bool) { return mailhdr.FieldName(line) }
 
 // value returns the field's unfolded value (after the colon).
 func (f field) value() string {

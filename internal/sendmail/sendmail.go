@@ -316,13 +316,18 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		From:       sender,
 		Recipients: rcpts,
 	}
-	id, err := d.Submit(env, io.MultiReader(strings.NewReader(string(head)), in), limit)
+	id, err := d.Submit(env, io.MultiReader(strings.NewReader(string(head)), h.tail(in)), limit)
 	if err != nil {
 		var be *spool.BodyError
 		switch {
 		case errors.As(err, &be):
 			fmt.Fprintf(stderr, "%s: error reading input: %v\n", prog, be.Err)
 			return sysexits.IOErr
+		case errors.Is(err, spool.ErrEnvelopeTooLarge):
+			// The daemon could not read such an entry back: refused here,
+			// never acknowledged and then quarantined.
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return sysexits.DataErr
 		case errors.Is(err, spool.ErrTooLarge):
 			// Not 75: retrying cannot make the message fit. Postfix
 			// answers "message file too big" with 69 (EX_UNAVAILABLE);

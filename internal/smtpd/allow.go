@@ -34,11 +34,16 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if !Allowed(c.RemoteAddr(), l.srv.opt.Allow) {
+			l.srv.log.Warn("smtp connection refused: peer not allowed", "remote", c.RemoteAddr().String())
 			l.srv.refusal.Add(1)
-			go l.srv.refuse(c)
+			go l.srv.refuse(c, refusalReply)
 			continue
 		}
 		sc := newConn(c, l.srv)
+		if ok, why := l.srv.lim.admit(sc, c.LocalAddr(), c.RemoteAddr()); !ok {
+			l.srv.refuseBusy(c, why)
+			continue
+		}
 		l.srv.track(sc)
 		return sc, nil
 	}
@@ -50,16 +55,16 @@ func (l *guardListener) Close() error {
 	return l.closeErr
 }
 
-// refuse answers 554 and hangs up, off the accept loop so that a peer that
-// does not read cannot stall it.
-func (s *Server) refuse(c net.Conn) {
+// refuse answers reply (554 to a peer not allowed, 421 over the session
+// limits) and hangs up, off the accept loop so that a peer that does not read
+// cannot stall it.
+func (s *Server) refuse(c net.Conn, reply string) {
 	defer s.refusal.Done()
 	remote := c.RemoteAddr().String()
-	s.log.Warn("smtp connection refused: peer not allowed", "remote", remote)
 	if err := c.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		s.log.Debug("smtp refuse deadline", "remote", remote, "err", err)
 	}
-	if _, err := c.Write([]byte(refusalReply)); err != nil {
+	if _, err := c.Write([]byte(reply)); err != nil {
 		s.log.Debug("smtp refusal not sent", "remote", remote, "err", err)
 	}
 	// Closing a socket with unread input (a client that already sent EHLO)

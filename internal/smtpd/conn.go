@@ -270,8 +270,8 @@ func (c *conn) need(n int) error {
 			c.mu.Unlock()
 			return c.sayShutdown()
 		}
-		if c.readTimeout > 0 {
-			_ = c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+		if dl := c.srv.lim.readDeadline(c, time.Now()); !dl.IsZero() {
+			_ = c.Conn.SetReadDeadline(dl)
 		}
 		c.mu.Unlock()
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"herald/internal/mailhdr"
+	"herald/internal/peer"
 	"herald/internal/spool"
 )
 
@@ -16,7 +18,12 @@ var (
 	errTooBig     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
 	errHeaderBig  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header exceeds fixed limit"}
 	errLocal      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Requested action aborted: local problem in processing"}
+	errNoSpace    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
 )
+
+// spaceChecker is a Submitter that can tell before a transaction that it
+// would refuse for lack of disk space (*spool.Spool).
+type spaceChecker interface{ SpaceOK() error }
 
 type backend struct{ srv *Server }
 
@@ -36,6 +43,27 @@ type session struct {
 	from    string
 	hasFrom bool
 	rcpts   []string
+
+	peerUID    *int // the client's uid, looked up at the first DATA
+	peerLooked bool
+}
+
+// clientUID returns the local client's uid as the kernel reports it, or
+// nil (a remote peer, sendmail -bs whose uid the spool records itself).
+func (s *session) clientUID() *int {
+	if s.peerLooked || s.srv.source == SourceSendmail {
+		return s.peerUID
+	}
+	s.peerLooked = true
+	if uid, ok := s.srv.lim.uidOf(s.conn); ok { // found at connection time
+		s.peerUID = &uid
+		return s.peerUID
+	}
+	nc := s.c.Conn()
+	if uid, ok := peer.TCPUID(nc.LocalAddr(), nc.RemoteAddr()); ok {
+		s.peerUID = &uid
+	}
+	return s.peerUID
 }
 
 func (s *session) setTx(on bool) {
@@ -56,6 +84,20 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	// recipients; RFC 5321 wants RSET first.
 	if s.hasFrom {
 		return errNestedMail
+	}
+	// Postfix answers MAIL with 452 while its queue is below
+	// queue_minfree: the client keeps the mail and retries.
+	if sc, ok := s.srv.sub.(spaceChecker); ok {
+		if err := sc.SpaceOK(); err != nil {
+			s.srv.log.Warn("mail refused: spool below its free-space reserve", "remote", s.remote(), "err", err)
+			return errNoSpace
+		}
+	}
+	if !s.srv.lim.takeMail(s.conn) {
+		s.srv.log.Warn("smtp session ended: mail rate limit reached", "remote", s.remote(),
+			"limit_per_minute", s.srv.opt.MailsPerMinute)
+		s.conn.hangUp()
+		return errMailRate
 	}
 	s.from, s.hasFrom = from, true
 	s.setTx(true)
@@ -91,9 +133,12 @@ func (s *session) Data(r io.Reader) error {
 		Received:   time.Now(),
 		Helo:       s.c.Hostname(),
 		Remote:     s.remote(),
+		PeerUID:    s.clientUID(),
 	}
 	body := &bodyReader{r: r, hdr: headerLimit{maxBytes: s.srv.opt.MaxHeaderSize, maxFields: s.srv.opt.MaxHeaderFields}}
-	id, err := s.srv.sub.Submit(env, body, s.srv.opt.MaxMessageSize)
+	// Bcc fields go as the message streams by (the header limit above
+	// still sees what the client sent).
+	id, err := s.srv.sub.Submit(env, mailhdr.StripBcc(body), s.srv.opt.MaxMessageSize)
 	log := s.srv.log.With("from", env.From, "rcpts", len(env.Recipients), "size", body.n, "remote", env.Remote, "helo", env.Helo)
 	if err == nil {
 		log.Info("mail accepted", "id", id)
@@ -114,6 +159,9 @@ func (s *session) Data(r io.Reader) error {
 		// The client went away or fell silent mid-message; the reply will
 		// most likely not reach it, but go-smtp needs one.
 		log.Warn("mail not accepted: client stopped sending", "err", body.err)
+	case errors.Is(err, spool.ErrLowSpace):
+		log.Warn("mail not accepted: spool below its free-space reserve", "err", err)
+		return errNoSpace
 	case spool.IsTemporary(err):
 		log.Error("mail not accepted: spool failed (temporary)", "err", err)
 	default:

@@ -24,6 +24,9 @@
 //     alone would refuse them with 501 and bsmtp would lose the mail.
 //   - Size: go-smtp rejects a message of exactly MaxMessageSize bytes as well
 //     as larger ones (its reader fails once the limit is used up).
+//   - Bcc header fields are removed as a message streams into the spool
+//     (internal/mailhdr), over the network and for sendmail -bs alike: a
+//     blind copy must not show in a notification or a relayed copy.
 //   - go-smtp ends a session after its fourth syntax error (500 5.5.1 Too many
 //     errors); nothing the client sent after that is read (see conn.Read).
 //   - Headers: MaxHeaderSize and MaxHeaderFields bound the header block; a
@@ -92,6 +95,14 @@ type Options struct {
 	// OnAccepted, if set, is called with the spool ID after each message has
 	// been made durable, before its 250 is sent.
 	OnAccepted func(id string)
+	// MaxSessions and MaxSessionsPerClient cap concurrent sessions, in all
+	// and per client (a local user on loopback, else an address);
+	// SessionTime bounds a whole session;
+	// MailsPerMinute bounds the mails one session may start. Zero means no
+	// limit. See limits.go.
+	MaxSessions, MaxSessionsPerClient int
+	SessionTime                       time.Duration
+	MailsPerMinute                    int
 }
 
 // Defaults for zero Options fields.
@@ -155,6 +166,7 @@ type Server struct {
 	log    *slog.Logger
 	source string // Envelope.Source: "smtp", or "sendmail" for -bs
 	smtp   *smtp.Server
+	lim    *limiter
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -184,6 +196,7 @@ func newServer(sub Submitter, opt Options, source string) *Server {
 		log:    opt.Logger,
 		source: source,
 		conns:  make(map[*conn]struct{}),
+		lim:    newLimiter(opt),
 	}
 	ss := smtp.NewServer(backend{s})
 	ss.Domain = opt.Hostname
@@ -239,6 +252,7 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.logRelease(c)
 }
 
 // beginClose stops accepting and tells idle sessions to leave.

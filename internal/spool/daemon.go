@@ -39,6 +39,13 @@ type Spool struct {
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{} // Watch channels, signalled by Submit
+
+	// Disk limits and the uids' use (disk.go), under mu; what was last
+	// published, under pubMu, which serialises writing the limits file.
+	limits    Limits
+	usage     map[int]int64
+	pubMu     sync.Mutex
+	published []byte
 }
 
 // Open opens the spool under stateDir, creating missing directories with
@@ -144,6 +151,10 @@ func (s *Spool) Dir() string { return s.root }
 // Submit writes one entry durably into incoming/ (the daemon's own ingest
 // paths) and returns its ID; see Drop.Submit for the contract.
 func (s *Spool) Submit(env Envelope, body io.Reader, maxSize int64) (string, error) {
+	if err := s.SpaceOK(); err != nil {
+		_, _ = io.Copy(io.Discard, body) // the contract: read to the end
+		return "", err
+	}
 	id, err := writeEntry(s.incoming, 0o600, env, body, maxSize)
 	if err == nil {
 		s.signal()
@@ -386,6 +397,11 @@ func (s *Spool) quarantinePath(p, dirName, name string, reason error) error {
 	}
 	if err := os.Rename(p, dest); err != nil {
 		return &spoolError{op: "quarantine", err: err}
+	}
+	// Its age in quarantine starts now (PruneQuarantine).
+	now := time.Now()
+	if err := os.Chtimes(dest, now, now); err != nil {
+		s.log.Warn("spool: cannot date quarantined entry", "file", dest, "err", err)
 	}
 	if err := safeio.SyncDir(s.quarantine); err != nil {
 		return &spoolError{op: "quarantine", err: err}

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,8 +52,14 @@ func (d *Drop) Dir() string { return d.dir }
 // Submit writes one entry durably into the maildrop and returns its ID. It
 // streams body to disk, failing with ErrTooLarge (and leaving nothing) when
 // body holds more than maxSize bytes (0 means no limit). It returns only
-// after the file and the directory entry are fsynced.
+// after the file and the directory entry are fsynced. A submission beyond
+// the disk limits (disk.go) fails with an error wrapping ErrLowSpace or
+// ErrUserLimit, both temporary.
 func (d *Drop) Submit(env Envelope, body io.Reader, maxSize int64) (string, error) {
+	// The disk limits (disk.go) before anything is written.
+	if err := checkDrop(d.dir, os.Getuid()); err != nil {
+		return "", err
+	}
 	return writeEntry(d.dir, 0o644, env, body, maxSize)
 }
 
@@ -118,6 +125,26 @@ func lockFile(f *os.File) error {
 	return lerr
 }
 
+// encodeHead returns the magic line and the envelope line, the latter
+// ending in a body_size field to be filled in at sizeAt (withBodySize). The
+// JSON is not HTML-escaped (an "&" stays one byte, not six), and an
+// envelope line longer than the reader's limit is refused here rather than
+// quarantined there.
+func encodeHead(env *Envelope) (head []byte, sizeAt int64, err error) {
+	var b bytes.Buffer
+	b.WriteString(magic)
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(env); err != nil { // Encode ends the line
+		return nil, 0, err
+	}
+	head, sizeAt = withBodySize(b.Bytes())
+	if len(head)-len(magic)-1 > maxEnvelopeLine {
+		return nil, 0, ErrEnvelopeTooLarge
+	}
+	return head, sizeAt, nil
+}
+
 // writeEntry writes one entry into dir with the given file mode: magic,
 // envelope line, then body, committed through safeio.
 func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxSize int64) (string, error) {
@@ -128,15 +155,10 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	if env.Received.IsZero() {
 		env.Received = now.UTC()
 	}
-	js, err := json.Marshal(&env)
+	head, sizeAt, err := encodeHead(&env)
 	if err != nil {
 		return "", err
 	}
-	head := make([]byte, 0, len(magic)+len(js)+1)
-	head = append(head, magic...)
-	head = append(head, js...)
-	head = append(head, '\n')
-	head, sizeAt := withBodySize(head)
 
 	id := NewID(now)
 	dest := filepath.Join(dir, id)

@@ -68,6 +68,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -94,6 +95,11 @@ type Envelope struct {
 	Received   time.Time `json:"received"`
 	Helo       string    `json:"helo,omitempty"`
 	Remote     string    `json:"remote,omitempty"`
+	// PeerUID is the uid of a local client of the daemon's SMTP or HTTP
+	// listener, as the kernel reports it (internal/peer), when known. Only
+	// the daemon writes it: the reader drops it from maildrop entries,
+	// whose submitter is the file owner (UID).
+	PeerUID *int `json:"peer-uid,omitempty"`
 }
 
 // Entry is one committed spool entry.
@@ -135,13 +141,20 @@ const (
 	bodySizeDigits = 20
 )
 
-// maxEnvelopeLine bounds the envelope line a reader accepts, so a corrupt
-// file cannot make the daemon allocate without limit.
+// maxEnvelopeLine bounds the envelope line (its JSON, without the line
+// end), so a corrupt file cannot make the daemon allocate without limit.
+// Writer and reader enforce the same bound: writeEntry refuses an envelope
+// the reader would quarantine (ErrEnvelopeTooLarge).
 const maxEnvelopeLine = 4 << 20
 
 // ErrTooLarge reports that a message body exceeded the size limit given to
 // Submit. Nothing is left on disk.
 var ErrTooLarge = errors.New("message too large")
+
+// ErrEnvelopeTooLarge reports an envelope (recipients, sender) whose JSON
+// exceeds what the reader accepts. It wraps ErrTooLarge: the caller answers
+// as for a message too large (retrying cannot help).
+var ErrEnvelopeTooLarge = fmt.Errorf("envelope too large (at most %d bytes of recipients and sender): %w", maxEnvelopeLine, ErrTooLarge)
 
 // BodyError wraps an error returned by the body reader passed to Submit: the
 // spool is fine, the input failed (for the shim: stdin unreadable, exit 74).
@@ -282,6 +295,9 @@ func readHeader(r io.Reader) (env Envelope, off, bodySize int64, err error) {
 		}
 		return env, 0, 0, err
 	}
+	if len(line)-1 > maxEnvelopeLine {
+		return env, 0, 0, &formatError{"envelope line too long"}
+	}
 	if err := json.Unmarshal(bytes.TrimSuffix(line, []byte("\n")), &env); err != nil {
 		return env, 0, 0, &formatError{"envelope: " + err.Error()}
 	}
@@ -344,8 +360,15 @@ func openEntry(path, id string, ownerUID bool, uid int) (*os.File, Entry, error)
 			return nil, Entry{}, errors.New("spool: no file owner available")
 		}
 		env.UID = int(sys.Uid)
+		env.PeerUID = nil
 	} else {
 		env.UID = uid
 	}
 	return f, Entry{ID: id, Env: env, Size: st.Size() - off, path: path, off: off}, nil
+}
+
+// FromMaildrop reports whether e was submitted through the maildrop, so
+// that Env.UID is its submitter (the file owner) rather than the daemon.
+func (e Entry) FromMaildrop() bool {
+	return filepath.Base(filepath.Dir(e.path)) == maildropDirName
 }
