@@ -113,31 +113,44 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 	return failed
 }
 
-// maxIngestAttempts is how often processing of one spool entry may begin
-// before the entry is set aside: an entry that crashes the daemon (or
-// panics) must not do so at every start.
-const maxIngestAttempts = 3
+// maxConvertAttempts is how often the conversion of one spool entry may
+// begin without finishing before the entry is set aside: an entry whose
+// conversion kills the daemon (out of memory on a hostile mail, a crash in
+// a parser) must not do so at every start.
+//
+// Only the conversion (parsing and classifying: the work that depends on
+// what the submitter sent) is counted, not the whole pick-up: a daemon
+// killed from outside while it queues (a SIGKILL, a reboot) interrupts the
+// fsyncs of the oldest entries again and again, and that says nothing about
+// them.
+const maxConvertAttempts = 3
 
-// ingestGuarded is ingest behind the attempt count and a panic guard.
+// ingestGuarded is ingest behind a panic guard: a panic while processing
+// one entry is logged, and the entry stays for a later try.
 func (a *App) ingestGuarded(e spool.Entry) (err error) {
-	n, cerr := a.spool.BeginAttempt(e)
-	if cerr != nil {
-		a.log.Warn("spool: cannot record the attempt; processing anyway", "spool_id", e.ID, "err", cerr)
-	}
-	if n > maxIngestAttempts {
-		return a.setAside(e, fmt.Errorf("processing began %d times without finishing (the daemon crashed or panicked on it)", n-1))
-	}
 	defer func() {
 		if p := recover(); p != nil {
-			a.log.Error("panic while processing a spool entry", "spool_id", e.ID, "attempt", n, "panic", p, "stack", string(debug.Stack()))
+			a.log.Error("panic while processing a spool entry", "spool_id", e.ID, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	err = a.ingest(e)
-	// Finished, even with an error (a temporary one leaves the entry for a
-	// later try): only a crash or a panic leaves the attempt counted.
+	return a.ingest(e)
+}
+
+// convert is toEvent behind the attempt count (maxConvertAttempts). set
+// reports that the entry was set aside instead.
+func (a *App) convert(e spool.Entry, raw []byte) (ev *event.Event, classifier string, set bool, err error) {
+	n, cerr := a.spool.BeginAttempt(e)
+	if cerr != nil {
+		a.log.Warn("spool: cannot record the conversion attempt; converting anyway", "spool_id", e.ID, "err", cerr)
+	}
+	if n > maxConvertAttempts {
+		return nil, "", true, a.setAside(e, fmt.Errorf("its conversion began %d times without finishing (the daemon died or panicked converting it)", n-1))
+	}
+	// A panic leaves the attempt counted, as a crash does.
+	ev, classifier, err = a.toEvent(e, raw)
 	a.spool.EndAttempts(e)
-	return err
+	return ev, classifier, false, err
 }
 
 // setAside quarantines an entry that cannot be processed and tells the
@@ -183,7 +196,10 @@ func (a *App) ingest(e spool.Entry) error {
 		}
 		return nil
 	}
-	ev, classifier, err := a.toEvent(e, raw)
+	ev, classifier, setAside, err := a.convert(e, raw)
+	if setAside {
+		return err
+	}
 	if err != nil {
 		a.log.Warn("spool entry quarantined", "spool_id", e.ID, "err", err)
 		return a.spool.Quarantine(e, err)

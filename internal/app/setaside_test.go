@@ -37,9 +37,10 @@ func submitMail(t *testing.T, a *App, msg string) string {
 	return id
 }
 
-// A spool entry on which the daemon died (out of memory, a crash in a
-// library) three times is set aside on the next pick-up: quarantined, with
-// an error event routed in its place, so it cannot crash-loop the daemon.
+// A spool entry whose conversion the daemon died in (out of memory, a crash
+// in a library) three times is set aside on the next pick-up: quarantined,
+// with an error event routed in its place, so it cannot crash-loop the
+// daemon.
 func TestEntryThatCrashedTheDaemonIsSetAside(t *testing.T) {
 	a, state := newEmbeddedApp(t)
 	id := submitMail(t, a, "Subject: poison\r\n\r\nx\r\n")
@@ -48,7 +49,7 @@ func TestEntryThatCrashedTheDaemonIsSetAside(t *testing.T) {
 		t.Fatalf("pending %v %v", entries, err)
 	}
 	// Three pick-ups that never finished: the count is all that is left of them.
-	for range maxIngestAttempts {
+	for range maxConvertAttempts {
 		if _, err := a.spool.BeginAttempt(entries[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -78,13 +79,13 @@ func TestEntryThatCrashedTheDaemonIsSetAside(t *testing.T) {
 	}
 }
 
-// A normal pick-up, even one that fails for a temporary reason, ends its
-// attempt: only crashes count towards setting an entry aside.
+// A conversion that finishes ends its attempt: only crashes while
+// converting count towards setting an entry aside.
 func TestFinishedAttemptsDoNotCount(t *testing.T) {
 	a, _ := newEmbeddedApp(t)
 	submitMail(t, a, "Subject: fine\r\n\r\nx\r\n")
 	entries, _ := a.spool.Pending()
-	for range 2 * maxIngestAttempts {
+	for range 2 * maxConvertAttempts {
 		n, err := a.spool.BeginAttempt(entries[0])
 		if err != nil || n != 1 {
 			t.Fatalf("attempt %d, %v; want 1 each time after a finished attempt", n, err)
