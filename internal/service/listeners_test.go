@@ -15,7 +15,6 @@ import (
 	"time"
 )
 
-const installHint = "run scripts/install-test-deps.sh as root"
 
 func socketActivateTool(t *testing.T) string {
 	t.Helper()
