@@ -15,7 +15,6 @@ import (
 	"time"
 )
 
-
 func socketActivateTool(t *testing.T) string {
 	t.Helper()
 	return testkit.Tool(t, "systemd-socket-activate", "systemd")
