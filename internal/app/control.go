@@ -81,10 +81,15 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 		writeJSON(w, struct{}{}, q.Drop(r.PathValue("id")))
 	})
 	a.controlMonitors(mux)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return a.serveSocket(l, path, "control socket", &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), nil
+}
+
+// serveSocket serves srv on the unix socket l (at path) until the returned
+// stop function shuts it down and removes the socket file.
+func (a *App) serveSocket(l net.Listener, path, what string, srv *http.Server) func() {
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("control socket", "err", err)
+			a.log.Error(what, "err", err)
 		}
 	}()
 	return func() {
@@ -92,7 +97,7 @@ func (a *App) serveControl(ctx context.Context) (func(), error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		_ = os.Remove(path)
-	}, nil
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any, err error) {

@@ -153,17 +153,7 @@ func (a *App) serveMailq() (func(), error) {
 			}
 			return ctx
 		}}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("mailq socket", "err", err)
-		}
-	}()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = os.Remove(path)
-	}, nil
+	return a.serveSocket(l, path, "mailq socket", srv), nil
 }
 
 // peerUID is the uid of the process at the other end of a unix socket.

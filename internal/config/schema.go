@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"herald/internal/event"
+	"herald/internal/mailname"
 )
 
 // kind says what a section type is for.
@@ -296,23 +297,9 @@ func checkHost(v string) string {
 	return ""
 }
 
-func validDNSName(v string) bool {
-	if v == "" || len(v) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(strings.TrimSuffix(v, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// validDNSName reports whether v is a DNS host name: the one rule herald
+// uses for host names everywhere (mailname.Valid).
+func validDNSName(v string) bool { return mailname.Valid(v) }
 
 func checkHTTPURL(v string) string {
 	u, err := url.Parse(v)
