@@ -186,3 +186,184 @@ func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, lockName))
 	return err == nil
 }
+
+// Stats are the queue's figures for metrics and health checks.
+type Stats struct {
+	Pending, Inflight, Dead, Done int
+	// OldestPending is the age of the oldest delivery not yet done or dead.
+	OldestPending time.Duration
+}
+
+// List returns every delivery the queue holds (pending, in flight, dead,
+// and recently done), oldest first.
+func (q *Queue) List() ([]Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]Delivery, 0, len(q.entries))
+	for _, e := range q.entries {
+		out = append(out, e.delivery())
+	}
+	slices.SortFunc(out, func(a, b Delivery) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Get returns one delivery and its event (with the raw mail, if any).
+func (q *Queue) Get(id string) (Delivery, *event.Event, error) {
+	q.mu.Lock()
+	e, ok := q.entries[id]
+	var d Delivery
+	if ok {
+		d = e.delivery()
+	}
+	q.mu.Unlock()
+	if !ok {
+		return Delivery{}, nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	ev, err := q.readEvent(d.EventID, true)
+	if err != nil {
+		return d, nil, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	return d, ev, nil
+}
+
+// Retry makes a dead or pending delivery due now and kicks the scheduler.
+// A dead delivery starts a new maximum age.
+func (q *Queue) Retry(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, ok := q.entries[id]
+	if !ok {
+		return fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	now := q.now()
+	rec := e.rec
+	switch rec.State {
+	case StateInflight:
+		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
+	case StateDone:
+		return fmt.Errorf("delivery %s: already delivered", id)
+	case StateDead:
+		rec.RetrySince = now
+		rec.Finished = time.Time{}
+		rec.DeadNotified = false
+	}
+	rec.State, rec.NextAttempt = StatePending, now
+	// Written under mu: the loop cannot dispatch it meanwhile.
+	e.onDisk = true
+	if err := q.writeRecord(&rec); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	q.remove(e)
+	e.rec = rec
+	q.push(e)
+	q.log.Info("delivery retry requested", "event_id", rec.EventID, "delivery_id", id, "target", rec.Target)
+	q.Kick()
+	return nil
+}
+
+// Drop removes a pending or dead delivery (and its event, once no delivery
+// names it).
+func (q *Queue) Drop(id string) error {
+	q.fileMu.Lock()
+	defer q.fileMu.Unlock()
+	q.mu.Lock()
+	e, ok := q.entries[id]
+	if !ok {
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	switch e.rec.State {
+	case StateInflight:
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
+	case StateDone:
+		q.mu.Unlock()
+		return fmt.Errorf("delivery %s: already delivered", id)
+	}
+	// Removed from memory first (under mu) so the loop cannot dispatch it.
+	q.remove(e)
+	delete(q.entries, id)
+	q.byEvent[e.rec.EventID]--
+	lastRef := q.byEvent[e.rec.EventID] == 0
+	if lastRef {
+		delete(q.byEvent, e.rec.EventID)
+	}
+	rec, listed, onDisk := e.rec, e.listed, e.onDisk
+	q.mu.Unlock()
+	evDir, recDir := filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)
+	if lastRef && !onDisk {
+		// The event file is all there is: removing it drops the delivery.
+		if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+			return fmt.Errorf("delivery: drop %s: %w", id, err)
+		}
+	} else {
+		// Off the list first, so that nothing implies the delivery once its
+		// record is gone; a crash in between leaves the record, as if Drop
+		// had not run.
+		if listed {
+			if err := q.rewriteTargets(rec.EventID, nil, []string{rec.Target}); err != nil {
+				return fmt.Errorf("delivery: drop %s: %w", id, err)
+			}
+		}
+		if err := removeFiles(recDir, []string{q.recordPath(id)}); err != nil {
+			return fmt.Errorf("delivery: drop %s: %w", id, err)
+		}
+		if lastRef {
+			if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+				q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "error", err)
+			}
+		}
+	}
+	q.log.Info("delivery dropped", "event_id", rec.EventID, "delivery_id", id, "target", rec.Target, "state", rec.State)
+	return nil
+}
+
+// Stats returns the queue's counts.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var s Stats
+	var oldest time.Time
+	for _, e := range q.entries {
+		switch e.rec.State {
+		case StatePending:
+			s.Pending++
+		case StateInflight:
+			s.Inflight++
+		case StateDead:
+			s.Dead++
+			continue
+		case StateDone:
+			s.Done++
+			continue
+		}
+		if oldest.IsZero() || e.rec.Created.Before(oldest) {
+			oldest = e.rec.Created
+		}
+	}
+	if !oldest.IsZero() {
+		s.OldestPending = max(q.now().Sub(oldest), 0)
+	}
+	return s
+}
+
+// Healthy reports false when the scheduler has not turned for maxStall
+// although work was due for at least that long and could have been started
+// (its target idle, a slot free). The systemd watchdog uses it.
+func (q *Queue) Healthy(maxStall time.Duration) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	if now.Sub(q.lastTurn) <= maxStall {
+		return true
+	}
+	for _, tq := range q.targets {
+		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall &&
+			!q.classFull(q.isLocal(tq.name)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,447 @@
+package delivery
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"herald/internal/event"
+	"herald/internal/target"
+)
+
+// This file holds the scheduler: Run's loop, dispatching due deliveries
+// within the per-class bounds and one in flight per target, the attempt
+// itself (recorded in flight before the target is called, the outcome
+// after) and the heaps of due work. Locking: q.mu guards the entries, the
+// per-target heaps and the counts; it is never held while a target is
+// called or a record is written.
+
+// Kick makes the scheduler look for due work now (new work, `sendmail -q`,
+// `herald queue retry`). It never blocks.
+func (q *Queue) Kick() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush makes every pending delivery due now, as Postfix's `sendmail -q`
+// (postqueue -f) does with deferred mail, and kicks the scheduler. Dead
+// deliveries stay dead (`herald queue retry` revives one). Only the
+// in-memory schedule changes: the next attempt's record is written as any
+// attempt's is, and a crash before it leaves the recorded schedule.
+func (q *Queue) Flush() int {
+	q.mu.Lock()
+	now := q.now()
+	n := 0
+	for _, tq := range q.targets {
+		for _, e := range tq.pending {
+			if e.rec.NextAttempt.After(now) {
+				e.rec.NextAttempt = now
+				n++
+			}
+		}
+		heap.Init(&tq.pending)
+	}
+	q.mu.Unlock()
+	if n > 0 {
+		q.log.Info("queue flush requested: deferred deliveries are due now", "deliveries", n)
+	}
+	q.Kick()
+	return n
+}
+
+// Run is the scheduler loop. It returns nil once ctx is done and the
+// attempts in flight have finished: they get ShutdownGrace to finish on
+// their own, then their contexts are cancelled. Run may run only once at a
+// time.
+func (q *Queue) Run(ctx context.Context) error {
+	q.mu.Lock()
+	if q.running {
+		q.mu.Unlock()
+		return errors.New("delivery: Run called twice")
+	}
+	q.running = true
+	var unnotified []*entry
+	for _, e := range q.entries {
+		if e.rec.State == StateDead && !e.rec.DeadNotified {
+			unnotified = append(unnotified, e)
+		}
+	}
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.running = false
+		q.mu.Unlock()
+	}()
+
+	// Attempts outlive ctx by up to ShutdownGrace, so a shutdown does not
+	// cut a delivery that is about to succeed (and repeat it later).
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
+	var wg sync.WaitGroup
+
+	// Dead deliveries whose OnDead did not run before the last stop.
+	for _, e := range unnotified {
+		q.mu.Lock()
+		d := e.delivery()
+		q.mu.Unlock()
+		q.notifyDead(e, d)
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	gc := time.NewTicker(gcInterval)
+	defer gc.Stop()
+	for {
+		wait := q.dispatch(attemptCtx, &wg)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			q.drain(&wg, cancelAttempts)
+			return nil
+		case <-q.kick:
+		case <-timer.C:
+		case <-gc.C:
+			q.gc()
+		}
+	}
+}
+
+// drain waits for the attempts in flight at shutdown.
+func (q *Queue) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(q.opt.ShutdownGrace):
+	}
+	q.log.Warn("cancelling deliveries still in flight at shutdown")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(q.opt.ShutdownGrace):
+		// A target that ignores its context: its record stays in flight on
+		// disk, exactly as after a crash, and the next start resolves it.
+		q.log.Error("deliveries ignored cancellation; leaving them to crash recovery")
+	}
+}
+
+// dispatch starts every attempt that is due and allowed, and returns how
+// long until the next one is due (-1: nothing to wait for but a kick).
+func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	q.lastTurn = now
+	// Targets with due work, most overdue first, so a busy queue stays fair
+	// under the global bound.
+	var due []*targetQ
+	for _, tq := range q.targets {
+		if !tq.busy && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now) {
+			due = append(due, tq)
+		}
+	}
+	slices.SortFunc(due, func(a, b *targetQ) int {
+		return cmp.Or(a.pending[0].rec.NextAttempt.Compare(b.pending[0].rec.NextAttempt), cmp.Compare(a.name, b.name))
+	})
+	for _, tq := range due {
+		local := q.isLocal(tq.name)
+		if q.classFull(local) {
+			continue // the other class may still have a slot
+		}
+		e := heap.Pop(&tq.pending).(*entry)
+		prev := e.rec
+		e.rec.State = StateInflight
+		e.onDisk = true // every attempt writes its record
+		tq.busy = true
+		tq.local = local
+		q.inflight++
+		if local {
+			q.inflightLocal++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.attempt(ctx, e, prev)
+		}()
+	}
+	wait := time.Duration(-1)
+	for _, tq := range q.targets {
+		if tq.busy || len(tq.pending) == 0 || q.classFull(q.isLocal(tq.name)) {
+			continue // a finishing attempt kicks
+		}
+		d := max(tq.pending[0].rec.NextAttempt.Sub(now), 0)
+		if wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	return wait
+}
+
+// isLocal reports whether the named target delivers locally (target.Local)
+// and so takes a local slot. Caller holds mu.
+func (q *Queue) isLocal(name string) bool {
+	tg, ok := q.opt.Target(name)
+	return ok && target.IsLocal(tg)
+}
+
+// classFull reports whether every slot of the class is taken. Caller holds
+// mu.
+func (q *Queue) classFull(local bool) bool {
+	if local {
+		return q.inflightLocal >= q.opt.LocalConcurrency
+	}
+	return q.inflight-q.inflightLocal >= q.opt.Concurrency
+}
+
+// attempt runs one delivery attempt; prev is the record before dispatch.
+func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
+	log := q.log.With("event_id", prev.EventID, "delivery_id", e.id, "target", prev.Target)
+	rec := prev
+	var (
+		derr   error
+		dead   bool
+		ev     *event.Event
+		failed = func(msg string) { rec.State, rec.Finished, rec.LastError = StateDead, q.now(), msg; dead = true }
+	)
+	tg, ok := q.opt.Target(prev.Target)
+	if !ok {
+		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
+		derr = target.Permanent(errors.New(rec.LastError))
+	} else if ev, derr = q.readEvent(prev.EventID, !target.IgnoresMail(tg)); derr != nil {
+		failed("event unreadable: " + derr.Error())
+		derr = target.Permanent(derr)
+	}
+	if dead {
+		rec.addHistory(Attempt{Time: rec.Finished, Outcome: "dead", Error: rec.LastError})
+		log.Error("delivery failed permanently", "error", rec.LastError)
+		if ev == nil {
+			ev = &event.Event{ID: prev.EventID}
+		}
+		q.finish(e, rec, ev, derr, log)
+		return
+	}
+
+	// Record the attempt before making it.
+	rec.State = StateInflight
+	rec.Attempts++
+	start := q.now()
+	if err := q.writeRecord(&rec); err != nil {
+		// Without the record the attempt must not happen. Try again later
+		// without counting it.
+		log.Error("cannot record delivery attempt; postponing it", "error", err)
+		rec = prev
+		rec.NextAttempt = start.Add(q.opt.Backoff.Delay(1, nil))
+		q.settle(e, rec)
+		return
+	}
+
+	t0 := time.Now()
+	derr = q.deliver(ctx, tg, ev)
+	took := time.Since(t0)
+	now := q.now()
+
+	switch {
+	case derr == nil:
+		rec.State, rec.Finished = StateDone, now
+		rec.addHistory(Attempt{Time: start, Outcome: "delivered", Duration: took})
+		if prev.Attempts == 0 {
+			log.Info("delivered", "attempts", rec.Attempts, "duration", took)
+		} else {
+			log.Info("delivered after retries", "attempts", rec.Attempts, "duration", took, "previous_error", prev.LastError)
+		}
+		rec.LastError = ""
+	case target.IsTemporary(derr):
+		msg := derr.Error()
+		deadline := rec.ageBase().Add(q.opt.MaxAge)
+		if !now.Before(deadline) {
+			rec.State, rec.Finished, rec.LastError = StateDead, now, msg
+			dead = true
+			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
+			log.Error("giving up on delivery", "attempts", rec.Attempts, "max_age", q.opt.MaxAge, "error", msg)
+			break
+		}
+		wait := max(q.opt.Backoff.Delay(rec.Attempts, nil), target.RetryAfter(derr))
+		next := now.Add(wait)
+		if next.After(deadline) {
+			next = deadline // one last attempt when the maximum age is reached
+		}
+		rec.State, rec.NextAttempt = StatePending, next
+		rec.addHistory(Attempt{Time: start, Outcome: "retry", Error: msg, Duration: took})
+		if rec.Attempts == 1 || msg != prev.LastError {
+			log.Warn("delivery failed, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+		} else {
+			log.Debug("delivery failed again, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+		}
+		rec.LastError = msg
+	default:
+		msg := derr.Error()
+		rec.State, rec.Finished, rec.LastError = StateDead, now, msg
+		dead = true
+		rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
+		log.Error("delivery failed permanently", "attempts", rec.Attempts, "error", msg)
+	}
+	q.finish(e, rec, ev, derr, log)
+}
+
+// finish records an attempt's outcome on disk and in memory, then runs the
+// hooks.
+func (q *Queue) finish(e *entry, rec record, ev *event.Event, derr error, log *slog.Logger) {
+	var d Delivery
+	if rec.State == StateDone {
+		// A success frees its target before the outcome is on disk, so the
+		// target's next attempt overlaps this write instead of waiting for
+		// it. A crash in between leaves this record in flight, exactly as a
+		// crash between Deliver and the write always could: the attempt is
+		// verified (local targets) or repeated at the next start.
+		d = q.settle(e, rec)
+		if err := q.writeRecord(&rec); err != nil {
+			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+		}
+	} else {
+		if err := q.writeRecord(&rec); err != nil {
+			// The file still says in flight: after a crash the attempt is
+			// resolved again (verified or repeated). In memory the outcome holds.
+			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+		}
+		d = q.settle(e, rec)
+	}
+	if q.opt.OnOutcome != nil {
+		q.opt.OnOutcome(d, derr)
+	}
+	if rec.State == StateDead {
+		q.notifyDeadEvent(e, d, ev)
+	}
+}
+
+// settle installs rec as e's state, frees its target and kicks the loop.
+func (q *Queue) settle(e *entry, rec record) Delivery {
+	q.mu.Lock()
+	e.rec = rec
+	if tq := q.targets[rec.Target]; tq != nil {
+		tq.busy = false
+		if tq.local {
+			q.inflightLocal--
+		}
+	}
+	q.inflight--
+	if rec.State == StatePending {
+		q.push(e)
+	}
+	d := e.delivery()
+	q.mu.Unlock()
+	q.Kick()
+	return d
+}
+
+// deliver calls the target with the attempt timeout; a panic becomes a
+// temporary error instead of killing the loop.
+func (q *Queue) deliver(ctx context.Context, tg target.Target, ev *event.Event) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, q.opt.AttemptTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("target panicked", "event_id", ev.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = target.Temporary(fmt.Errorf("target panicked: %v", r), 0)
+		}
+	}()
+	return tg.Deliver(ctx, ev)
+}
+
+// notifyDead runs OnDead for a dead delivery found at start-up.
+func (q *Queue) notifyDead(e *entry, d Delivery) {
+	ev, err := q.readEvent(d.EventID, true)
+	if err != nil {
+		q.log.Warn("dead delivery's event unreadable", "event_id", d.EventID, "delivery_id", d.ID, "error", err)
+		ev = &event.Event{ID: d.EventID}
+	}
+	q.notifyDeadEvent(e, d, ev)
+}
+
+// notifyDeadEvent calls OnDead, then records that it did.
+func (q *Queue) notifyDeadEvent(e *entry, d Delivery, ev *event.Event) {
+	if q.opt.OnDead != nil {
+		q.opt.OnDead(d, ev)
+	}
+	q.mu.Lock()
+	if e.rec.State != StateDead || e.rec.DeadNotified {
+		q.mu.Unlock() // retried or dropped meanwhile
+		return
+	}
+	e.rec.DeadNotified = true
+	rec := e.rec
+	// Written under mu so that a concurrent Retry cannot be overwritten
+	// by this older state.
+	err := q.writeRecord(&rec)
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Warn("cannot record that the failure was reported; it may be reported again after a restart",
+			"delivery_id", d.ID, "error", err)
+	}
+}
+
+// push adds a pending entry to its target's heap. Caller holds mu.
+func (q *Queue) push(e *entry) {
+	tq := q.targets[e.rec.Target]
+	if tq == nil {
+		tq = &targetQ{name: e.rec.Target}
+		q.targets[e.rec.Target] = tq
+	}
+	heap.Push(&tq.pending, e)
+}
+
+// remove takes e out of its target's heap if it is there. Caller holds mu.
+func (q *Queue) remove(e *entry) {
+	if e.idx < 0 {
+		return
+	}
+	if tq := q.targets[e.rec.Target]; tq != nil {
+		heap.Remove(&tq.pending, e.idx)
+	}
+}
+
+// entryHeap orders pending entries by next attempt, then age, then ID.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	a, b := &h[i].rec, &h[j].rec
+	return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), a.Created.Compare(b.Created), cmp.Compare(h[i].id, h[j].id)) < 0
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.idx = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.idx = -1
+	*h = old[:len(old)-1]
+	return e
+}
