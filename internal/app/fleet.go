@@ -40,7 +40,7 @@ func (a *App) restoreLastEvents() {
 		err = json.Unmarshal(b, &f)
 	}
 	if err != nil {
-		a.log.Warn("last-event times not restored; the file will be rewritten", "file", path, "error", err)
+		a.log.Warn("last-event times not restored; the file will be rewritten", "file", path, "err", err)
 		return
 	}
 	a.metrics.RestoreLastEvents(f.LastEvents)
@@ -68,7 +68,7 @@ func (s *lastEventsSaver) save(force bool) {
 		err = safeio.WriteFile(filepath.Join(s.a.opt.Paths.StateDir, lastEventsFile), b, 0o600)
 	}
 	if err != nil {
-		s.a.log.Warn("cannot save last-event times", "error", err)
+		s.a.log.Warn("cannot save last-event times", "err", err)
 		return
 	}
 	s.saved = cur

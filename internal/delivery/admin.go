@@ -312,7 +312,7 @@ func (q *Queue) Drop(id string) error {
 		}
 		if lastRef {
 			if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
-				q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "error", err)
+				q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "err", err)
 			}
 		}
 	}

@@ -133,7 +133,7 @@ func (q *Queue) deadLetterCorrupt(events map[string][]listedTarget, broken map[s
 		if err != nil {
 			// The records stay as they are; the next start tries again.
 			q.log.Error("cannot write a stand-in for a lost event; its deliveries wait for the next start",
-				"event_id", evID, "reason", b.why, "error", err)
+				"event_id", evID, "reason", b.why, "err", err)
 			continue
 		}
 		events[evID] = list
@@ -165,7 +165,7 @@ func (q *Queue) addDead(evID, tg string, created time.Time, attempts int, why st
 		Created: created, NextAttempt: created, Finished: now, LastError: why}
 	r.addHistory(Attempt{Time: now, Outcome: "dead", Error: why})
 	if err := q.writeRecord(&r); err != nil {
-		q.log.Error("cannot record a dead letter for a damaged queue file", "event_id", evID, "target", tg, "reason", why, "error", err)
+		q.log.Error("cannot record a dead letter for a damaged queue file", "event_id", evID, "target", tg, "reason", why, "err", err)
 		return false
 	}
 	id := deliveryID(evID, tg)

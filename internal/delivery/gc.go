@@ -116,7 +116,7 @@ func (q *Queue) gc() {
 	if err := errors.Join(errs...); err != nil {
 		// In memory they are collected; on disk what is left is loaded as
 		// done at the next start, and collected again.
-		q.log.Warn("cannot remove all delivered records", "error", err)
+		q.log.Warn("cannot remove all delivered records", "err", err)
 	}
 	q.log.Debug("collected delivered records", "records", len(recs), "events", len(emls))
 }

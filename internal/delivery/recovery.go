@@ -154,7 +154,7 @@ func (q *Queue) load() error {
 		}
 		events[evID] = slices.DeleteFunc(listed, func(t listedTarget) bool { return slices.Contains(names, t.Name) })
 		if err := q.rewriteTargets(evID, nil, names); err != nil {
-			q.log.Error("cannot take deliveries with unreadable records off their event's list", "event_id", evID, "error", err)
+			q.log.Error("cannot take deliveries with unreadable records off their event's list", "event_id", evID, "err", err)
 		}
 	}
 	// Targets an event file lists without a record were never attempted:
@@ -178,13 +178,13 @@ func (q *Queue) load() error {
 		q.log.Info("removing uncommitted queue files", "count", len(stale)+len(staleRecs))
 		err := errors.Join(removeFiles(evDir, stale), removeFiles(recDir, staleRecs))
 		if err != nil {
-			q.log.Warn("cannot remove uncommitted queue files", "error", err)
+			q.log.Warn("cannot remove uncommitted queue files", "err", err)
 		}
 	}
 	if len(collected) > 0 {
 		q.log.Info("removing delivered records whose event was collected", "count", len(collected))
 		if err := removeFiles(recDir, collected); err != nil {
-			q.log.Warn("cannot remove delivered records whose event was collected", "error", err)
+			q.log.Warn("cannot remove delivered records whose event was collected", "err", err)
 		}
 	}
 	// Events without deliveries: written by an Enqueue before any record in
@@ -199,7 +199,7 @@ func (q *Queue) load() error {
 	if len(orphans) > 0 {
 		q.log.Info("removing events without deliveries", "count", len(orphans)/2)
 		if err := removeFiles(evDir, orphans); err != nil {
-			q.log.Warn("cannot remove events without deliveries", "error", err)
+			q.log.Warn("cannot remove events without deliveries", "err", err)
 		}
 	}
 	for _, e := range inflight {
@@ -264,6 +264,6 @@ func (q *Queue) recoverInflight(e *entry) {
 	if err := q.writeRecord(r); err != nil {
 		// The in-memory state is right; the file still says in flight, and
 		// the next start decides again.
-		log.Error("cannot record crash recovery", "error", err)
+		log.Error("cannot record crash recovery", "err", err)
 	}
 }

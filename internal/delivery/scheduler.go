@@ -234,7 +234,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 	}
 	if dead {
 		rec.addHistory(Attempt{Time: rec.Finished, Outcome: "dead", Error: rec.LastError})
-		log.Error("delivery failed permanently", "error", rec.LastError)
+		log.Error("delivery failed permanently", "err", rec.LastError)
 		if ev == nil {
 			ev = &event.Event{ID: prev.EventID}
 		}
@@ -249,7 +249,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 	if err := q.writeRecord(&rec); err != nil {
 		// Without the record the attempt must not happen. Try again later
 		// without counting it.
-		log.Error("cannot record delivery attempt; postponing it", "error", err)
+		log.Error("cannot record delivery attempt; postponing it", "err", err)
 		rec = prev
 		rec.NextAttempt = start.Add(q.opt.Backoff.Delay(1, nil))
 		q.settle(e, rec)
@@ -278,7 +278,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 			rec.State, rec.Finished, rec.LastError = StateDead, now, msg
 			dead = true
 			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
-			log.Error("giving up on delivery", "attempts", rec.Attempts, "max_age", q.opt.MaxAge, "error", msg)
+			log.Error("giving up on delivery", "attempts", rec.Attempts, "max_age", q.opt.MaxAge, "err", msg)
 			break
 		}
 		wait := max(q.opt.Backoff.Delay(rec.Attempts, nil), target.RetryAfter(derr))
@@ -289,9 +289,9 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 		rec.State, rec.NextAttempt = StatePending, next
 		rec.addHistory(Attempt{Time: start, Outcome: "retry", Error: msg, Duration: took})
 		if rec.Attempts == 1 || msg != prev.LastError {
-			log.Warn("delivery failed, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+			log.Warn("delivery failed, will retry", "attempts", rec.Attempts, "next_attempt", next, "err", msg)
 		} else {
-			log.Debug("delivery failed again, will retry", "attempts", rec.Attempts, "next_attempt", next, "error", msg)
+			log.Debug("delivery failed again, will retry", "attempts", rec.Attempts, "next_attempt", next, "err", msg)
 		}
 		rec.LastError = msg
 	default:
@@ -299,7 +299,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 		rec.State, rec.Finished, rec.LastError = StateDead, now, msg
 		dead = true
 		rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: msg, Duration: took})
-		log.Error("delivery failed permanently", "attempts", rec.Attempts, "error", msg)
+		log.Error("delivery failed permanently", "attempts", rec.Attempts, "err", msg)
 	}
 	q.finish(e, rec, ev, derr, log)
 }
@@ -316,13 +316,13 @@ func (q *Queue) finish(e *entry, rec record, ev *event.Event, derr error, log *s
 		// verified (local targets) or repeated at the next start.
 		d = q.settle(e, rec)
 		if err := q.writeRecord(&rec); err != nil {
-			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+			log.Error("cannot record delivery outcome", "state", rec.State, "err", err)
 		}
 	} else {
 		if err := q.writeRecord(&rec); err != nil {
 			// The file still says in flight: after a crash the attempt is
 			// resolved again (verified or repeated). In memory the outcome holds.
-			log.Error("cannot record delivery outcome", "state", rec.State, "error", err)
+			log.Error("cannot record delivery outcome", "state", rec.State, "err", err)
 		}
 		d = q.settle(e, rec)
 	}
@@ -372,7 +372,7 @@ func (q *Queue) deliver(ctx context.Context, tg target.Target, ev *event.Event) 
 func (q *Queue) notifyDead(e *entry, d Delivery) {
 	ev, err := q.readEvent(d.EventID, true)
 	if err != nil {
-		q.log.Warn("dead delivery's event unreadable", "event_id", d.EventID, "delivery_id", d.ID, "error", err)
+		q.log.Warn("dead delivery's event unreadable", "event_id", d.EventID, "delivery_id", d.ID, "err", err)
 		ev = &event.Event{ID: d.EventID}
 	}
 	q.notifyDeadEvent(e, d, ev)
@@ -396,7 +396,7 @@ func (q *Queue) notifyDeadEvent(e *entry, d Delivery, ev *event.Event) {
 	q.mu.Unlock()
 	if err != nil {
 		q.log.Warn("cannot record that the failure was reported; it may be reported again after a restart",
-			"delivery_id", d.ID, "error", err)
+			"delivery_id", d.ID, "err", err)
 	}
 }
 

@@ -346,7 +346,7 @@ func (q *Queue) quarantine(path string, why error) string {
 		err = safeio.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
-		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "error", err)
+		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "err", err)
 		return ""
 	}
 	q.log.Warn("moved unreadable queue file to quarantine", "path", path, "to", dst, "reason", why.Error())

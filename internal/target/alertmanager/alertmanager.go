@@ -323,7 +323,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 		if err != nil {
 			failed = append(failed, err.Error())
 			log.Warn("alertmanager member failed; it stays owed the alert",
-				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked...), "error", err.Error())
+				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked...), "err", err.Error())
 		}
 	}
 	if t.owe == nil {
@@ -611,7 +611,7 @@ func (t *Target) Resend(ctx context.Context) {
 			}
 		}
 	}); err != nil {
-		t.log.Error("cannot re-send firing heartbeat alerts", "error", err)
+		t.log.Error("cannot re-send firing heartbeat alerts", "err", err)
 		return
 	}
 	if len(firing) == 0 {
@@ -632,7 +632,7 @@ func (t *Target) Resend(ctx context.Context) {
 		t.resendErr[m.url] = msg
 		where := httpsend.Mask(target.RedactURL(m.url), t.masked...)
 		if err != nil {
-			t.log.Warn("re-sending firing heartbeat alerts failed", "member", where, "alerts", len(firing), "error", msg)
+			t.log.Warn("re-sending firing heartbeat alerts failed", "member", where, "alerts", len(firing), "err", msg)
 		} else {
 			t.log.Info("re-sending firing heartbeat alerts works again", "member", where, "alerts", len(firing))
 		}

@@ -120,7 +120,7 @@ func (s *store) load() (*hbState, error) {
 		return nil, fmt.Errorf("heartbeat state %s is unreadable (%v) and cannot be moved aside: %w", path, perr, err)
 	}
 	s.log.Error("heartbeat state unreadable; moved aside, firing heartbeat alerts are forgotten",
-		"file", path, "moved_to", aside, "error", perr)
+		"file", path, "moved_to", aside, "err", perr)
 	return &hbState{Version: 1, Alerts: map[string]*hbAlert{}}, nil
 }
 
