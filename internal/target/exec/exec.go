@@ -41,7 +41,6 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
-	"herald/internal/target/journal"
 )
 
 // Defaults and limits.
@@ -215,7 +214,7 @@ func transientStart(err error) bool {
 
 // environ builds the command's environment: BaseEnv, the configured extras,
 // then the event. Field names are sanitised exactly as the journal target
-// does (journal.FieldName), so HERALD_FIELD_JOB_ID means the same in both.
+// does (event.ExportName), so HERALD_FIELD_JOB_ID means the same in both.
 // os/exec keeps the last of duplicate keys, so extras override BaseEnv.
 func (t *Target) environ(ev *event.Event) []string {
 	env := slices.Concat(BaseEnv, t.opt.Env)
@@ -241,7 +240,7 @@ func (t *Target) environ(ev *event.Event) []string {
 	// predictable (the last in byte order).
 	slices.Sort(keys)
 	for _, k := range keys {
-		add(journal.FieldName(k), ev.Fields[k])
+		add(event.ExportName(k), ev.Fields[k])
 	}
 	return env
 }

@@ -173,7 +173,7 @@ func (t *Target) entry(ev *event.Event) []field {
 		{"HERALD_SEVERITY", ev.Severity.String()},
 	}
 	for _, k := range sortedKeys(ev.Fields) {
-		fs = append(fs, field{FieldName(k), ev.Fields[k]})
+		fs = append(fs, field{event.ExportName(k), ev.Fields[k]})
 	}
 	return fs
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"herald/internal/event"
 	"slices"
 	"strings"
 	"testing"
@@ -67,15 +68,15 @@ func TestFieldName(t *testing.T) {
 		{"größe", "HERALD_FIELD_GR__E"},
 		{"a b=c\n", "HERALD_FIELD_A_B_C_"},
 		{"\xff\xfe", "HERALD_FIELD___"},
-		{long, "HERALD_FIELD_" + strings.Repeat("X", 64-len(FieldPrefix))},
+		{long, "HERALD_FIELD_" + strings.Repeat("X", 64-len(event.ExportPrefix))},
 	}
 	for _, tt := range tests {
-		got := FieldName(tt.in)
+		got := event.ExportName(tt.in)
 		if got != tt.want {
-			t.Errorf("FieldName(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("event.ExportName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 		if !validName(got) {
-			t.Errorf("FieldName(%q) = %q is not a valid journal field name", tt.in, got)
+			t.Errorf("event.ExportName(%q) = %q is not a valid journal field name", tt.in, got)
 		}
 	}
 }
@@ -155,27 +156,27 @@ func FuzzFieldName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		got := FieldName(name)
+		got := event.ExportName(name)
 		if !validName(got) {
-			t.Fatalf("FieldName(%q) = %q: invalid journal field name", name, got)
+			t.Fatalf("event.ExportName(%q) = %q: invalid journal field name", name, got)
 		}
-		if !strings.HasPrefix(got, FieldPrefix) {
-			t.Fatalf("FieldName(%q) = %q: prefix lost", name, got)
+		if !strings.HasPrefix(got, event.ExportPrefix) {
+			t.Fatalf("event.ExportName(%q) = %q: prefix lost", name, got)
 		}
-		if FieldName(name) != got {
-			t.Fatalf("FieldName(%q) not deterministic", name)
+		if event.ExportName(name) != got {
+			t.Fatalf("event.ExportName(%q) not deterministic", name)
 		}
 		// A name made only of valid characters survives, up-cased, as far as
 		// the length limit allows.
 		if !strings.ContainsFunc(name, func(r rune) bool {
 			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
 		}) {
-			want := FieldPrefix + strings.ToUpper(name)
+			want := event.ExportPrefix + strings.ToUpper(name)
 			if len(want) > maxNameLen {
 				want = want[:maxNameLen]
 			}
 			if got != want {
-				t.Fatalf("FieldName(%q) = %q, want %q", name, got, want)
+				t.Fatalf("event.ExportName(%q) = %q, want %q", name, got, want)
 			}
 		}
 	})
@@ -187,7 +188,7 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 	f.Add("MESSAGE", "hello", "x-y", "a\nb", "zz", "")
 	f.Add("", "\n", "_", "\x00\n\n", "9", "=\n=")
 	f.Fuzz(func(t *testing.T, n1, v1, n2, v2, n3, v3 string) {
-		in := []field{{FieldName(n1), v1}, {FieldName(n2), v2}, {FieldName(n3), v3}}
+		in := []field{{event.ExportName(n1), v1}, {event.ExportName(n2), v2}, {event.ExportName(n3), v3}}
 		out, err := parseNative(encode(in))
 		if err != nil {
 			t.Fatalf("parse(encode(%q)): %v", in, err)
