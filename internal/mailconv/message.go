@@ -3,6 +3,7 @@ package mailconv
 import (
 	"bytes"
 	"fmt"
+	"herald/internal/mailhdr"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -108,7 +109,7 @@ func Parse(raw []byte) (m *Message) {
 		}
 	}()
 
-	b := stripFromLine(loneCRToLF(raw))
+	b := mailhdr.StripFromLine(loneCRToLF(raw))
 	hdr, body := splitHeader(b)
 	th, dropped := readHeader(hdr)
 	h := Header{th}

@@ -23,25 +23,6 @@ const (
 	maxParts = 1000 // MIME parts looked at in one message
 )
 
-// stripFromLine removes a leading mbox envelope line ("From root@host  Fri
-// May 23 11:59:32 2025"), which a .forward pipe hands over before the header
-// and which is not a header field. It is only taken for one when a header
-// field follows, so a header-less text starting with "From the backup job"
-// keeps its first line.
-func stripFromLine(b []byte) []byte {
-	if !bytes.HasPrefix(b, []byte("From ")) {
-		return b
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return b
-	}
-	if next, _ := nextLine(b, i+1); fieldName(next) == "" {
-		return b
-	}
-	return b[i+1:]
-}
-
 // loneCRToLF turns lone CRs (old Mac line ends) into LFs when the header
 // uses them, so that the rest of the parser only has to know LF and CRLF.
 // A lone CR further down (progress output) is left to cleanText. It copies

@@ -1,6 +1,7 @@
 package mailconv
 
 import (
+	"herald/internal/mailhdr"
 	"reflect"
 	"testing"
 )
@@ -43,7 +44,7 @@ func TestStripFromLine(t *testing.T) {
 		{"From root@pve1  Fri May 23 11:59:32 2025\r\nReturn-Path: <r@x>\r\n\r\nb", "Return-Path: <r@x>\r\n\r\nb"},
 	}
 	for _, tc := range tests {
-		if got := string(stripFromLine([]byte(tc.in))); got != tc.want {
+		if got := string(mailhdr.StripFromLine([]byte(tc.in))); got != tc.want {
 			t.Errorf("stripFromLine(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

@@ -6,6 +6,7 @@ package mailhdr
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"strings"
 )
@@ -110,4 +111,27 @@ func FieldName(line []byte) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// StripFromLine removes a leading mbox envelope line ("From root@host  Fri
+// May 23 11:59:32 2025"), which a .forward pipe hands over before the header
+// and which is not a header field. It is only taken for one when a header
+// field follows, so a header-less text starting with "From the backup job"
+// keeps its first line.
+func StripFromLine(b []byte) []byte {
+	if !bytes.HasPrefix(b, []byte("From ")) {
+		return b
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b
+	}
+	next := b[i+1:]
+	if j := bytes.IndexByte(next, '\n'); j >= 0 {
+		next = next[:j+1]
+	}
+	if _, ok := FieldName(next); !ok {
+		return b
+	}
+	return b[i+1:]
 }

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"herald/internal/event"
+	"herald/internal/mailhdr"
 )
 
 // Header is what a composed or re-headed message says about itself.
@@ -79,7 +80,7 @@ func Forward(ev *event.Event) []byte {
 	if ev == nil || ev.Mail == nil {
 		return nil
 	}
-	return stripFromLine(ev.Mail.Raw)
+	return mailhdr.StripFromLine(ev.Mail.Raw)
 }
 
 // ForwardSMTP re-heads the original mail of ev for an SMTP relay, as
@@ -94,7 +95,7 @@ func ForwardSMTP(ev *event.Event, o Header) []byte {
 	if ev == nil || ev.Mail == nil {
 		return Compose(ev, o)
 	}
-	fields, body := splitMessage(stripFromLine(ev.Mail.Raw))
+	fields, body := splitMessage(mailhdr.StripFromLine(ev.Mail.Raw))
 	var b bytes.Buffer
 	writeCommonHeaders(&b, ev, o)
 	for _, name := range []string{"MIME-Version", "Content-Type", "Content-Transfer-Encoding"} {
@@ -458,17 +459,6 @@ func pickBoundary(parts ...[]byte) string {
 		next := sha256.Sum256(sum)
 		sum = next[:]
 	}
-}
-
-// stripFromLine drops a leading mbox "From " envelope line.
-func stripFromLine(raw []byte) []byte {
-	if !bytes.HasPrefix(raw, []byte("From ")) {
-		return raw
-	}
-	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		return raw[i+1:]
-	}
-	return nil
 }
 
 // field is one header field as it appeared: its name and its raw lines

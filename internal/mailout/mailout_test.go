@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/mailhdr"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -513,7 +514,7 @@ func FuzzForwardSMTP(f *testing.F) {
 				t.Fatalf("header %q leaked from the original", k)
 			}
 		}
-		_, wantBody := splitMessage(stripFromLine(raw))
+		_, wantBody := splitMessage(mailhdr.StripFromLine(raw))
 		body, _ := io.ReadAll(msg.Body)
 		if !bytes.Equal(body, wantBody) {
 			t.Fatalf("body changed")

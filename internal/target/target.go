@@ -301,3 +301,12 @@ func plainKey(k string) bool {
 	}
 	return true
 }
+
+// SecretMark is how a target's String shows a credential: "<secret>" when
+// one is set, "<none>" when not, never the value.
+func SecretMark(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return "<secret>"
+}

@@ -48,7 +48,7 @@ type Options struct {
 
 // String describes the options without the token.
 func (o Options) String() string {
-	return fmt.Sprintf("gotify{server=%s token=%s}", target.RedactURL(o.Server), secretMark(o.Token))
+	return fmt.Sprintf("gotify{server=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(o.Token))
 }
 
 // GoString keeps %#v from printing the token.
@@ -57,12 +57,6 @@ func (o Options) GoString() string { return o.String() }
 // LogValue keeps slog (text and JSON handlers) from printing the token.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
-func secretMark(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return "<secret>"
-}
 
 // Validate reports configuration problems: the server must be an http or
 // https URL with a host, the token must be set and fit in a header, and the

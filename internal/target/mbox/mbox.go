@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"herald/internal/event"
+	"herald/internal/mailhdr"
 	"herald/internal/safeio"
 	"herald/internal/target"
 )
@@ -359,7 +360,7 @@ func (t *Target) writeEntry(w *bufio.Writer, ev *event.Event, now time.Time) err
 		if _, err := w.Write(hdr.Bytes()); err != nil {
 			return err
 		}
-		msg = stripFromLine(ev.Mail.Raw)
+		msg = mailhdr.StripFromLine(ev.Mail.Raw)
 	} else {
 		msg = t.render(ev, now)
 	}
@@ -368,18 +369,6 @@ func (t *Target) writeEntry(w *bufio.Writer, ev *event.Event, now time.Time) err
 	}
 	_, err := w.WriteString("\n")
 	return err
-}
-
-// stripFromLine drops a leading mbox From_ line (mail handed on by a
-// .forward pipe starts with one): the mailbox gets its own.
-func stripFromLine(raw []byte) []byte {
-	if !bytes.HasPrefix(raw, []byte("From ")) {
-		return raw
-	}
-	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		return raw[i+1:]
-	}
-	return nil
 }
 
 // writeEscaped writes msg line by line: CRLF becomes LF, lines matching

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"herald/internal/event"
+	"herald/internal/mailhdr"
 	"herald/internal/target"
 )
 
@@ -638,7 +639,7 @@ func FuzzEntry(f *testing.F) {
 		if len(msgs) != 1 {
 			t.Fatalf("%d messages from one entry:\n%q", len(msgs), out)
 		}
-		want := strings.ReplaceAll(string(stripFromLine(raw)), "\r\n", "\n")
+		want := strings.ReplaceAll(string(mailhdr.StripFromLine(raw)), "\r\n", "\n")
 		if want != "" && !strings.HasSuffix(want, "\n") {
 			want = strings.TrimSuffix(want, "\r") + "\n"
 		}

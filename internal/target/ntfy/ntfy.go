@@ -80,7 +80,7 @@ type Options struct {
 
 // String describes the options without token or topic.
 func (o Options) String() string {
-	return fmt.Sprintf("ntfy{server=%s topic=%s token=%s}", target.RedactURL(o.Server), secretMark(o.Topic), secretMark(o.Token))
+	return fmt.Sprintf("ntfy{server=%s topic=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(o.Topic), target.SecretMark(o.Token))
 }
 
 // GoString keeps %#v from printing secrets.
@@ -89,12 +89,6 @@ func (o Options) GoString() string { return o.String() }
 // LogValue keeps slog from printing secrets.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
-func secretMark(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return "<secret>"
-}
 
 var topicRE = regexp.MustCompile(`^[-_A-Za-z0-9]{1,64}$`)
 
