@@ -57,7 +57,6 @@ func (o Options) GoString() string { return o.String() }
 // LogValue keeps slog (text and JSON handlers) from printing the token.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
-
 // Validate reports configuration problems: the server must be an http or
 // https URL with a host, the token must be set and fit in a header, and the
 // proxy must parse. The config layer calls it so that mistakes surface at

@@ -89,7 +89,6 @@ func (o Options) GoString() string { return o.String() }
 // LogValue keeps slog from printing secrets.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
-
 var topicRE = regexp.MustCompile(`^[-_A-Za-z0-9]{1,64}$`)
 
 // Target is an ntfy target. It is safe for concurrent use.
