@@ -107,7 +107,7 @@ chmod 0755 "$root" # the tarball's "./" entry
 # Binaries. The shim gets the state directory compiled in: the setgid shim
 # trusts only a compiled-in directory (HERALD_STATE_DIR makes it drop its
 # group).
-ldflags="-s -w -X herald/internal/version.Version=$version -X herald/internal/sendmail.DefaultStateDir=/var/lib/herald"
+ldflags="-s -w -X herald/internal/version.Version=$version -X herald/internal/shim.DefaultStateDir=/var/lib/herald"
 install -d "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib/herald"
 for cmd in herald:usr/bin herald-sendmail:usr/sbin herald-mbox-create:usr/lib/herald; do
 	name=${cmd%%:*}

@@ -1,6 +1,6 @@
 // Command herald-sendmail is herald's /usr/sbin/sendmail drop-in (also
 // installed as mailq and newaliases): it queues local mail into herald's
-// spool. All the work is in internal/sendmail; this file stays thin so the
+// spool. All the work is in internal/shim; this file stays thin so the
 // binary imports only what submission needs.
 package main
 
@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 
-	"herald/internal/sendmail"
+	"herald/internal/shim"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
@@ -19,12 +19,12 @@ import (
 func main() {
 	// -bs: one SMTP session on stdin/stdout, submitting into the maildrop
 	// like any other shim call (PHP frameworks speak SMTP to sendmail -bs).
-	sendmail.ServeSMTP = func(in io.Reader, out io.Writer, d *spool.Drop) int {
-		if err := smtpd.ServeStdio(context.Background(), in, out, d, smtpd.Options{Hostname: sendmail.MailName()}); err != nil {
+	shim.ServeSMTP = func(in io.Reader, out io.Writer, d *spool.Drop) int {
+		if err := smtpd.ServeStdio(context.Background(), in, out, d, smtpd.Options{Hostname: shim.MailName()}); err != nil {
 			fmt.Fprintln(os.Stderr, "sendmail -bs:", err)
 			return sysexits.IOErr
 		}
 		return sysexits.OK
 	}
-	os.Exit(sendmail.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(shim.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"herald/internal/config"
-	"herald/internal/directory"
+	"herald/internal/recipients"
 	"herald/internal/render"
 )
 
@@ -51,7 +51,7 @@ func CheckAll(p Paths, shimPaths []string) (s *Settings, ds config.Diagnostics) 
 	} else if cfg != nil {
 		ds = append(ds, cfg.Warnings...) // every problem at once, warnings too
 	}
-	if _, err := directory.LoadUsers(filepath.Join(p.ConfigDir, usersFile)); err != nil {
+	if _, err := recipients.LoadUsers(filepath.Join(p.ConfigDir, usersFile)); err != nil {
 		ds = append(ds, config.Diagnostic{File: filepath.Join(p.ConfigDir, usersFile), Msg: err.Error()})
 	}
 	if _, err := render.New(filepath.Join(p.ConfigDir, templatesDir)); err != nil {

@@ -8,9 +8,9 @@ import (
 
 	"herald/internal/aliases"
 	"herald/internal/config"
-	"herald/internal/directory"
-	"herald/internal/directory/ldapdir"
 	"herald/internal/event"
+	"herald/internal/recipients"
+	"herald/internal/recipients/ldapdir"
 	"herald/internal/target"
 )
 
@@ -38,9 +38,9 @@ func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
 
 // newLookup builds the recipient lookup of mail targets: users file,
 // aliases and the configured LDAP directories.
-func newLookup(s *Settings, users *directory.Users, log *slog.Logger) (*directory.Lookup, config.Diagnostics, error) {
+func newLookup(s *Settings, users *recipients.Users, log *slog.Logger) (*recipients.Lookup, config.Diagnostics, error) {
 	tab, ds := loadAliases(s)
-	l := &directory.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname,
+	l := &recipients.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname,
 		LocalDomains: s.LocalDomains().Names, Log: log}
 	var errs config.Diagnostics
 	for _, c := range s.Notify.LDAP {
@@ -58,9 +58,9 @@ func newLookup(s *Settings, users *directory.Users, log *slog.Logger) (*director
 }
 
 // recipientSpec is what a mail target section says about its recipients.
-func recipientSpec(sec *config.Section) directory.Spec {
+func recipientSpec(sec *config.Section) recipients.Spec {
 	field, _ := sec.Get(config.MailtoFieldKey)
-	return directory.Spec{Mailto: sec.List("mailto"), MailtoUser: sec.List("mailto-user"), Field: field}
+	return recipients.Spec{Mailto: sec.List("mailto"), MailtoUser: sec.List("mailto-user"), Field: field}
 }
 
 // recipientsOf returns the per-delivery recipient resolution of a mail

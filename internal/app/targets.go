@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"herald/internal/config"
-	"herald/internal/directory"
 	"herald/internal/event"
 	"herald/internal/mailbox"
+	"herald/internal/recipients"
 	"herald/internal/render"
 	"herald/internal/target"
 	"herald/internal/target/exec"
@@ -99,7 +99,7 @@ func (brokenTarget) IsLocal() bool { return true }
 // newBuilder loads what every target build needs: the users file for
 // mailto-user and the title/body templates.
 func newBuilder(s *Settings, log *slog.Logger) (builder, error) {
-	users, err := directory.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
+	users, err := recipients.LoadUsers(filepath.Join(s.Paths.ConfigDir, usersFile))
 	if err != nil {
 		return builder{}, config.Diagnostics{{File: filepath.Join(s.Paths.ConfigDir, usersFile), Msg: err.Error()}}
 	}
@@ -133,11 +133,11 @@ func (b builder) buildRendered(sec *config.Section) (target.Target, error) {
 type builder struct {
 	s         *Settings
 	log       *slog.Logger
-	users     *directory.Users
+	users     *recipients.Users
 	rnd       *render.Renderer
 	shimPaths []string
 	// lookup resolves mail targets' recipients per delivery (recipients.go).
-	lookup        *directory.Lookup
+	lookup        *recipients.Lookup
 	aliasProblems config.Diagnostics
 	env           targetEnv
 	relaySettings *sendmail.Relay // herald.cfg's relay; nil when none
@@ -172,7 +172,7 @@ func (b builder) localMailbox(user string) (target.Target, bool) {
 }
 
 func (b builder) recipients(sec *config.Section) []string {
-	return directory.Recipients(sec.List("mailto"), sec.List("mailto-user"), b.users, b.log)
+	return recipients.Recipients(sec.List("mailto"), sec.List("mailto-user"), b.users, b.log)
 }
 
 func (b builder) build(sec *config.Section) (target.Target, error) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"herald/internal/event"
-	"herald/internal/service"
+	"herald/internal/systemd"
 )
 
 // The daemon's health as systemd's watchdog sees it: while the delivery
@@ -58,7 +58,7 @@ func TestWatchdogStopsWhenTheDeliveryLoopIsWedged(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go service.NewNotifier().Watchdog(ctx, a.Healthy, slog.New(slog.DiscardHandler))
+	go systemd.NewNotifier().Watchdog(ctx, a.Healthy, slog.New(slog.DiscardHandler))
 
 	waitPing := func() bool {
 		for {

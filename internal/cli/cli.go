@@ -31,9 +31,9 @@ import (
 	"herald/internal/monitor"
 	"herald/internal/noise"
 	"herald/internal/router"
-	"herald/internal/service"
 	"herald/internal/spool"
 	"herald/internal/sysexits"
+	"herald/internal/systemd"
 	"herald/internal/target"
 	"herald/internal/target/relay"
 	"herald/internal/version"
@@ -135,10 +135,10 @@ func (e env) serve(args []string) int {
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return sysexits.Usage
 	}
-	log := slog.New(service.NewLogHandler(e.stderr, slog.LevelInfo))
+	log := slog.New(systemd.NewLogHandler(e.stderr, slog.LevelInfo))
 	// Sockets from systemd (herald.socket: "smtp", herald-http.socket:
 	// "http"); none when started by hand.
-	listeners, err := service.Listeners()
+	listeners, err := systemd.Listeners()
 	if err != nil {
 		log.Error("socket activation", "err", err)
 		return sysexits.OSErr
@@ -157,7 +157,7 @@ func (e env) serve(args []string) int {
 		log.Error("cannot start", "err", err)
 		return sysexits.Software
 	}
-	n := service.NewNotifier()
+	n := systemd.NewNotifier()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

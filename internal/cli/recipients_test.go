@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"herald/internal/directory/ldapdir/ldaptest"
+	"herald/internal/recipients/ldapdir/ldaptest"
 )
 
 // recipientsDir writes a config directory: herald.cfg naming an aliases

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"herald/internal/directory/ldapdir/ldaptest"
+	"herald/internal/recipients/ldapdir/ldaptest"
 	"herald/internal/target/smtp/smtptest"
 )
 

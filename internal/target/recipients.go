@@ -8,7 +8,7 @@ import (
 )
 
 // Recipients resolves a mail target's recipients for one event (static
-// list, per-event mailto-field, aliases; internal/directory.Lookup). off
+// list, per-event mailto-field, aliases; internal/recipients.Lookup). off
 // reports that an account's warnings are switched off: an empty list is
 // then no error but nobody to mail. An error says by Temporary() whether to
 // retry (a directory that is down) or not (a person without an address).
