@@ -104,3 +104,32 @@ func TestShimRespectsReserve(t *testing.T) {
 		t.Fatalf("with space: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// A header block over maxHeaderBytes keeps the fields up to the bound as
+// the header: sendmail -t still reads its recipients there and the subject
+// stays the subject; the rest of the block follows as body text.
+func TestOversizedHeaderKeepsItsFirstFields(t *testing.T) {
+	filler := "X-Filler: " + strings.Repeat("f", 1000) + "\n"
+	var b strings.Builder
+	b.WriteString("To: boss@example.com\nSubject: big header\nCc: ops@example.com\n")
+	for b.Len() < maxHeaderBytes+50000 {
+		b.WriteString(filler)
+	}
+	b.WriteString("To: late@example.com\n\nthe body\n")
+	s, _ := testSpool(t)
+	r := run(t, []string{"sendmail", "-t", "-i"}, strings.NewReader(b.String()))
+	if r.code != sysexits.OK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	e, msg := onlyEntry(t, s)
+	if got := strings.Join(e.Env.Recipients, " "); got != "boss@example.com ops@example.com" {
+		t.Errorf("recipients %q, want those of the header's first fields", got)
+	}
+	head, body, ok := strings.Cut(msg, "\n\n")
+	if !ok || !strings.Contains(head, "Subject: big header\n") || strings.Contains(head, "late@example.com") {
+		t.Fatalf("header block of the stored message is not the first fields (%d bytes)", len(head))
+	}
+	if len(head) > maxHeaderBytes+1000 || !strings.HasPrefix(body, "X-Filler: ") || !strings.HasSuffix(body, "To: late@example.com\n\nthe body\n") {
+		t.Errorf("the rest of the block is not the body: header %d bytes, body starts %.20q", len(head), body)
+	}
+}

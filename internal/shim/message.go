@@ -13,8 +13,8 @@ import (
 )
 
 // maxHeaderBytes bounds the header block held in memory. A message whose
-// header block is longer is not rejected: everything is then treated as
-// body, after the headers herald adds.
+// header block is longer is not rejected: the fields up to the bound stay
+// the header, and the rest of the block becomes body text.
 const maxHeaderBytes = 1 << 20
 
 // msgReader reads a message from the shim's stdin. Unless dots is off (-i),
@@ -131,7 +131,7 @@ type headerBlock struct {
 // readHeaderBlock reads the header block. It never fails on format: input
 // that does not start with a header field is all body; a header block that
 // runs into a non-header line ends there (the line starts the body); one
-// longer than maxHeaderBytes is treated as body entirely. Only a read error
+// longer than maxHeaderBytes ends at the bound (overflow). Only a read error
 // of the input is returned.
 func readHeaderBlock(m *msgReader) (*headerBlock, error) {
 	h := &headerBlock{nl: "\n"}
@@ -175,24 +175,19 @@ func readHeaderBlock(m *msgReader) (*headerBlock, error) {
 	}
 }
 
-// overflow turns a header block that outgrew maxHeaderBytes into body text,
-// as it was written except for its Bcc fields: those are blind copies in
-// every path, however long the block. The fields read so far lose their Bcc
-// fields here; the rest of the block (line, then what follows) streams
-// through mailhdr's Bcc filter.
+// overflow ends a header block that outgrew maxHeaderBytes: the fields
+// read so far stay the header (so -t still finds To, Cc and Bcc there, and
+// Subject and From stay what they are), and the rest of the block — line,
+// then what follows — becomes body text after the empty line fix writes,
+// as written except for its Bcc fields: those are blind copies in every
+// path, however long the block, so the rest streams through mailhdr's Bcc
+// filter (the fields kept lose theirs in fix).
 func (h *headerBlock) overflow(m *msgReader, line []byte) {
-	var all []byte
-	for _, fl := range h.fields {
-		if !strings.EqualFold(fl.name, "bcc") {
-			all = append(all, fl.raw...)
-		}
-	}
 	inBcc := false
 	if n := len(h.fields); n > 0 {
 		inBcc = strings.EqualFold(h.fields[n-1].name, "bcc") // line may continue it
 	}
-	h.body = all
-	h.fields = nil
+	h.body = nil
 	h.rest = mailhdr.Resume(io.MultiReader(bytes.NewReader(line), m), inBcc)
 }
 
