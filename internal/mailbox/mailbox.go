@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"herald/internal/mailhdr"
 	"herald/internal/safeio"
 )
 
@@ -135,21 +136,12 @@ func Serve(r io.Reader, w io.Writer, dir string) error {
 	}
 	reply := "ok\n"
 	if err != nil {
-		reply = "error: " + oneLine(err.Error()) + "\n"
+		reply = "error: " + mailhdr.OneLine(err.Error()) + "\n"
 	}
 	if _, werr := io.WriteString(w, reply); werr != nil && err == nil {
 		err = werr
 	}
 	return err
-}
-
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // Creator makes missing mailboxes for a daemon: itself when it runs as root,

@@ -135,3 +135,14 @@ func StripFromLine(b []byte) []byte {
 	}
 	return b[i+1:]
 }
+
+// OneLine replaces line breaks and other control characters with spaces, so
+// that a value cannot start a new header line, body line or reply line.
+func OneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -109,3 +109,19 @@ func ConfigValue(data []byte) string {
 	}
 	return ""
 }
+
+// Sanitize reduces a host name to the characters a domain may hold (letters,
+// digits, '-', '.', '_': the set Valid accepts), "localhost" when nothing is
+// left. The shim's envelope and the mbox target's headers both use it.
+func Sanitize(h string) string {
+	h = strings.Map(func(r rune) rune {
+		if r == '.' || r == '-' || r == '_' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
+			return r
+		}
+		return -1
+	}, h)
+	if h == "" {
+		return "localhost"
+	}
+	return h
+}

@@ -84,3 +84,17 @@ func FuzzParsers(f *testing.F) {
 		}
 	})
 }
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"pve1.example.org": "pve1.example.org",
+		"my_host-2":        "my_host-2",
+		"bad host\n<x>":    "badhostx",
+		"":                 "localhost",
+		"ü\r\n":            "localhost",
+	} {
+		if got := Sanitize(in); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

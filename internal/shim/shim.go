@@ -244,16 +244,7 @@ func hostname() string {
 	if err != nil {
 		return "localhost"
 	}
-	h = strings.Map(func(r rune) rune {
-		if r == '.' || r == '-' || r == '_' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
-			return r
-		}
-		return -1
-	}, h)
-	if h == "" {
-		return "localhost"
-	}
-	return h
+	return mailname.Sanitize(h)
 }
 
 // newMessageID returns a Message-ID value for a message submitted now.

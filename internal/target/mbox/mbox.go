@@ -31,6 +31,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/mailhdr"
+	"herald/internal/mailname"
 	"herald/internal/safeio"
 	"herald/internal/target"
 )
@@ -69,7 +70,7 @@ var (
 // New returns a target that appends to the mailbox at path. hostname names
 // this machine in rendered mails (From: herald@HOSTNAME, Message-ID).
 func New(path, hostname string) *Target {
-	return &Target{path: path, hostname: safeHostname(hostname), now: time.Now}
+	return &Target{path: path, hostname: mailname.Sanitize(hostname), now: time.Now}
 }
 
 // CreateWith makes Deliver call create when the mailbox does not exist yet,
@@ -417,7 +418,7 @@ func (t *Target) render(ev *event.Event, now time.Time) []byte {
 	}
 	header("From", "herald@"+t.hostname)
 	header("To", "root")
-	header("Subject", mime.QEncoding.Encode("utf-8", oneLine(ev.Title)))
+	header("Subject", mime.QEncoding.Encode("utf-8", mailhdr.OneLine(ev.Title)))
 	header("Date", date.Format(time.RFC1123Z))
 	header("Message-ID", "<"+msgIDLocal(ev.ID)+"@"+t.hostname+">")
 	header(EventHeader, headerID(ev.ID))
@@ -441,7 +442,7 @@ func (t *Target) render(ev *event.Event, now time.Time) []byte {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			fmt.Fprintf(&b, "%s: %s\n", oneLine(k), oneLine(ev.Fields[k]))
+			fmt.Fprintf(&b, "%s: %s\n", mailhdr.OneLine(k), mailhdr.OneLine(ev.Fields[k]))
 		}
 	}
 	return b.Bytes()
@@ -481,19 +482,8 @@ func fold(line string) string {
 	return b.String()
 }
 
-// oneLine replaces line breaks and other control characters so a value
-// cannot start a new header or body line.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
 // headerID is the event ID as written in X-Herald-Event.
-func headerID(id string) string { return strings.ReplaceAll(oneLine(id), " ", "_") }
+func headerID(id string) string { return strings.ReplaceAll(mailhdr.OneLine(id), " ", "_") }
 
 // msgIDLocal makes the ID usable as the left part of a Message-ID.
 func msgIDLocal(id string) string {
@@ -514,20 +504,6 @@ func safeAddr(a string) string {
 		}
 		return r
 	}, a)
-}
-
-// safeHostname keeps what a host name may hold.
-func safeHostname(h string) string {
-	h = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			return r
-		}
-		return -1
-	}, h)
-	if h == "" {
-		return "localhost"
-	}
-	return h
 }
 
 // Delivered reports whether the mailbox holds a complete message whose
