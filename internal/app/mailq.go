@@ -66,8 +66,12 @@ func (m *Mailq) withRemote(local mailroute.Local) {
 func mailqEntries(es []spool.Entry) []MailqEntry {
 	out := make([]MailqEntry, 0, len(es))
 	for _, e := range es {
+		uid := e.Env.UID
+		if u, ok := e.Submitter(); ok {
+			uid = u // the submission socket's or SMTP's local client
+		}
 		out = append(out, MailqEntry{ID: e.ID, Size: e.Size, Received: e.Env.Received, From: e.Env.From,
-			Recipients: e.Env.Recipients, UID: e.Env.UID, Source: e.Env.Source, Event: e.Env.Kind == spool.KindEvent})
+			Recipients: e.Env.Recipients, UID: uid, Source: e.Env.Source, Event: e.Env.Kind == spool.KindEvent})
 	}
 	return out
 }
