@@ -32,7 +32,9 @@ func (e *RefusedError) Final() bool { return e.Status == StatusDataErr }
 // (spool.Entry.EventID).
 type UnansweredError struct{ Err error }
 
-func (e *UnansweredError) Error() string { return "submit: no answer from the daemon: " + e.Err.Error() }
+func (e *UnansweredError) Error() string {
+	return "submit: no answer from the daemon: " + e.Err.Error()
+}
 func (e *UnansweredError) Unwrap() error { return e.Err }
 
 // Send submits one message over the socket at path and returns the spool
