@@ -119,7 +119,17 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
+		// Added under mu, so that Shutdown's Wait sees every connection
+		// accepted before it closed the listeners.
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = c.Close() // not read: the client falls back to the maildrop
+			<-s.slots
+			return net.ErrClosed
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.slots }()
