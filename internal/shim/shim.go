@@ -1,6 +1,7 @@
 // Package shim holds herald's /usr/sbin/sendmail drop-in: the option
 // set of Postfix's sendmail, the header fixing that local mail needs (-t,
-// missing From/Date/Message-ID), and submission into the spool's maildrop.
+// missing From/Date/Message-ID), and submission: over the running daemon's
+// socket (submit.go, internal/submit), else into the spool's maildrop.
 // It also answers as mailq (-bp) and newaliases (-bi). It imports only what
 // submission needs, so the shim starts fast: callers like cron run it once
 // per job.
