@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +222,69 @@ func TestLostAnswerMakesOneEvent(t *testing.T) {
 	if string(ma) != string(mb) {
 		t.Fatalf("the two entries hold different messages:\n%s\n---\n%s", ma, mb)
 	}
+}
+
+// BenchmarkShimSocket measures whole sendmail invocations of a 2 KB cron
+// mail through a daemon's submission socket (served in this process with
+// the daemon's server and a real spool: no pick-up runs beside it),
+// through the maildrop, and /bin/true, interleaved so all three see the
+// same machine load. Reports the medians.
+func BenchmarkShimSocket(b *testing.B) {
+	bin := buildShim(b, b.TempDir(), "sendmail", "")
+	sockState, dropState := b.TempDir(), b.TempDir()
+	sp, err := spool.Open(sockState, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := spool.Open(dropState, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(sockState, submit.DirName), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("unix", submit.SocketPath(sockState))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := submit.New(sp, submit.Options{})
+	go func() { _ = srv.Serve(l) }()
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	var msg strings.Builder
+	msg.WriteString("From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@vm> backup\n\n")
+	for msg.Len() < 2048 {
+		msg.WriteString("backup: copied 1234 files, 56 MB, no errors reported by the tool\n")
+	}
+	body := msg.String()
+	runs := max(b.N, 200)
+	timeOne := func(state, name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Env = shimEnv(state)
+		cmd.Stdin = strings.NewReader(body)
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		return time.Since(start)
+	}
+	var sock, drop, truth []time.Duration
+	b.ResetTimer()
+	for range runs {
+		sock = append(sock, timeOne(sockState, bin, "-i", "root"))
+		drop = append(drop, timeOne(dropState, bin, "-i", "root"))
+		truth = append(truth, timeOne("", "/bin/true"))
+	}
+	b.StopTimer()
+	if es, err := sp.Pending(); err != nil || len(es) != runs {
+		b.Fatalf("%d entries from the socket, want %d (%v): some went to the maildrop", len(es), runs, err)
+	}
+	median := func(d []time.Duration) float64 {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return float64(d[len(d)/2]) / float64(time.Millisecond)
+	}
+	ms, md, mt := median(sock), median(drop), median(truth)
+	b.ReportMetric(ms, "ms/socket-median")
+	b.ReportMetric(md, "ms/maildrop-median")
+	b.ReportMetric(mt, "ms/true-median")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d runs each: socket %.2f ms, maildrop %.2f ms (socket/maildrop %.2f), /bin/true %.2f ms", runs, ms, md, ms/md, mt)
 }
