@@ -38,9 +38,6 @@ type Options struct {
 	// WriteTimeout bounds writing the reply (default 10 s).
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
-	// PeerUID tells the uid of the client of c; nil means SO_PEERCRED
-	// (internal/peer). Tests only.
-	PeerUID func(c net.Conn) (int, bool)
 }
 
 // Server serves the submission socket.
@@ -73,15 +70,6 @@ func New(sp Spool, opt Options) *Server {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opt.PeerUID == nil {
-		opt.PeerUID = func(c net.Conn) (int, bool) {
-			uc, ok := c.(*net.UnixConn)
-			if !ok {
-				return 0, false
-			}
-			return peer.UnixUID(uc)
-		}
 	}
 	return &Server{sp: sp, opt: opt, log: opt.Logger, slots: make(chan struct{}, opt.MaxConns),
 		done: make(chan struct{})}
@@ -176,7 +164,8 @@ func (s *Server) serveConn(c net.Conn) {
 			s.log.Debug("submit: close", "err", err)
 		}
 	}()
-	uid, ok := s.opt.PeerUID(c)
+	// The kernel's word (SO_PEERCRED), never the request's.
+	uid, ok := peerUID(c)
 	if !ok {
 		s.log.Warn("submit: cannot tell the client's uid; refused")
 		s.reply(c, StatusTempFail, "cannot tell who is submitting")
@@ -244,4 +233,13 @@ func (s *Server) reply(c net.Conn, status byte, text string) {
 	if _, err := c.Write(EncodeReply(status, text)); err != nil {
 		s.log.Info("submit: reply not delivered; the shim falls back to the maildrop", "status", int(status), "err", err)
 	}
+}
+
+// peerUID is the uid of the process that connected c.
+func peerUID(c net.Conn) (int, bool) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0, false
+	}
+	return peer.UnixUID(uc)
 }
