@@ -247,9 +247,10 @@ func (a *App) ingest(e spool.Entry) error {
 
 // toEvent makes the event of a spool entry. The event ID is the entry's
 // (spool.Entry.EventID: the entry ID, or for a shim submission one derived
-// from its submission ID) and its timestamp the time of receipt, so the result does not depend on when
-// it is computed. classifier names the mail classifier that recognised a
-// mail ("none" when none did, "-" for a submitted event).
+// from its submission ID) and its timestamp the time of receipt, so the
+// result does not depend on when it is computed. classifier names the mail
+// classifier that recognised a mail ("none" when none did, "-" for a
+// submitted event).
 func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier string, err error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
