@@ -60,18 +60,22 @@ wait_empty() {
 	done
 }
 
-# kill_namespace_rest : stops every process left in this mount namespace
-# (a peer's background delivery) but this shell; the namespace is ours.
-kill_namespace_rest() {
-	local me pid p
-	me=$(readlink /proc/$$/ns/mnt)
+# kill_namespace NS [PID]: stops every process in mount namespace NS (a
+# peer's background delivery) but PID that carries this run's ERRLOG in
+# its environment. Only namespaces this script made are passed (each inner
+# mode records its own in $NS_LIST); the environment check keeps a number
+# the kernel reused for someone else's namespace from mattering.
+kill_namespace() {
+	local pid p
 	for p in /proc/[0-9]*; do
 		pid=${p#/proc/}
-		[ "$pid" != $$ ] || continue
-		[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$me" ] || continue
+		[ "$pid" != "${2:-}" ] || continue
+		[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] || continue
+		tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "ERRLOG=$ERRLOG" || continue
 		kill "$pid" 2>/dev/null || true
 	done
 }
+kill_namespace_rest() { kill_namespace "$(readlink /proc/$$/ns/mnt)" $$; }
 
 case ${1:-} in
 __lat)
@@ -84,6 +88,7 @@ __dma)
 	# /var/spool/dma become ours; nothing outside changes.
 	shift
 	n=$1 msg=$2 dir=$3
+	readlink /proc/$$/ns/mnt >>"$NS_LIST"
 	mount -t overlay herald-bench-dma -o "lowerdir=$dir/etc:/etc" /etc
 	mount --bind "$dir/spool" /var/spool
 	lat "$n" "$msg" "$PEERS_DIR/dma/usr/sbin/sendmail" -t -i
@@ -97,6 +102,7 @@ __nullmailer)
 	# come from the peer and from our directory.
 	shift
 	n=$1 msg=$2 dir=$3
+	readlink /proc/$$/ns/mnt >>"$NS_LIST"
 	P=$PEERS_DIR/nullmailer
 	for d in usr/sbin usr/bin usr/lib; do
 		mount -t overlay herald-bench-nullmailer -o "lowerdir=$P/$d:/$d" "/$d"
@@ -143,14 +149,16 @@ chmod 755 "$T" # Postfix's daemons (user postfix) walk into its queue here
 R=$T/results
 mkdir -p "$R"
 ERRLOG=$T/errors.log
+NS_LIST=$T/namespaces
 : >"$ERRLOG"
-export ERRLOG PEERS_DIR
+: >"$NS_LIST"
+export ERRLOG NS_LIST PEERS_DIR
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
 # ------------------------------------------------------------------ cleanup
 # Every process this script starts is recorded here and stopped on exit.
-HERALD_PID= SINK_PID= PF_CONF= PF_MASTER=
+HERALD_PID='' SINK_PID='' PF_CONF='' PF_MASTER=''
 stop_pid() { # stop_pid PID NAME: SIGTERM, wait up to 15 s, then SIGKILL
 	local pid=$1 i
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
@@ -173,6 +181,8 @@ cleanup() {
 		"$PF/usr/sbin/postfix" -c "$PF_CONF" stop >/dev/null 2>&1
 		stop_pid "$PF_MASTER" "postfix master"
 	fi
+	# A peer's delivery left behind by a block that timed out.
+	sort -u "$NS_LIST" 2>/dev/null | while read -r ns; do kill_namespace "$ns"; done
 	stop_pid "$SINK_PID" smtp-sink
 	rm -rf "$T"
 }
@@ -305,9 +315,9 @@ echo "# herald $(git describe --tags --always --dirty 2>/dev/null || echo unknow
 echo "# RUNS=$RUNS rounds (median [min..max]; ratios herald/peer per round), N=$N runs per latency figure and round, message $(wc -c <"$MSG") bytes"
 
 # ------------------------------------------------------------------ peers
-PF_OK=0 DMA_OK=0 NM_OK=0 SINK_OK=0
+PF_OK=0 DMA_OK=0 NM_OK=0
 PF_WHY="postfix: not found in $PEERS_DIR" DMA_WHY="dma: not found in $PEERS_DIR" NM_WHY="nullmailer: not found in $PEERS_DIR"
-SMTP_SOURCE= SMTP_SINK= PF_LIBS=
+SMTP_SOURCE='' SMTP_SINK='' PF_LIBS=''
 # smtp-source and smtp-sink come with the postfix package: the peer's, or
 # the copy scripts/install-test-deps.sh unpacks.
 for d in "$PF" "${HERALD_PEERS_DIR:-/opt/herald-test}/postfix"; do
@@ -352,7 +362,6 @@ start_sink() {
 		say "smtp-sink did not listen: $(head -c 500 "$T/sink.log")"
 		return 1
 	}
-	SINK_OK=1
 }
 
 # start_postfix: a Postfix of our own (main.cf/master.cf in $T, queue in
