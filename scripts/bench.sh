@@ -577,6 +577,14 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 	fi
 	say "stopping herald serve and the peers"
 	stop_herald
+
+	# The shim while the daemon is down: the mail waits in the maildrop.
+	say "whole-process latency with the daemon stopped: $RUNS rounds of $N runs"
+	for ((r = 1; r <= RUNS; r++)); do
+		[ -z "$HELLO" ] || timed "$R/lat.hello-down" bash "$SELF" __lat "$N" "$MSG" "$HELLO"
+		timed "$R/lat.herald-down" env HERALD_CONFIG_DIR="$HS/etc" HERALD_STATE_DIR="$HS/state" \
+			bash "$SELF" __lat "$N" "$MSG" "$SHIM" -t -i
+	done
 fi
 
 # ------------------------------------------------------------------ Go benchmarks
@@ -620,13 +628,14 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
 fi
 
 # ------------------------------------------------------------------ the table
-touch "$R"/lat.{herald,dma,postfix,nullmailer,hello,true}.rounds "$R"/ingest.{herald,postfix} "$R"/e2e.{herald,postfix}
+touch "$R"/lat.{herald,dma,postfix,nullmailer,hello,true,herald-down,hello-down}.rounds "$R"/ingest.{herald,postfix} "$R"/e2e.{herald,postfix}
 ratios "$R/lat.herald.rounds" "$R/lat.dma.rounds" "$R/ratio.dma"
 ratios "$R/lat.herald.rounds" "$R/lat.postfix.rounds" "$R/ratio.postfix"
 ratios "$R/lat.herald.rounds" "$R/lat.nullmailer.rounds" "$R/ratio.nullmailer"
 ratios "$R/lat.hello.rounds" "$R/lat.true.rounds" "$R/ratio.hello"
 ratios "$R/lat.herald.rounds" "$R/lat.hello.rounds" "$R/ratio.herald-hello"
 paste "$R/lat.herald.rounds" "$R/lat.hello.rounds" | awk 'NF == 2 { printf "%.3f\n", $1 - $2 }' >"$R/lat.herald-minus-hello"
+ratios "$R/lat.herald-down.rounds" "$R/lat.hello-down.rounds" "$R/ratio.herald-down"
 ratios "$R/ingest.herald" "$R/ingest.postfix" "$R/ratio.ingest"
 ratios "$R/e2e.herald" "$R/e2e.postfix" "$R/ratio.e2e"
 
@@ -639,6 +648,7 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 	else row "shim sendmail -t -i vs nullmailer, ms" %.2f "$R/lat.herald.rounds" "$NM_WHY" "" "" info; fi
 	row "floor: Go hello-world, ms" %.2f "$R/lat.hello.rounds" "/bin/true" "$R/lat.true.rounds" "$R/ratio.hello" info
 	row "shim minus Go hello-world, ms" %.2f "$R/lat.herald-minus-hello" "-" "" "" info
+	row "shim, daemon stopped, ms" %.2f "$R/lat.herald-down.rounds" "hello-world" "$R/lat.hello-down.rounds" "$R/ratio.herald-down" info
 	if [ -z "$SMTP_SOURCE" ]; then
 		row "SMTP ingest smtp-source -s 20, msg/s" %.0f "" "smtp-source not found (scripts/install-test-deps.sh)" "" "" 'ratio>=' 3
 	elif ((PF_OK)); then
@@ -662,15 +672,15 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
 fi
 
 echo
-printf '%-42s  %-24s  %-34s  %-18s  %-10s  %s\n' figure herald peer "ratio herald/peer" target result
+printf '%-42s  %-24s  %-34s  %-20s  %-10s  %s\n' figure herald peer "ratio herald/peer" target result
 while IFS=$'\t' read -r label h p r t v; do
-	printf '%-42s  %-24s  %-34s  %-18s  %-10s  %s\n' "$label" "$h" "$p" "$r" "$t" "$v"
+	printf '%-42s  %-24s  %-34s  %-20s  %-10s  %s\n' "$label" "$h" "$p" "$r" "$t" "$v"
 done <"$ROWS"
 
 if [ -s "$R/lat.herald" ]; then
 	echo
 	echo "# whole-process latency over all $RUNS x $N runs, ms: median (p10..p90)"
-	for t in herald dma postfix nullmailer hello true; do
+	for t in herald dma postfix nullmailer hello true herald-down; do
 		[ -s "$R/lat.$t" ] || continue
 		stats <"$R/lat.$t" | awk -v t="$t" '{ printf "#   %-11s %7.2f (%.2f..%.2f)  n=%d\n", t, $1, $4, $5, $6 }'
 	done
