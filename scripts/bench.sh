@@ -595,7 +595,7 @@ gobench() {
 	mkdir -p "$dir"
 	if ! TMPDIR=$dir $GO test -run '^$' -bench "$re" -benchtime "$bt" -count "$RUNS" -timeout 30m "$pkg" >"$out" 2>&1; then
 		echo "go test -bench '$re' $pkg failed:" >>"$ERRLOG"
-		tail -20 "$out" >>"$ERRLOG"
+		grep -v -e '^Benchmark' -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' "$out" | tail -20 | cut -c1-300 >>"$ERRLOG"
 	fi
 }
 # metric OUT BENCH UNIT: the values of UNIT on BENCH's result lines.
@@ -689,7 +689,7 @@ echo
 echo "# targets: $PASS pass, $FAILS FAIL, $NOPEER without their peer, $UNMEASURED not measured"
 if [ -s "$ERRLOG" ]; then
 	echo "# problems during the run:"
-	sort "$ERRLOG" | uniq -c | head -40 | sed 's/^/#   /'
+	cut -c1-300 "$ERRLOG" | uniq -c | head -40 | sed 's/^/#   /'
 fi
 # A missed target is a finding, not a broken run; a figure that could not
 # be measured is.

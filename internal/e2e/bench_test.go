@@ -209,7 +209,8 @@ func vmKB(pid int, field string) int {
 func BenchmarkRSS(b *testing.B) {
 	d := newDaemon(b, fileOnly)
 	writeFile(b, filepath.Join(d.configDir, "herald.cfg"), fmt.Sprintf(
-		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nmax-message-size 64M\nmail-dir %s\n", d.port, filepath.Join(d.stateDir, "mail")), 0o644)
+		"hostname testhost\nsmtp-listen 127.0.0.1:%d\nhttp-listen 127.0.0.1:%d\nmax-message-size 64M\nmail-dir %s\n",
+		d.port, d.httpPort, filepath.Join(d.stateDir, "mail")), 0o644)
 	d.start()
 	defer d.stop()
 	pid := d.cmd.Process.Pid
@@ -253,7 +254,16 @@ func BenchmarkRSS(b *testing.B) {
 	}
 	close(stop)
 	<-sampled
-	d.waitEvent("big")
+	// Wait for the event's whole line: the file target writes a line this
+	// long in several pieces, and a reader can catch it half written.
+	events := &countingFile{path: filepath.Join(d.stateDir, "events.jsonl"), prefix: "{"}
+	deadline := time.Now().Add(60 * time.Second)
+	for events.count(b) < 1 {
+		if time.Now().After(deadline) {
+			b.Fatalf("the 50 MB mail's event was not written within 60 s\n%s", d.log())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	b.StopTimer()
 	hwm := vmKB(pid, "VmHWM")
 	b.ReportMetric(float64(idle)/1024, "idle-MiB")
