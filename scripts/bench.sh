@@ -316,6 +316,7 @@ disk_fs=$(stat -f -c %T "$T")
 tmpfs_fs=$(stat -f -c %T "$TMPFS_DIR" 2>/dev/null || echo missing)
 echo "# herald bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "# herald $(git describe --tags --always --dirty 2>/dev/null || echo unknown), $($GO version | awk '{ print $3 }'); state on $BENCH_TMP ($disk_fs), tmpfs line on $TMPFS_DIR ($tmpfs_fs)"
+echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows in every figure)"
 echo "# RUNS=$RUNS rounds (median [min..max]; ratios herald/peer per round), N=$N runs per latency figure and round, message $(wc -c <"$MSG") bytes"
 
 # ------------------------------------------------------------------ peers
@@ -686,6 +687,7 @@ if [ -s "$R/lat.herald" ]; then
 	done
 fi
 echo
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# targets: $PASS pass, $FAILS FAIL, $NOPEER without their peer, $UNMEASURED not measured"
 if [ -s "$ERRLOG" ]; then
 	echo "# problems during the run:"
