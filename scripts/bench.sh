@@ -22,47 +22,47 @@ set -euo pipefail
 export LC_ALL=C
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 
-# ------------------------------------------------------------------ inner modes
-# The timed loops run in a child bash under timeout(1), so that a hung
-# client cannot hang the run; what they print is one line per invocation:
-# its wall time in microseconds.
-
-# lat N MSG CMD... : 2 warm-up runs, then N timed runs of CMD <MSG.
-lat() {
-	local n=$1 msg=$2 i t0 t1 rc
-	shift 2
-	for ((i = -2; i < n; i++)); do
-		t0=$EPOCHREALTIME
-		rc=0
-		"$@" <"$msg" >/dev/null 2>>"$ERRLOG" || rc=$?
-		t1=$EPOCHREALTIME
-		if ((rc != 0)); then
-			echo "$1: exit $rc" >>"$ERRLOG"
-			continue
-		fi
-		((i < 0)) || echo $((${t1/./} - ${t0/./}))
-	done
-}
+# ------------------------------------------------------------------ inner mode
+# The timed loop runs in a child bash (`bench.sh __mix`) under timeout(1),
+# so that a hung client cannot hang the run, and inside a private mount
+# namespace when dma or nullmailer takes part. It interleaves the clients
+# invocation by invocation (the order rotating each time), so that load
+# coming and going on the machine meets all of them alike, and after each
+# invocation waits until that client's queue is empty again, so that no
+# background delivery runs during the next client's turn.
 
 # files_in DIR... : how many entries (not dot files) the directories hold.
 files_in() {
 	find "$@" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | wc -l
 }
 
-# wait_empty SECONDS DIR... : wait until the directories hold no entry.
+# wait_empty SECONDS DIR... : wait until the directories hold no entry,
+# looking every POLL seconds.
 wait_empty() {
 	local secs=$1 end
 	shift
 	end=$((SECONDS + secs))
 	while [ "$(files_in "$@")" -gt 0 ]; do
 		((SECONDS < end)) || return 1
-		sleep 0.05
+		sleep "${POLL:-0.05}"
+	done
+}
+
+# wait_tree_empty SECONDS DIR... : the same for queues hashed into
+# subdirectories (Postfix's).
+wait_tree_empty() {
+	local secs=$1 end
+	shift
+	end=$((SECONDS + secs))
+	while [ "$(find "$@" -type f 2>/dev/null | wc -l)" -gt 0 ]; do
+		((SECONDS < end)) || return 1
+		sleep "${POLL:-0.05}"
 	done
 }
 
 # kill_namespace NS [PID]: stops every process in mount namespace NS (a
 # peer's background delivery) but PID that carries this run's ERRLOG in
-# its environment. Only namespaces this script made are passed (each inner
+# its environment. Only namespaces this script made are passed (the inner
 # mode records its own in $NS_LIST); the environment check keeps a number
 # the kernel reused for someone else's namespace from mattering.
 kill_namespace() {
@@ -75,49 +75,80 @@ kill_namespace() {
 		kill "$pid" 2>/dev/null || true
 	done
 }
-kill_namespace_rest() { kill_namespace "$(readlink /proc/$$/ns/mnt)" $$; }
 
-case ${1:-} in
-__lat)
+# client NAME: one submission of the message on stdin by client NAME.
+client() {
+	case $1 in
+	true) /bin/true ;;
+	hello) "$HELLO" ;;
+	herald) "$SHIM" -t -i ;;
+	postfix) "$PF/usr/sbin/sendmail" -t -i ;;
+	dma) "$PEERS_DIR/dma/usr/sbin/sendmail" -t -i ;;
+	nullmailer) /usr/sbin/sendmail -t -i ;;
+	esac
+}
+
+# settle NAME: wait until NAME's queue is empty (its mail went on).
+settle() {
+	case $1 in
+	herald) [ "${HERALD_DOWN:-0}" = 1 ] || wait_empty 30 "$HERALD_STATE_DIR/spool/maildrop" "$HERALD_STATE_DIR/spool/incoming" ;;
+	postfix) wait_tree_empty 30 "$PF_SPOOL"/{maildrop,incoming,active,deferred} ;;
+	dma) wait_empty 30 /var/spool/dma ;;
+	nullmailer) wait_empty 30 /var/spool/nullmailer/queue ;;
+	esac
+}
+
+if [ "${1:-}" = __mix ]; then
+	# __mix N MSG OUTDIR CLIENT... : 2 warm-up rounds, then N timed
+	# invocations of each CLIENT; OUTDIR/CLIENT gets one wall time in
+	# microseconds per line.
 	shift
-	lat "$@"
-	exit 0
-	;;
-__dma)
-	# Inside `unshare --mount`: dma's compiled-in /etc/dma/dma.conf and
-	# /var/spool/dma become ours; nothing outside changes.
-	shift
-	n=$1 msg=$2 dir=$3
-	readlink /proc/$$/ns/mnt >>"$NS_LIST"
-	mount -t overlay herald-bench-dma -o "lowerdir=$dir/etc:/etc" /etc
-	mount --bind "$dir/spool" /var/spool
-	lat "$n" "$msg" "$PEERS_DIR/dma/usr/sbin/sendmail" -t -i
-	wait_empty 60 /var/spool/dma || echo "dma: its spool was not empty 60 s after the last mail" >>"$ERRLOG"
-	kill_namespace_rest
-	exit 0
-	;;
-__nullmailer)
-	# Inside `unshare --mount`: nullmailer's compiled-in paths (/usr/sbin,
-	# /usr/bin, /usr/lib/nullmailer, /etc/nullmailer, /var/spool/nullmailer)
-	# come from the peer and from our directory.
-	shift
-	n=$1 msg=$2 dir=$3
-	readlink /proc/$$/ns/mnt >>"$NS_LIST"
-	P=$PEERS_DIR/nullmailer
-	for d in usr/sbin usr/bin usr/lib; do
-		mount -t overlay herald-bench-nullmailer -o "lowerdir=$P/$d:/$d" "/$d"
+	POLL=0.005
+	n=$1 msg=$2 out=$3
+	shift 3
+	clients=("$@")
+	if [ "${PEER_NS:-0}" = 1 ]; then
+		# dma's and nullmailer's paths are compiled in: /etc/dma,
+		# /etc/nullmailer, /var/spool/{dma,nullmailer}, and nullmailer's
+		# /usr/sbin/nullmailer-queue and /usr/lib/nullmailer/smtp. Here
+		# they become the run's own; nothing outside changes.
+		readlink /proc/$$/ns/mnt >>"$NS_LIST"
+		lower=/etc
+		if [[ " ${clients[*]} " == *" nullmailer "* ]]; then
+			for d in usr/sbin usr/bin usr/lib; do
+				mount -t overlay herald-bench -o "lowerdir=$PEERS_DIR/nullmailer/$d:/$d" "/$d"
+			done
+		fi
+		lower=$PEER_ETC:$lower
+		mount -t overlay herald-bench -o "lowerdir=$lower" /etc
+		mount --bind "$PEER_SPOOL" /var/spool
+		if [[ " ${clients[*]} " == *" nullmailer "* ]]; then
+			(cd /var/spool/nullmailer && exec setpriv --reuid=mail --regid=mail --init-groups /usr/sbin/nullmailer-send) \
+				>"$out/nullmailer-send.log" 2>&1 &
+			sleep 0.3
+		fi
+	fi
+	k=${#clients[@]}
+	for ((i = -2; i < n; i++)); do
+		for ((j = 0; j < k; j++)); do
+			c=${clients[$(((i + 2 + j) % k))]}
+			rc=0
+			t0=$EPOCHREALTIME
+			client "$c" <"$msg" >/dev/null 2>>"$ERRLOG" || rc=$?
+			t1=$EPOCHREALTIME
+			if ((rc != 0)); then
+				echo "$c: exit $rc" >>"$ERRLOG"
+			elif ((i >= 0)); then
+				echo $((${t1/./} - ${t0/./})) >>"$out/$c"
+			fi
+			settle "$c" || echo "$c: its queue was not empty 30 s after a mail" >>"$ERRLOG"
+		done
 	done
-	mount -t overlay herald-bench-nullmailer -o "lowerdir=$dir/etc:/etc" /etc
-	mount --bind "$dir/spool" /var/spool
-	(cd /var/spool/nullmailer && exec setpriv --reuid=mail --regid=mail --init-groups /usr/sbin/nullmailer-send) \
-		>"$dir/nullmailer-send.log" 2>&1 &
-	sleep 0.3
-	lat "$n" "$msg" /usr/sbin/sendmail -t -i
-	wait_empty 60 /var/spool/nullmailer/queue || echo "nullmailer: its queue was not empty 60 s after the last mail" >>"$ERRLOG"
-	kill_namespace_rest
+	if [ "${PEER_NS:-0}" = 1 ]; then
+		kill_namespace "$(readlink /proc/$$/ns/mnt)" $$
+	fi
 	exit 0
-	;;
-esac
+fi
 
 # ------------------------------------------------------------------ settings
 RUNS=${RUNS:-3}
@@ -308,7 +339,8 @@ MSG=$T/cron-mail.txt
 	for i in $(seq 40); do
 		printf 'rsync: /srv/data/part-%02d copied 1234 files, 56 MB, no errors\n' "$i"
 	done
-} | head -c 2048 >"$MSG"
+} >"$MSG.full"
+head -c 2048 "$MSG.full" >"$MSG"
 echo >>"$MSG"
 
 # ------------------------------------------------------------------ header
@@ -440,20 +472,6 @@ start_postfix() {
 	}
 	PF_QUEUE=("$L/spool/maildrop" "$L/spool/incoming" "$L/spool/active" "$L/spool/deferred")
 }
-pf_queue_empty() {
-	# the queues are hashed one level deep
-	local n
-	n=$(find "${PF_QUEUE[@]}" -type f 2>/dev/null | wc -l)
-	[ "$n" -eq 0 ]
-}
-wait_pf_empty() {
-	local end=$((SECONDS + $1))
-	until pf_queue_empty; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
-
 # start_herald: the daemon with a herald.cfg of free ports and a
 # notifications.cfg that routes every event to no target (Postfix's
 # counterpart delivers to discard:).
@@ -474,16 +492,30 @@ start_herald() {
 }
 herald_spool=("$HS/state/spool/maildrop" "$HS/state/spool/incoming")
 
-# timed OUTFILE CMD...: one latency block (CMD runs the __lat loop) under
-# timeout; each invocation's time in ms is appended to OUTFILE and the
-# block's median to OUTFILE.rounds.
-timed() {
-	local out=$1 tmp=$T/block.txt rc=0
+# mix SUFFIX [ENV=V...] -- CLIENT...: one latency round (bench.sh __mix,
+# under timeout, in a mount namespace when PEER_NS=1 is among the ENV);
+# each client's times in ms are appended to $R/lat.CLIENT$SUFFIX and the
+# round's median to $R/lat.CLIENT$SUFFIX.rounds.
+mix() {
+	local suffix=$1 out=$T/round c envs=()
 	shift
-	timeout 300 "$@" | awk '{ printf "%.3f\n", $1 / 1000 }' >"$tmp" || rc=$?
-	((rc == 0)) || echo "$*: latency block failed or timed out ($rc)" >>"$ERRLOG"
-	cat "$tmp" >>"$out"
-	if [ -s "$tmp" ]; then median "$tmp" >>"$out.rounds"; fi
+	while [ "$1" != -- ]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	rm -rf "$out"
+	mkdir -p "$out"
+	local ns=()
+	[[ " ${envs[*]} " == *" PEER_NS=1 "* ]] && ns=(unshare --mount --propagation private --)
+	timeout 600 env "${envs[@]}" "${ns[@]}" bash "$SELF" __mix "$N" "$MSG" "$out" "$@" ||
+		echo "latency round ($*) failed or timed out: $?" >>"$ERRLOG"
+	for c in "$@"; do
+		[ -s "$out/$c" ] || continue
+		awk '{ printf "%.3f\n", $1 / 1000 }' "$out/$c" >"$out/$c.ms"
+		cat "$out/$c.ms" >>"$R/lat.$c$suffix"
+		median "$out/$c.ms" >>"$R/lat.$c$suffix.rounds"
+	done
 }
 
 if [ "${SKIP_PEERS:-0}" != 1 ]; then
@@ -499,24 +531,25 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 			DMA_OK=0 NM_OK=0 DMA_WHY="dma: smtp-sink did not start" NM_WHY="nullmailer: smtp-sink did not start"
 		fi
 	fi
+	# One /etc and one /var/spool for the peers' namespace: dma's
+	# dma.conf (NULLCLIENT to the sink) and nullmailer's remotes.
+	PEER_ETC=$T/peer-etc PEER_SPOOL=$T/peer-spool
+	mkdir -p "$PEER_ETC" "$PEER_SPOOL"
 	if ((DMA_OK)); then
-		D=$T/dma
-		mkdir -p "$D/etc/dma" "$D/spool/dma"
-		printf 'SMARTHOST 127.0.0.1\nPORT %s\nMAILNAME bench.localdomain\nNULLCLIENT\n' "$SINK_PORT" >"$D/etc/dma/dma.conf"
-		: >"$D/etc/aliases"
-		chgrp mail "$D/etc/dma/dma.conf" "$D/spool/dma" && chmod 640 "$D/etc/dma/dma.conf" && chmod 2770 "$D/spool/dma"
+		mkdir -p "$PEER_ETC/dma" "$PEER_SPOOL/dma"
+		printf 'SMARTHOST 127.0.0.1\nPORT %s\nMAILNAME bench.localdomain\nNULLCLIENT\n' "$SINK_PORT" >"$PEER_ETC/dma/dma.conf"
+		: >"$PEER_ETC/aliases"
+		chgrp mail "$PEER_ETC/dma/dma.conf" "$PEER_SPOOL/dma" && chmod 640 "$PEER_ETC/dma/dma.conf" && chmod 2770 "$PEER_SPOOL/dma"
 	fi
 	if ((NM_OK)); then
-		NMD=$T/nullmailer
-		mkdir -p "$NMD/etc/nullmailer" "$NMD/spool"
-		echo bench.localdomain >"$NMD/etc/mailname"
-		echo bench.localdomain >"$NMD/etc/nullmailer/defaulthost"
-		echo localdomain >"$NMD/etc/nullmailer/defaultdomain"
-		echo "127.0.0.1 smtp --port=$SINK_PORT" >"$NMD/etc/nullmailer/remotes"
-		chown mail:mail "$NMD/etc/nullmailer/remotes" && chmod 600 "$NMD/etc/nullmailer/remotes"
-		cp -a "$PEERS_DIR/nullmailer/var/spool/nullmailer" "$NMD/spool/"
-		mkfifo "$NMD/spool/nullmailer/trigger"
-		chown mail:root "$NMD/spool/nullmailer/trigger" && chmod 622 "$NMD/spool/nullmailer/trigger"
+		mkdir -p "$PEER_ETC/nullmailer"
+		echo bench.localdomain >"$PEER_ETC/nullmailer/defaulthost"
+		echo localdomain >"$PEER_ETC/nullmailer/defaultdomain"
+		echo "127.0.0.1 smtp --port=$SINK_PORT" >"$PEER_ETC/nullmailer/remotes"
+		chown mail:mail "$PEER_ETC/nullmailer/remotes" && chmod 600 "$PEER_ETC/nullmailer/remotes"
+		cp -a "$PEERS_DIR/nullmailer/var/spool/nullmailer" "$PEER_SPOOL/"
+		mkfifo "$PEER_SPOOL/nullmailer/trigger"
+		chown mail:root "$PEER_SPOOL/nullmailer/trigger" && chmod 622 "$PEER_SPOOL/nullmailer/trigger"
 	fi
 
 	# A Go hello-world, built like herald's release binaries: the floor of
@@ -528,23 +561,19 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 	(cd "$T/hello" && CGO_ENABLED=0 $GO build -trimpath -ldflags '-s -w' -o hello .) || HELLO=
 
 	# ---------------------------------------------------------- shim latency
-	say "whole-process latency: $RUNS rounds of $N runs each (herald-sendmail, dma, postfix, nullmailer, floors)"
+	clients=(true)
+	[ -z "$HELLO" ] || clients+=(hello)
+	clients+=(herald)
+	((PF_OK)) && clients+=(postfix)
+	((DMA_OK)) && clients+=(dma)
+	((NM_OK)) && clients+=(nullmailer)
+	peer_ns=0
+	((DMA_OK || NM_OK)) && peer_ns=1
+	say "whole-process latency: $RUNS rounds of $N runs of each of ${clients[*]}, interleaved"
 	for ((r = 1; r <= RUNS; r++)); do
-		timed "$R/lat.true" bash "$SELF" __lat "$N" "$MSG" /bin/true
-		[ -z "$HELLO" ] || timed "$R/lat.hello" bash "$SELF" __lat "$N" "$MSG" "$HELLO"
-		timed "$R/lat.herald" env HERALD_CONFIG_DIR="$HS/etc" HERALD_STATE_DIR="$HS/state" \
-			bash "$SELF" __lat "$N" "$MSG" "$SHIM" -t -i
-		wait_empty 120 "${herald_spool[@]}" || echo "herald: spool not empty 120 s after the shim runs" >>"$ERRLOG"
-		if ((DMA_OK)); then
-			timed "$R/lat.dma" unshare --mount --propagation private -- bash "$SELF" __dma "$N" "$MSG" "$T/dma"
-		fi
-		if ((PF_OK)); then
-			timed "$R/lat.postfix" env MAIL_CONFIG="$PF_CONF" bash "$SELF" __lat "$N" "$MSG" "$PF/usr/sbin/sendmail" -t -i
-			wait_pf_empty 120 || echo "postfix: queue not empty 120 s after the sendmail runs" >>"$ERRLOG"
-		fi
-		if ((NM_OK)); then
-			timed "$R/lat.nullmailer" unshare --mount --propagation private -- bash "$SELF" __nullmailer "$N" "$MSG" "$NMD"
-		fi
+		mix "" PEER_NS=$peer_ns PEER_ETC="$PEER_ETC" PEER_SPOOL="$PEER_SPOOL" HELLO="$HELLO" SHIM="$SHIM" \
+			HERALD_CONFIG_DIR="$HS/etc" HERALD_STATE_DIR="$HS/state" PF="$PF" MAIL_CONFIG="${PF_CONF:-}" \
+			PF_SPOOL="$T/postfix/spool" -- "${clients[@]}"
 	done
 
 	# ---------------------------------------------------------- SMTP ingest
@@ -573,18 +602,19 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 		}
 		for ((r = 1; r <= RUNS; r++)); do
 			ingest herald "$H_PORT" wait_empty 300 "${herald_spool[@]}"
-			if ((PF_OK)); then ingest postfix "$PF_PORT" wait_pf_empty 300; fi
+			if ((PF_OK)); then ingest postfix "$PF_PORT" wait_tree_empty 300 "${PF_QUEUE[@]}"; fi
 		done
 	fi
 	say "stopping herald serve and the peers"
 	stop_herald
 
 	# The shim while the daemon is down: the mail waits in the maildrop.
-	say "whole-process latency with the daemon stopped: $RUNS rounds of $N runs"
+	clients=(herald)
+	[ -z "$HELLO" ] || clients+=(hello)
+	say "whole-process latency with the daemon stopped: $RUNS rounds of $N runs of each of ${clients[*]}"
 	for ((r = 1; r <= RUNS; r++)); do
-		[ -z "$HELLO" ] || timed "$R/lat.hello-down" bash "$SELF" __lat "$N" "$MSG" "$HELLO"
-		timed "$R/lat.herald-down" env HERALD_CONFIG_DIR="$HS/etc" HERALD_STATE_DIR="$HS/state" \
-			bash "$SELF" __lat "$N" "$MSG" "$SHIM" -t -i
+		mix -down HERALD_DOWN=1 HELLO="$HELLO" SHIM="$SHIM" HERALD_CONFIG_DIR="$HS/etc" HERALD_STATE_DIR="$HS/state" \
+			-- "${clients[@]}"
 	done
 fi
 
