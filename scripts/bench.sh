@@ -209,7 +209,7 @@ cleanup() {
 	set +e
 	stop_herald
 	if [ -n "$PF_CONF" ]; then
-		"$PF/usr/sbin/postfix" -c "$PF_CONF" stop >/dev/null 2>&1
+		timeout 30 "$PF/usr/sbin/postfix" -c "$PF_CONF" stop >/dev/null 2>&1
 		stop_pid "$PF_MASTER" "postfix master"
 	fi
 	# A peer's delivery left behind by a block that timed out.
@@ -347,7 +347,7 @@ echo >>"$MSG"
 disk_fs=$(stat -f -c %T "$T")
 tmpfs_fs=$(stat -f -c %T "$TMPFS_DIR" 2>/dev/null || echo missing)
 echo "# herald bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-echo "# herald $(git describe --tags --always --dirty 2>/dev/null || echo unknown), $($GO version | awk '{ print $3 }'); state on $BENCH_TMP ($disk_fs), tmpfs line on $TMPFS_DIR ($tmpfs_fs)"
+echo "# herald $(git describe --tags --always --dirty 2>/dev/null || echo unknown), $("$GO" version | awk '{ print $3 }'); state on $BENCH_TMP ($disk_fs), tmpfs line on $TMPFS_DIR ($tmpfs_fs)"
 echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows in every figure)"
 echo "# RUNS=$RUNS rounds (median [min..max]; ratios herald/peer per round), N=$N runs per latency figure and round, message $(wc -c <"$MSG") bytes"
 
@@ -459,7 +459,7 @@ start_postfix() {
 		scache    unix  -       -       n       -       1       scache
 		postlog   unix-dgram n  -       n       -       1       postlogd
 	EOF
-	if ! "$PF/usr/sbin/postfix" -c "$L/etc" check >"$T/postfix-start.log" 2>&1 ||
+	if ! timeout 60 "$PF/usr/sbin/postfix" -c "$L/etc" check >"$T/postfix-start.log" 2>&1 ||
 		! timeout 60 "$PF/usr/sbin/postfix" -c "$L/etc" start >>"$T/postfix-start.log" 2>&1; then
 		PF_WHY="postfix: did not start: $(tail -1 "$T/postfix-start.log")"
 		return 1
@@ -558,7 +558,7 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 	mkdir -p "$T/hello"
 	printf 'module hello\n\ngo 1.22\n' >"$T/hello/go.mod"
 	printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello, world") }\n' >"$T/hello/main.go"
-	(cd "$T/hello" && CGO_ENABLED=0 $GO build -trimpath -ldflags '-s -w' -o hello .) || HELLO=
+	(cd "$T/hello" && CGO_ENABLED=0 timeout 300 "$GO" build -trimpath -ldflags '-s -w' -o hello .) || HELLO=
 
 	# ---------------------------------------------------------- shim latency
 	clients=(true)
@@ -624,7 +624,7 @@ fi
 gobench() {
 	local out=$1 dir=$2 pkg=$3 re=$4 bt=$5
 	mkdir -p "$dir"
-	if ! TMPDIR=$dir $GO test -run '^$' -bench "$re" -benchtime "$bt" -count "$RUNS" -timeout 30m "$pkg" >"$out" 2>&1; then
+	if ! TMPDIR=$dir timeout 2400 "$GO" test -run '^$' -bench "$re" -benchtime "$bt" -count "$RUNS" -timeout 30m "$pkg" >"$out" 2>&1; then
 		echo "go test -bench '$re' $pkg failed:" >>"$ERRLOG"
 		grep -v -e '^Benchmark' -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' "$out" | tail -20 | cut -c1-300 >>"$ERRLOG"
 	fi
