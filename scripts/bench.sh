@@ -212,7 +212,7 @@ cleanup() {
 		timeout 30 "$PF/usr/sbin/postfix" -c "$PF_CONF" stop >/dev/null 2>&1
 		stop_pid "$PF_MASTER" "postfix master"
 	fi
-	# A peer's delivery left behind by a block that timed out.
+	# A peer's delivery left behind by a latency round that timed out.
 	sort -u "$NS_LIST" 2>/dev/null | while read -r ns; do kill_namespace "$ns"; done
 	stop_pid "$SINK_PID" smtp-sink
 	rm -rf "$T"
