@@ -39,8 +39,12 @@ check:
 fuzz:
 	@scripts/fuzz-all.sh $(FUZZTIME)
 
+# bench prints herald's figures beside the peers' (Postfix, dma,
+# nullmailer where installed), one line per figure with its target
+# (docs/bench.md); RUNS=3 rounds by default. Every Go benchmark:
+# go test -run '^$$' -bench . -benchmem ./...
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@GO=$(GO) scripts/bench.sh
 
 # run starts herald on its embedded default: no root, no config, state in ./var.
 run: build
