@@ -188,12 +188,11 @@ func (e *Engine) load() error {
 // rule returns the first enabled noise rule of cfg, in file order, that
 // applies to target and selects ev at time at (nil: none).
 func rule(cfg *config.Config, ev *event.Event, target string, at time.Time, loc *time.Location) *config.NoiseRule {
-	r := router.Router{Config: cfg, Location: loc}
 	for _, nr := range cfg.Noise {
 		if nr.Disable || !nr.AppliesTo(target) {
 			continue
 		}
-		if r.Evaluate(nr.Select, ev, at).Matched {
+		if router.Matches(nr.Select, ev, at, loc) {
 			return nr
 		}
 	}
