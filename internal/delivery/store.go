@@ -190,13 +190,40 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	}
 	ef := eventFile{Event: evJSON, Targets: targets}
 	if ev.Mail != nil {
-		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
+		if err := q.writeMail(ev); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
 		uid := ev.Mail.UID
 		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
 	}
 	return q.storeEventFile(ev.ID, &ef)
+}
+
+// writeMail stores the raw mail of ev durably as events/ID.eml. A mail
+// the daemon mapped from its spool entry (event.Mail.Open) is copied file
+// to file, so its bytes never pass through memory.
+func (q *Queue) writeMail(ev *event.Event) error {
+	if ev.Mail.Open == nil {
+		return safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode)
+	}
+	src, err := ev.Mail.Open()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = src.Close() }()
+	t, err := safeio.Create(q.mailPath(ev.ID), fileMode)
+	if err != nil {
+		return err
+	}
+	defer t.Abort()
+	n, err := t.ReadFrom(src)
+	if err != nil {
+		return err
+	}
+	if n != int64(len(ev.Mail.Raw)) {
+		return fmt.Errorf("copied %d bytes of a %d-byte mail", n, len(ev.Mail.Raw))
+	}
+	return t.Commit()
 }
 
 // storeEventFile writes events/ID.json durably and atomically.
