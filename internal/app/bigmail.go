@@ -1,19 +1,20 @@
 package app
 
 import (
+	"herald/internal/mmapfile"
 	"herald/internal/spool"
 )
 
 // readEntry returns the raw message of e. A mail of spool.MapMin bytes or
 // more is mapped instead of read (mapped is then set, and raw is
-// mapped.Raw): a 50 MB mail is never copied into the heap, where the
+// mapped.Bytes): a 50 MB mail is never copied into the heap, where the
 // garbage collector would let the heap grow to twice its size before it
 // runs (docs/limits.md, "Memory"). The caller closes mapped with unmap
 // once nothing uses raw, and runs with debug.SetPanicOnFault while it
 // reads raw: a maildrop file truncated under the mapping then panics (the
 // entry is retried and, shorter than its envelope says, quarantined)
 // instead of crashing the daemon.
-func (a *App) readEntry(e spool.Entry) (raw []byte, mapped *spool.Mapped, err error) {
+func (a *App) readEntry(e spool.Entry) (raw []byte, mapped *mmapfile.Mapping, err error) {
 	if e.Env.Kind == spool.KindEvent || e.Size < spool.MapMin {
 		raw, err = a.spool.ReadAll(e)
 		return raw, nil, err
@@ -22,11 +23,11 @@ func (a *App) readEntry(e spool.Entry) (raw []byte, mapped *spool.Mapped, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	return m.Raw, m, nil
+	return m.Bytes, m, nil
 }
 
 // unmap releases the mapping readEntry made.
-func (a *App) unmap(e spool.Entry, m *spool.Mapped) {
+func (a *App) unmap(e spool.Entry, m *mmapfile.Mapping) {
 	if err := m.Close(); err != nil {
 		a.log.Warn("spool: unmap entry", "spool_id", e.ID, "err", err)
 	}

@@ -42,8 +42,14 @@ func TestBigMailIsMappedNotRead(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("picking up a %d MiB mail allocated %.1f MiB", msg.Len()>>20, float64(alloc)/(1<<20))
-	if alloc > 40<<20 {
-		t.Errorf("picking up a %d MiB mail allocated %.1f MiB, want at most 40 MiB (reading it would cost 50)", msg.Len()>>20, float64(alloc)/(1<<20))
+	// Mapped, the pick-up allocates ~27 MiB (~40 under the race
+	// detector), read ~83 (more under the race detector).
+	limit := uint64(40 << 20)
+	if raceEnabled {
+		limit = 64 << 20
+	}
+	if alloc > limit {
+		t.Errorf("picking up a %d MiB mail allocated %.1f MiB, want at most %d MiB (reading it would cost 50 more)", msg.Len()>>20, float64(alloc)/(1<<20), limit>>20)
 	}
 
 	if left, _ := a.spool.Pending(); len(left) != 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/mmapfile"
 	"herald/internal/safeio"
 )
 
@@ -294,34 +295,49 @@ func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
 // readEventAndTargets loads an event and its target list; withMail also
 // reads the raw mail.
 func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []listedTarget, error) {
+	ev, listed, _, err := q.loadEvent(id, withMail, false)
+	return ev, listed, err
+}
+
+// loadEvent is readEventAndTargets; with mapLarge, a mail of mmapfile.Min
+// bytes or more is mapped instead of read (mapped.go).
+func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []listedTarget, *mmapfile.Mapping, error) {
 	ef, err := q.readEventFile(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ev := new(event.Event)
 	if err := json.Unmarshal(ef.Event, ev); err != nil {
-		return nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		return nil, nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
 	if ev.ID != id {
-		return nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+		return nil, nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
+	var mapped *mmapfile.Mapping
 	if ef.Mail != nil {
 		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
 		if ef.Mail.UID != nil {
 			ev.Mail.UID = *ef.Mail.UID
 		}
-		if withMail {
+		switch {
+		case withMail && mapLarge && ef.Mail.Size >= mmapfile.Min:
+			m, err := mmapfile.Map(q.mailPath(id), 0, int64(ef.Mail.Size))
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
+			}
+			mapped, ev.Mail.Raw, ev.Mail.Open = m, m.Bytes, m.Open
+		case withMail:
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {
-				return nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
+				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
 			}
 			if len(raw) != ef.Mail.Size {
-				return nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
+				return nil, nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
 			}
 			ev.Mail.Raw = raw
 		}
 	}
-	return ev, ef.Targets, nil
+	return ev, ef.Targets, mapped, nil
 }
 
 // writeRecord stores a delivery record durably.

@@ -32,8 +32,8 @@ func TestMapIsTheMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(m.Raw, msg) {
-		t.Fatalf("mapped %d bytes, want the %d of the message", len(m.Raw), len(msg))
+	if !bytes.Equal(m.Bytes, msg) {
+		t.Fatalf("mapped %d bytes, want the %d of the message", len(m.Bytes), len(msg))
 	}
 	r, err := m.Open()
 	if err != nil {
@@ -49,8 +49,8 @@ func TestMapIsTheMessage(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if m.Raw != nil {
-		t.Error("Raw still set after Close")
+	if m.Bytes != nil {
+		t.Error("Bytes still set after Close")
 	}
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -95,7 +95,7 @@ func TestTruncatedUnderTheMappingPanics(t *testing.T) {
 	func() {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 		defer func() { recovered = recover() }()
-		faultSink = m.Raw[len(m.Raw)-1]
+		faultSink = m.Bytes[len(m.Bytes)-1]
 	}()
 	if recovered == nil {
 		t.Fatal("reading a truncated mapping did not fault")
