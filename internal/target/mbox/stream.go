@@ -60,17 +60,13 @@ func writeEscapedFrom(w *bufio.Writer, r io.Reader) error {
 	}
 	for {
 		// At the start of a line: does it need the escape?
-		p, err := br.Peek(escapeBufSize)
-		if len(p) == 0 {
-			if err == io.EOF {
-				return nil
-			}
+		esc, decided, err := lineEscape(br)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		if err != nil && err != io.EOF {
-			return err
-		}
-		esc, decided := escapeOf(p, err == io.EOF)
 		if !decided {
 			// A line of nothing but '>' longer than the buffer: read it
 			// whole (only such a line costs its length in memory).
@@ -91,6 +87,31 @@ func writeEscapedFrom(w *bufio.Writer, r io.Reader) error {
 		if done, err := copyLine(w, br); done || err != nil {
 			return err
 		}
+	}
+}
+
+// lineEscape decides needsEscape for the line br starts with, looking
+// at what is buffered and reading more only while undecided: peeking a
+// whole buffer at every line start would move the buffer once per line.
+// err is io.EOF at the end of the message.
+func lineEscape(br *bufio.Reader) (esc, decided bool, err error) {
+	n := max(br.Buffered(), 8)
+	for {
+		p, perr := br.Peek(min(n, br.Size()))
+		if len(p) == 0 {
+			if perr == nil {
+				perr = io.ErrNoProgress
+			}
+			return false, false, perr
+		}
+		if perr != nil && perr != io.EOF {
+			return false, false, perr
+		}
+		esc, decided = escapeOf(p, perr == io.EOF)
+		if decided || len(p) == br.Size() {
+			return esc, decided, nil
+		}
+		n = 2 * len(p)
 	}
 }
 

@@ -71,3 +71,26 @@ func TestStreamedEscapingMatches(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEscape compares streaming a 16 MB mail of short lines with
+// escaping it in memory: streaming must not cost much more.
+func BenchmarkEscape(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"), 16<<20/66)
+	w := bufio.NewWriter(io.Discard)
+	b.Run("memory", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			if err := writeEscaped(w, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stream", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			if err := writeEscapedFrom(w, bytes.NewReader(msg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
