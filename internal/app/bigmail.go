@@ -21,7 +21,11 @@ func (a *App) readEntry(e spool.Entry) (raw []byte, mapped *mmapfile.Mapping, er
 	}
 	m, err := a.spool.Map(e)
 	if err != nil {
-		return nil, nil, err
+		// Reading still works where mapping does not (no address space
+		// left, a file system without mmap): slower, never lost.
+		a.log.Warn("spool: cannot map a large entry; reading it", "spool_id", e.ID, "size", e.Size, "err", err)
+		raw, err = a.spool.ReadAll(e)
+		return raw, nil, err
 	}
 	return m.Bytes, m, nil
 }

@@ -319,14 +319,17 @@ func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []l
 		if ef.Mail.UID != nil {
 			ev.Mail.UID = *ef.Mail.UID
 		}
-		switch {
-		case withMail && mapLarge && ef.Mail.Size >= mmapfile.Min:
+		if withMail && mapLarge && ef.Mail.Size >= mmapfile.Min {
 			m, err := mmapfile.Map(q.mailPath(id), 0, int64(ef.Mail.Size))
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
+			if err == nil {
+				mapped, ev.Mail.Raw, ev.Mail.Open = m, m.Bytes, m.Open
+				return ev, ef.Targets, mapped, nil
 			}
-			mapped, ev.Mail.Raw, ev.Mail.Open = m, m.Bytes, m.Open
-		case withMail:
+			// Read it instead: the read below reports a missing or
+			// damaged file the way it always has.
+			q.log.Warn("cannot map a large mail; reading it", "event_id", id, "err", err)
+		}
+		if withMail {
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
