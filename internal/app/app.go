@@ -25,7 +25,6 @@ import (
 	"herald/internal/metrics"
 	"herald/internal/monitor"
 	"herald/internal/noise"
-	"herald/internal/router"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/target"
@@ -439,14 +438,9 @@ func (a *App) route(ev *event.Event, exclude string) []string {
 // routeWith is route for a mail that may have been relayed to all of its
 // recipients (Settings.RouteConfig).
 func (a *App) routeWith(ev *event.Event, exclude string, relayedOnly bool) []string {
-	cfg, _ := a.Settings().RouteConfig(relayedOnly)
-	r := router.Router{Config: cfg}
-	res := r.Route(ev, ev.Timestamp)
-	out := res.Targets[:0:0]
-	for _, t := range res.Targets {
-		if t != exclude {
-			out = append(out, t)
-		}
-	}
-	return out
+	// The compiled router, without the explanation: herald explain
+	// shows what Route decides, and TestTargetsAgreeWithRoute in
+	// internal/router holds the two to the same targets.
+	out := a.Settings().router(relayedOnly).Targets([]string{}, ev, ev.Timestamp)
+	return slices.DeleteFunc(out, func(t string) bool { return t == exclude })
 }

@@ -189,14 +189,22 @@ func (a *App) setAside(e spool.Entry, reason error) error {
 // between Enqueue and Remove) yields the same event ID, and Enqueue leaves
 // existing deliveries alone, so nothing is sent twice.
 func (a *App) ingest(e spool.Entry) error {
-	raw, err := a.spool.ReadAll(e)
+	raw, mapped, err := a.readEntry(e) // bigmail.go
 	if err != nil {
 		if qerr := a.spool.Quarantine(e, err); qerr != nil {
 			return fmt.Errorf("read: %v; quarantine: %w", err, qerr)
 		}
 		return nil
 	}
+	if mapped != nil {
+		defer a.unmap(e, mapped)
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	}
 	ev, classifier, setAside, err := a.convert(e, raw)
+	if ev != nil && ev.Mail != nil && mapped != nil {
+		ev.Mail.Open = mapped.Open
+		defer func() { ev.Mail.Raw, ev.Mail.Open = nil, nil }()
+	}
 	if setAside {
 		return err
 	}

@@ -19,6 +19,8 @@ type Settings struct {
 	Datacenter config.Datacenter
 	// ShimPaths are herald's own sendmail shims (the loop check).
 	ShimPaths []string
+
+	routers routers // compiled from Notify on first use (routers.go)
 }
 
 // embeddedConfig is the notifications.cfg of the embedded default (docs/interfaces.md §4):

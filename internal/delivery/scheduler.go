@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/mmapfile"
 	"herald/internal/target"
 )
 
@@ -222,13 +223,15 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 		derr   error
 		dead   bool
 		ev     *event.Event
+		mapped *mmapfile.Mapping // a large mail, mapped for the attempt (mapped.go)
 		failed = func(msg string) { rec.State, rec.Finished, rec.LastError = StateDead, q.now(), msg; dead = true }
 	)
+	defer func() { q.unmapMail(ev, mapped) }()
 	tg, ok := q.opt.Target(prev.Target)
 	if !ok {
 		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
 		derr = target.Permanent(errors.New(rec.LastError))
-	} else if ev, derr = q.readEvent(prev.EventID, !target.IgnoresMail(tg)); derr != nil {
+	} else if ev, mapped, derr = q.readEventToDeliver(prev.EventID, !target.IgnoresMail(tg)); derr != nil {
 		failed("event unreadable: " + derr.Error())
 		derr = target.Permanent(derr)
 	}
@@ -258,6 +261,8 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 
 	t0 := time.Now()
 	derr = q.deliver(ctx, tg, ev)
+	q.unmapMail(ev, mapped) // the target is done with the mail
+	mapped = nil
 	took := time.Since(t0)
 	now := q.now()
 
@@ -359,6 +364,9 @@ func (q *Queue) settle(e *entry, rec record) Delivery {
 func (q *Queue) deliver(ctx context.Context, tg target.Target, ev *event.Event) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, q.opt.AttemptTimeout)
 	defer cancel()
+	// A mapped mail whose file was truncated faults when read: a panic
+	// here, like any other, rather than a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			q.log.Error("target panicked", "event_id", ev.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))

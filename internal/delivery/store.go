@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/mmapfile"
 	"herald/internal/safeio"
 )
 
@@ -190,13 +191,40 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	}
 	ef := eventFile{Event: evJSON, Targets: targets}
 	if ev.Mail != nil {
-		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
+		if err := q.writeMail(ev); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
 		uid := ev.Mail.UID
 		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
 	}
 	return q.storeEventFile(ev.ID, &ef)
+}
+
+// writeMail stores the raw mail of ev durably as events/ID.eml. A mail
+// the daemon mapped from its spool entry (event.Mail.Open) is copied file
+// to file, so its bytes never pass through memory.
+func (q *Queue) writeMail(ev *event.Event) error {
+	if ev.Mail.Open == nil {
+		return safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode)
+	}
+	src, err := ev.Mail.Open()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = src.Close() }()
+	t, err := safeio.Create(q.mailPath(ev.ID), fileMode)
+	if err != nil {
+		return err
+	}
+	defer t.Abort()
+	n, err := t.ReadFrom(src)
+	if err != nil {
+		return err
+	}
+	if n != int64(len(ev.Mail.Raw)) {
+		return fmt.Errorf("copied %d bytes of a %d-byte mail", n, len(ev.Mail.Raw))
+	}
+	return t.Commit()
 }
 
 // storeEventFile writes events/ID.json durably and atomically.
@@ -267,34 +295,52 @@ func (q *Queue) readEvent(id string, withMail bool) (*event.Event, error) {
 // readEventAndTargets loads an event and its target list; withMail also
 // reads the raw mail.
 func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []listedTarget, error) {
+	ev, listed, _, err := q.loadEvent(id, withMail, false)
+	return ev, listed, err
+}
+
+// loadEvent is readEventAndTargets; with mapLarge, a mail of mmapfile.Min
+// bytes or more is mapped instead of read (mapped.go).
+func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []listedTarget, *mmapfile.Mapping, error) {
 	ef, err := q.readEventFile(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ev := new(event.Event)
 	if err := json.Unmarshal(ef.Event, ev); err != nil {
-		return nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		return nil, nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
 	if ev.ID != id {
-		return nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+		return nil, nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
+	var mapped *mmapfile.Mapping
 	if ef.Mail != nil {
 		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
 		if ef.Mail.UID != nil {
 			ev.Mail.UID = *ef.Mail.UID
 		}
+		if withMail && mapLarge && ef.Mail.Size >= mmapfile.Min {
+			m, err := mmapfile.Map(q.mailPath(id), 0, int64(ef.Mail.Size))
+			if err == nil {
+				mapped, ev.Mail.Raw, ev.Mail.Open = m, m.Bytes, m.Open
+				return ev, ef.Targets, mapped, nil
+			}
+			// Read it instead: the read below reports a missing or
+			// damaged file the way it always has.
+			q.log.Warn("cannot map a large mail; reading it", "event_id", id, "err", err)
+		}
 		if withMail {
 			raw, err := os.ReadFile(q.mailPath(id))
 			if err != nil {
-				return nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
+				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
 			}
 			if len(raw) != ef.Mail.Size {
-				return nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
+				return nil, nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
 			}
 			ev.Mail.Raw = raw
 		}
 	}
-	return ev, ef.Targets, nil
+	return ev, ef.Targets, mapped, nil
 }
 
 // writeRecord stores a delivery record durably.

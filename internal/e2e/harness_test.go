@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -259,19 +260,23 @@ func (d *daemon) events() []event.Event {
 	}
 	defer f.Close()
 	var out []event.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			// A line without its newline is still being appended (a
+			// large event takes several writes): read it next time.
+			return out
+		}
+		if err != nil {
+			d.t.Fatal(err)
+		}
 		var ev event.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			d.t.Fatalf("events.jsonl holds a line that is not an event: %v: %q", err, sc.Text())
+		if err := json.Unmarshal(line, &ev); err != nil {
+			d.t.Fatalf("events.jsonl holds a line that is not an event: %v: %.300q", err, line)
 		}
 		out = append(out, ev)
 	}
-	if err := sc.Err(); err != nil {
-		d.t.Fatal(err)
-	}
-	return out
 }
 
 // waitEvents waits until at least n events were written, or fails.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -76,7 +77,11 @@ const (
 // Mail is the original message an event came from. It is not part of the
 // event's JSON: targets that forward mail as-is (sendmail, mbox) use it.
 type Mail struct {
-	Raw        []byte   // the message exactly as received
+	Raw []byte // the message exactly as received
+	// Open, when set, opens a reader of Raw's bytes from the file that
+	// holds them (a large spool entry the daemon mapped rather than read):
+	// a copy of the mail then goes file to file instead of through memory.
+	Open       func() (io.ReadCloser, error)
 	From       string   // envelope sender ("" for the null sender)
 	Recipients []string // envelope recipients
 	// UID is the submitting user as the spool recorded it (the maildrop
@@ -128,6 +133,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w := wire{ID: e.ID, Timestamp: e.Timestamp.Format(time.RFC3339), Severity: e.Severity,
 		Title: e.Title, Body: e.Body, Fields: f}
 	var buf bytes.Buffer
+	buf.Grow(len(e.Title) + len(e.Body) + 512) // one buffer for a 1 MiB body, not a doubling series
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(w); err != nil {

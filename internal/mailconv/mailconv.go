@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -239,6 +240,11 @@ func runClassifiers(m *Message, ev *event.Event, opt Options) (*event.Event, Cla
 // work runs cs[from:] on m until one recognises it or stop is closed,
 // sending one outcome per classifier.
 func work(cs []Classifier, from int, m *Message, ev *event.Event, out chan<- outcome, stop <-chan struct{}) {
+	// The raw mail may be a mapping of its file that ends once the
+	// daemon has processed the mail (docs/limits.md, "Memory"), while an
+	// abandoned worker may run on: a read of it then faults, which this makes a panic
+	// that classifyOne recovers from, not a crash of the daemon.
+	debug.SetPanicOnFault(true)
 	for i := from; i < len(cs); i++ {
 		select {
 		case <-stop:

@@ -84,7 +84,9 @@ type Message struct {
 	BodyType    string
 	Attachments []Attachment
 
-	// Raw is the message exactly as given to Parse.
+	// Raw is the message exactly as given to Parse. It may be a mapping
+	// of the mail's file that is valid only while the daemon processes the
+	// mail (docs/limits.md, "Memory"): a classifier must not keep it.
 	Raw []byte
 }
 

@@ -237,11 +237,16 @@ func parseDaily(s string, wrap bool) (CalendarRule, error) {
 // location (callers pass local time): the weekday must be listed (if any
 // are) and the hour:minute must lie in [start, end). Seconds are ignored.
 func (r CalendarRule) Match(t time.Time) bool {
-	if r.days != 0 && r.days&(1<<uint(t.Weekday())) == 0 {
+	return r.MatchClock(t.Weekday(), t.Hour()*60+t.Minute())
+}
+
+// MatchClock is Match for a weekday and a time of day in minutes since
+// midnight, for callers that test many rules against one time.
+func (r CalendarRule) MatchClock(day time.Weekday, minute int) bool {
+	if r.days != 0 && r.days&(1<<uint(day)) == 0 {
 		return false
 	}
-	hm := t.Hour()*60 + t.Minute()
-	return hm >= r.start && hm < r.end
+	return minute >= r.start && minute < r.end
 }
 
 // ProxmoxCompatible reports whether Proxmox's own parser would accept the

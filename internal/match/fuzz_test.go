@@ -46,6 +46,8 @@ func FuzzParseField(f *testing.F) {
 	for _, s := range []string{
 		"exact:type=gc", "exact:type=prune,verify", "regex:datastore=^backup-.*$",
 		"regex:datastore=.*", "type=gc", "exact:type", "exact:=x", "regex:x=(", "exact:k=a=b",
+		"regex:hostname=^node-4", "regex:k=gc$", "regex:k=^gc$", "regex:k=gc", "regex:k=(?i)gc",
+		"regex:k=\\x{fffd}", "regex:k=\\Agc\\z", "regex:k=(?m)^gc$",
 	} {
 		f.Add(s, "gc")
 	}
@@ -70,6 +72,11 @@ func FuzzParseField(f *testing.F) {
 		}
 		if r.Match(&event.Event{}) {
 			t.Fatalf("%q matched an event without the field", s)
+		}
+		// A literal regex is decided by a string comparison; it must
+		// agree with the regex it stands for.
+		if r.re != nil && r.MatchValue(value) != r.re.MatchString(value) {
+			t.Fatalf("%q on %q: shortcut %v (lit %q op %d), regex %v", s, value, r.MatchValue(value), r.lit, r.litOp, r.re.MatchString(value))
 		}
 	})
 }

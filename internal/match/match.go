@@ -9,7 +9,9 @@ package match
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
+	"unicode/utf8"
 
 	"herald/internal/event"
 )
@@ -71,7 +73,23 @@ type FieldRule struct {
 	exact  bool
 	values []string       // exact: the accepted values
 	re     *regexp.Regexp // regex: the compiled expression
+	// lit and litOp are a regex's shortcut when the whole expression is a
+	// literal, optionally anchored (litOp != litNone): a string comparison
+	// then decides what the regex would, without running it.
+	lit   string
+	litOp literalOp
 }
+
+// literalOp says how a literal regex compares with a value.
+type literalOp uint8
+
+const (
+	litNone     literalOp = iota // not a literal: run the regex
+	litContains                  // abc: anywhere
+	litPrefix                    // ^abc
+	litSuffix                    // abc$
+	litEqual                     // ^abc$
+)
 
 // validFieldName reports whether s is a SAFE_ID-shaped field name:
 // ^[A-Za-z0-9_][A-Za-z0-9._-]*$ (match-field puts no length limit on it).
@@ -126,7 +144,49 @@ func ParseField(s string) (FieldRule, error) {
 		return FieldRule{}, fmt.Errorf("invalid match-field %q: invalid regex: %v", s, err)
 	}
 	r.re = re
+	r.lit, r.litOp = literal(value)
 	return r, nil
+}
+
+// literal recognises a regex that is a plain literal, optionally anchored
+// with ^ and $ (without the m or s flags, ^ and $ mean start and end of the
+// value), and returns the literal and how it compares. Case folding and any
+// other operator fall back to the regex. A literal holding U+FFFD is left
+// to the regex too, since the regex also matches it against invalid UTF-8.
+func literal(expr string) (string, literalOp) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return "", litNone
+	}
+	re = re.Simplify()
+	parts := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		parts = re.Sub
+	}
+	begin := len(parts) > 0 && parts[0].Op == syntax.OpBeginText
+	if begin {
+		parts = parts[1:]
+	}
+	end := len(parts) > 0 && parts[len(parts)-1].Op == syntax.OpEndText
+	if end {
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) != 1 || parts[0].Op != syntax.OpLiteral || parts[0].Flags&syntax.FoldCase != 0 {
+		return "", litNone
+	}
+	lit := string(parts[0].Rune)
+	if strings.ContainsRune(lit, utf8.RuneError) {
+		return "", litNone
+	}
+	switch {
+	case begin && end:
+		return lit, litEqual
+	case begin:
+		return lit, litPrefix
+	case end:
+		return lit, litSuffix
+	}
+	return lit, litContains
 }
 
 // Field returns the name of the metadata field the rule looks at.
@@ -139,8 +199,20 @@ func (r FieldRule) Exact() bool { return r.exact }
 // An absent field never matches.
 func (r FieldRule) Match(ev *event.Event) bool {
 	v, ok := ev.Fields[r.field]
-	if !ok {
-		return false
+	return ok && r.MatchValue(v)
+}
+
+// MatchValue reports whether a present field's value v matches the rule.
+func (r FieldRule) MatchValue(v string) bool {
+	switch r.litOp {
+	case litContains:
+		return strings.Contains(v, r.lit)
+	case litPrefix:
+		return strings.HasPrefix(v, r.lit)
+	case litSuffix:
+		return strings.HasSuffix(v, r.lit)
+	case litEqual:
+		return v == r.lit
 	}
 	if r.re != nil {
 		return r.re.MatchString(v)

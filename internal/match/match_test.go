@@ -130,6 +130,17 @@ func TestFieldMatch(t *testing.T) {
 		{"exact:job-id=backup-1a2b", map[string]string{"job-id": "backup-1a2b"}, true},
 		{"exact:_x.y-z=1", map[string]string{"_x.y-z": "1"}, true},
 		{"exact:0=1", map[string]string{"0": "1"}, true},
+		// Literal regexes are decided by string comparison: each shape.
+		{"regex:hostname=^node-4", map[string]string{"hostname": "node-42"}, true},
+		{"regex:hostname=^node-4", map[string]string{"hostname": "xnode-4"}, false},
+		{"regex:hostname=node$", map[string]string{"hostname": "a-node"}, true},
+		{"regex:hostname=node$", map[string]string{"hostname": "node\n"}, false}, // $ is the end of the value
+		{"regex:hostname=^node$", map[string]string{"hostname": "node"}, true},
+		{"regex:hostname=^node$", map[string]string{"hostname": "node1"}, false},
+		{"regex:hostname=\\Anode\\z", map[string]string{"hostname": "node"}, true},
+		{"regex:hostname=(?i)^NODE", map[string]string{"hostname": "node-1"}, true}, // folded: the regex decides
+		{"regex:hostname=(?m)^node$", map[string]string{"hostname": "a\nnode\nb"}, true},
+		{"regex:hostname=\\x{fffd}", map[string]string{"hostname": "\xff"}, true}, // as the regex reads invalid UTF-8
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {

@@ -78,6 +78,13 @@ type Feeding struct {
 //     makes an unclassified mail (severity unknown) that the rules select,
 //     say by its subject, a success unless failure-severity lists unknown.
 func Classify(h *config.Heartbeat, ev *event.Event, loc *time.Location) Feeding {
+	return classify(h, ev, loc, true)
+}
+
+// classify is Classify; without explain it decides the same outcome but
+// leaves Rules empty and builds no sentence for a selected event, which is
+// all the daemon's Feed needs for every heartbeat on every event.
+func classify(h *config.Heartbeat, ev *event.Event, loc *time.Location, explain bool) Feeding {
 	f := Feeding{Heartbeat: h.Name}
 	switch {
 	case h.Disable:
@@ -94,6 +101,16 @@ func Classify(h *config.Heartbeat, ev *event.Event, loc *time.Location) Feeding 
 		return f
 	case !h.Rules.HasRules():
 		f.Reason = "no match-* rules: only its push token feeds it"
+		return f
+	}
+	if !explain {
+		switch {
+		case !router.Matches(h.Rules, ev, ev.Timestamp, loc):
+		case h.IsFailure(ev.Severity):
+			f.Outcome = Failure
+		default:
+			f.Outcome = Success
+		}
 		return f
 	}
 	mr := router.Evaluate(h.Rules, ev, ev.Timestamp, loc)

@@ -59,6 +59,9 @@ func TestClassify(t *testing.T) {
 		if got.Reason == "" {
 			t.Errorf("%s: no reason", c.hb)
 		}
+		if fast := classify(h, c.ev, time.UTC, false); fast.Outcome != got.Outcome {
+			t.Errorf("%s on %v: Feed's verdict %s, Classify's %s", c.hb, c.ev.Fields, fast.Outcome, got.Outcome)
+		}
 	}
 	late := ev("vzdump", event.Info)
 	late.Timestamp = time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)

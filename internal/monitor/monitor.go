@@ -428,7 +428,7 @@ func (e *Engine) Feed(ev *event.Event) error {
 	var fed []*config.Heartbeat
 	var outs []Outcome
 	for _, h := range e.cfg.Heartbeats {
-		if f := Classify(h, ev, e.loc); f.Outcome != None {
+		if f := classify(h, ev, e.loc, false); f.Outcome != None {
 			fed = append(fed, h)
 			outs = append(outs, f.Outcome)
 		}

@@ -16,6 +16,7 @@
 package noise
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,12 +189,11 @@ func (e *Engine) load() error {
 // rule returns the first enabled noise rule of cfg, in file order, that
 // applies to target and selects ev at time at (nil: none).
 func rule(cfg *config.Config, ev *event.Event, target string, at time.Time, loc *time.Location) *config.NoiseRule {
-	r := router.Router{Config: cfg, Location: loc}
 	for _, nr := range cfg.Noise {
 		if nr.Disable || !nr.AppliesTo(target) {
 			continue
 		}
-		if r.Evaluate(nr.Select, ev, at).Matched {
+		if router.Matches(nr.Select, ev, at, loc) {
 			return nr
 		}
 	}
@@ -366,7 +366,9 @@ func (e *Engine) hold(kind, rule string, ev *event.Event, target string, until t
 	cp.Mail = nil
 	h.Event = &cp
 	if ev.Mail != nil {
-		h.Mail, h.From, h.Rcpts = ev.Mail.Raw, ev.Mail.From, ev.Mail.Recipients
+		// A copy: the raw mail may be a mapping of its spool entry that
+		// ends with the entry's processing, and the hold outlives it.
+		h.Mail, h.From, h.Rcpts = bytes.Clone(ev.Mail.Raw), ev.Mail.From, ev.Mail.Recipients
 	}
 	if err := e.st.write(heldDir, name, h); err != nil {
 		return fmt.Errorf("noise: hold delivery: %w", err)

@@ -1,7 +1,9 @@
 // Package router decides which targets an event goes to: Proxmox's matcher
-// semantics as a pure function of (config, event, time), with an
-// explanation of every decision. The daemon, `herald explain` and the tests
-// share this one code path; it does no I/O and sends nothing.
+// semantics as a pure function of (config, event, time). Route explains
+// every decision (`herald explain`); Targets, on a Router built with New,
+// decides the same from a plan compiled once per configuration and builds
+// no explanation (the daemon). A property test holds the two to the same
+// targets in the same order. It does no I/O and sends nothing.
 package router
 
 import (
@@ -21,6 +23,8 @@ type Router struct {
 	// Location is the zone match-calendar windows are evaluated in; nil
 	// means time.Local, as Proxmox uses the system's local time.
 	Location *time.Location
+
+	plan *plan // compiled by New for Targets; nil: compiled per call
 }
 
 // Result is the routing decision for one event.

@@ -41,15 +41,19 @@ const targets = "sendmail: t-a\n\tmailto a@example.com\n\n" +
 // silence disables the built-in default matcher so tests see only their own.
 const silence = "matcher: default-matcher\n\tdisable true\n\n"
 
-func TestRoute(t *testing.T) {
-	tests := []struct {
-		name   string
-		pub    string
-		flavor config.Flavor
-		ev     *event.Event
-		at     time.Time
-		want   []string
-	}{
+// routeCase is one routing decision with its expected targets.
+type routeCase struct {
+	name   string
+	pub    string
+	flavor config.Flavor
+	ev     *event.Event
+	at     time.Time
+	want   []string
+}
+
+// routeCases are TestRoute's cases; TestTargetsAgreeWithRoute reuses them.
+func routeCases() []routeCase {
+	return []routeCase{
 		// Built-ins (docs/proxmox-notify.md §1.6).
 		{"pve empty config routes everything to mail-to-root", "", config.FlavorPVE, mkEvent(event.Info), monday10, []string{"mail-to-root"}},
 		{"pve system mail", "", config.FlavorPVE, mkEvent(event.Unknown, "type", "system-mail"), monday10, []string{"mail-to-root"}},
@@ -89,7 +93,10 @@ func TestRoute(t *testing.T) {
 		{"user default-matcher replaces the built-in", targets + "matcher: default-matcher\n\ttarget t-b\n", 0, mkEvent(event.Info), monday10, []string{"t-b"}},
 		{"disabled mail-to-root", "sendmail: mail-to-root\n\tmailto-user root@pam\n\tdisable true\n", 0, mkEvent(event.Info), monday10, []string{}},
 	}
-	for _, tt := range tests {
+}
+
+func TestRoute(t *testing.T) {
+	for _, tt := range routeCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Router{Config: parse(t, tt.pub, "", tt.flavor), Location: time.UTC}
 			res := r.Route(tt.ev, tt.at)

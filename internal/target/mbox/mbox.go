@@ -361,6 +361,15 @@ func (t *Target) writeEntry(w *bufio.Writer, ev *event.Event, now time.Time) err
 		if _, err := w.Write(hdr.Bytes()); err != nil {
 			return err
 		}
+		if ev.Mail.Open != nil {
+			// A large mail the queue mapped: streamed from its file
+			// (stream.go), never held in memory.
+			if err := writeMailFrom(w, ev.Mail.Open); err != nil {
+				return err
+			}
+			_, err := w.WriteString("\n")
+			return err
+		}
 		msg = mailhdr.StripFromLine(ev.Mail.Raw)
 	} else {
 		msg = t.render(ev, now)
