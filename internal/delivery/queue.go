@@ -269,13 +269,7 @@ func (q *Queue) Close() error {
 
 // mkdirDurable creates dir (0700) when missing and makes its entry durable.
 func mkdirDurable(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return err
-	}
-	return safeio.SyncDir(filepath.Dir(dir))
+	return safeio.MkdirAll(dir, dirMode)
 }
 
 // Enqueue queues ev for each named target, durably before it returns. It is

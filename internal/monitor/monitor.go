@@ -18,13 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"herald/internal/config"
 	"herald/internal/event"
+	"herald/internal/safeio"
 )
 
 // Source is the spool envelope source of the events the engine raises;
@@ -118,7 +118,7 @@ func Open(opt Options) (*Engine, error) {
 	if opt.Statfs == nil {
 		opt.Statfs = Statfs
 	}
-	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("monitor state directory: %w", err)
 	}
 	e := &Engine{opt: opt, log: opt.Logger, clock: opt.Clock, loc: opt.Location, hostname: opt.Hostname,

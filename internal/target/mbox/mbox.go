@@ -172,28 +172,10 @@ func (t *Target) appendLocked(f *os.File, ev *event.Event) error {
 // a failure there cannot come after a message was written (and so cannot
 // cause a second copy on retry).
 func openMailbox(path string) (f *os.File, err error) {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
-			return nil, err
-		}
-	}
-	const flags = os.O_RDWR | os.O_APPEND | unix.O_NOFOLLOW
-	f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		if err := safeio.SyncDir(dir); err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		return f, nil
-	}
-	if !errors.Is(err, fs.ErrExist) {
+	if err := safeio.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err = os.OpenFile(path, flags, 0)
+	f, err = safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, fmt.Errorf("%s is a symlink: refusing to deliver through it", path)
