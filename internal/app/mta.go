@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"herald/internal/config"
+	"herald/internal/control"
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/mailroute"
@@ -178,8 +179,8 @@ func (a *App) logRelayMode() {
 const noRelayNote = "no relay set: mail for remote recipients is treated as a notification (set relay in herald.cfg to deliver it)"
 
 // status is what the control socket answers for `herald status`.
-func (a *App) status() Status {
-	st := Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(), SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
+func (a *App) status() control.Status {
+	st := control.Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(), SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
 	if a.Settings().Daemon.Relay == "" {
 		st.Notes = append(st.Notes, noRelayNote)
 	}

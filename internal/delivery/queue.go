@@ -113,6 +113,8 @@ type Delivery struct {
 var (
 	ErrNotFound = errors.New("no such delivery")
 	ErrInFlight = errors.New("delivery is in flight")
+	// ErrDelivered: the delivery is done, there is nothing to retry or drop.
+	ErrDelivered = errors.New("already delivered")
 )
 
 // Queue is the durable delivery queue. Its methods are safe for concurrent
