@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/httpsend"
@@ -91,7 +92,8 @@ type Options struct {
 	ResendInterval time.Duration
 	// Username and Password are HTTP basic auth; Token a bearer token. At
 	// most one of the two may be set.
-	Username, Password, Token string
+	Username        string
+	Password, Token config.Secret
 	// CAFile, when set, is a PEM file of the CAs that sign the members'
 	// certificates (instead of the system's).
 	CAFile string
@@ -118,10 +120,10 @@ type Options struct {
 func (o Options) String() string {
 	urls := make([]string, len(o.URLs))
 	for i, u := range o.URLs {
-		urls[i] = httpsend.Mask(target.RedactURL(u), o.Password, o.Token)
+		urls[i] = httpsend.Mask(target.RedactURL(u), o.Password.Reveal(), o.Token.Reveal())
 	}
 	return fmt.Sprintf("alertmanager{%s urls=%s basic-auth=%t token=%t}", o.Name, strings.Join(urls, ","),
-		o.Username != "", o.Token != "")
+		o.Username != "", !o.Token.IsEmpty())
 }
 
 // GoString keeps %#v from printing secrets.
@@ -138,8 +140,8 @@ type Target struct {
 	resolveAfter   time.Duration
 	resendInterval time.Duration
 	username       string
-	password       string
-	token          string
+	password       config.Secret
+	token          config.Secret
 	masked         []string
 	client         *http.Client
 	store          *store
@@ -174,9 +176,9 @@ func New(opt Options) (*Target, error) {
 		token: opt.Token, client: opt.Client, owe: opt.Owe, eventURL: opt.EventURL,
 		log: opt.Log, now: opt.Now, resendErr: map[string]string{},
 	}
-	for _, s := range []string{opt.Password, opt.Token} {
-		if s != "" {
-			t.masked = append(t.masked, s)
+	for _, s := range []config.Secret{opt.Password, opt.Token} {
+		if !s.IsEmpty() {
+			t.masked = append(t.masked, s.Reveal())
 		}
 	}
 	if err := t.init(opt); err != nil {
@@ -202,10 +204,10 @@ func (t *Target) init(opt Options) error {
 	if len(opt.URLs) == 0 {
 		return errors.New("no url")
 	}
-	if opt.Token != "" && (opt.Username != "" || opt.Password != "") {
+	if !opt.Token.IsEmpty() && (opt.Username != "" || !opt.Password.IsEmpty()) {
 		return errors.New("set either username/password (basic auth) or token (bearer), not both")
 	}
-	if opt.Password != "" && opt.Username == "" {
+	if !opt.Password.IsEmpty() && opt.Username == "" {
 		return errors.New("a password needs a username")
 	}
 	seen := map[string]bool{}
@@ -488,10 +490,10 @@ func (t *Target) post(ctx context.Context, m member, body []byte) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", httpsend.UserAgent)
 	switch {
-	case t.token != "":
-		req.Header.Set("Authorization", "Bearer "+t.token)
+	case !t.token.IsEmpty():
+		req.Header.Set("Authorization", "Bearer "+t.token.Reveal())
 	case t.username != "":
-		req.SetBasicAuth(t.username, t.password)
+		req.SetBasicAuth(t.username, t.password.Reveal())
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

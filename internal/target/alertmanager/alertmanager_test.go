@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 )
@@ -366,10 +367,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var logBuf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
 	for name, opt := range map[string]Options{
-		"basic":   {URLs: []string{am.URL}, Username: "herald", Password: password},
-		"bearer":  {URLs: []string{am.URL}, Token: token},
-		"refused": {URLs: []string{"http://127.0.0.1:1", am.URL}, Token: token},
-		"partial": {URLs: []string{"http://herald:" + password + "@127.0.0.1:1"}, Username: "herald", Password: password},
+		"basic":   {URLs: []string{am.URL}, Username: "herald", Password: config.NewSecret(password)},
+		"bearer":  {URLs: []string{am.URL}, Token: config.NewSecret(token)},
+		"refused": {URLs: []string{"http://127.0.0.1:1", am.URL}, Token: config.NewSecret(token)},
+		"partial": {URLs: []string{"http://herald:" + password + "@127.0.0.1:1"}, Username: "herald", Password: config.NewSecret(password)},
 	} {
 		opt.Name, opt.Log = "am", logger
 		tg := newTarget(t, opt)
@@ -398,7 +399,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !slices.Contains(auth, "Bearer "+token) || !slices.ContainsFunc(auth, func(s string) bool { return strings.HasPrefix(s, "Basic ") }) {
 		t.Fatalf("credentials not sent: %q", auth)
 	}
-	if _, err := New(Options{Name: "am", URLs: []string{am.URL}, Username: "u", Password: password, Token: token}); err == nil ||
+	if _, err := New(Options{Name: "am", URLs: []string{am.URL}, Username: "u", Password: config.NewSecret(password), Token: config.NewSecret(token)}); err == nil ||
 		strings.Contains(err.Error(), password) || strings.Contains(err.Error(), token) {
 		t.Fatalf("both credentials: %v", err)
 	}
@@ -431,7 +432,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		"bad scheme":   {Name: "am", URLs: []string{"ftp://x"}},
 		"query":        {Name: "am", URLs: []string{"http://x/?a=1"}},
 		"duplicate":    {Name: "am", URLs: []string{"http://x", "http://x"}},
-		"pw only":      {Name: "am", URLs: []string{"http://x"}, Password: "p"},
+		"pw only":      {Name: "am", URLs: []string{"http://x"}, Password: config.NewSecret("p")},
 		"neg. resolve": {Name: "am", URLs: []string{"http://x"}, ResolveAfter: -time.Second},
 	} {
 		if _, err := New(opt); err == nil {

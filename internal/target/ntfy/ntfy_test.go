@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 )
@@ -89,7 +90,7 @@ func deliver(t *testing.T, opt Options, e *event.Event) recorded {
 
 func TestPublishRequest(t *testing.T) {
 	body := "Backup of VM 100 failed:\n\tdisk full & \"gone\" <x>\n"
-	got := deliver(t, Options{Token: token, Tags: []string{"backup", "pve1"}},
+	got := deliver(t, Options{Token: config.NewSecret(token), Tags: []string{"backup", "pve1"}},
 		ev(event.Error, "vzdump backup status (pve1): backup failed", body))
 	if got.method != "POST" || got.path != "/"+topic {
 		t.Errorf("request %s %s", got.method, got.path)
@@ -231,7 +232,7 @@ func TestNewErrors(t *testing.T) {
 		{Topic: topic, Priority: -1},
 		{Topic: topic, Tags: []string{"a,b"}},
 		{Topic: topic, Tags: []string{""}},
-		{Topic: topic, Token: "tk_a b"},
+		{Topic: topic, Token: config.NewSecret("tk_a b")},
 		{Topic: topic, MaxBytes: 10},
 		{Topic: topic, Proxy: "::"},
 	} {
@@ -275,8 +276,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var logBuf bytes.Buffer
 	logs := []*slog.Logger{slog.New(slog.NewJSONHandler(&logBuf, nil)), slog.New(slog.NewTextHandler(&logBuf, nil))}
 	for name, opt := range map[string]Options{
-		"echo":    {Server: echo.URL, Topic: topic, Token: token},
-		"refused": {Server: "http://127.0.0.1:1", Topic: topic, Token: token},
+		"echo":    {Server: echo.URL, Topic: topic, Token: config.NewSecret(token)},
+		"refused": {Server: "http://127.0.0.1:1", Topic: topic, Token: config.NewSecret(token)},
 	} {
 		tg, err := New(opt)
 		if err != nil {

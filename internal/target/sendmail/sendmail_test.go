@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"herald/internal/aliases"
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailout"
 	"herald/internal/target"
@@ -231,7 +232,7 @@ func TestRelay(t *testing.T) {
 	tg := newTarget(t, mb, func(o *Options) {
 		o.To = []string{"root", "ops@example.org", "dev@example.org"}
 		o.From = "pve1@example.org"
-		o.Relay = &Relay{Host: srv.Host, Port: srv.Port, Mode: "starttls", Username: "relayuser", Password: "relaypass", TLSConfig: srv.ClientTLS()}
+		o.Relay = &Relay{Host: srv.Host, Port: srv.Port, Mode: "starttls", Username: "relayuser", Password: config.NewSecret("relaypass"), TLSConfig: srv.ClientTLS()}
 	})
 	if err := deliver(t, tg, testEvent()); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailout"
 	"herald/internal/target"
@@ -55,11 +56,11 @@ const (
 
 // Options configure a Target.
 type Options struct {
-	Server   string // host name or IP address
-	Port     int    // 0: by mode (insecure 25, starttls 587, tls 465)
-	Mode     string // insecure | starttls | tls; "" = tls
-	Username string // AUTH user; "" = no AUTH
-	Password string // AUTH password (secret: never printed; see String)
+	Server   string        // host name or IP address
+	Port     int           // 0: by mode (insecure 25, starttls 587, tls 465)
+	Mode     string        // insecure | starttls | tls; "" = tls
+	Username string        // AUTH user; "" = no AUTH
+	Password config.Secret // AUTH password
 
 	From     string   // envelope sender and From address; a bare "root" is qualified with Hostname
 	Author   string   // From display name; "" = "herald"
@@ -78,7 +79,7 @@ type Options struct {
 // String describes o without the password.
 func (o Options) String() string {
 	pw := ""
-	if o.Password != "" {
+	if !o.Password.IsEmpty() {
 		pw = " password=<secret>"
 	}
 	return fmt.Sprintf("smtp{server=%s port=%d mode=%s username=%q%s from=%q to=%q}",
@@ -96,7 +97,7 @@ type Target struct {
 	host, addr  string
 	mode        string
 	username    string
-	password    string // unexported so that no %+v of a Target shows it
+	password    config.Secret
 	secrets     []string
 	from        string
 	author      string
@@ -145,17 +146,17 @@ func New(opt Options) (*Target, error) {
 		return nil, fmt.Errorf("smtp: port %d out of range", port)
 	}
 	t.addr = net.JoinHostPort(t.host, strconv.Itoa(port))
-	if t.username != "" && t.password == "" {
+	if t.username != "" && t.password.IsEmpty() {
 		// Proxmox's wording.
 		return nil, errors.New("smtp: username is set but no password was provided")
 	}
-	if t.username == "" && t.password != "" {
+	if t.username == "" && !t.password.IsEmpty() {
 		return nil, errors.New("smtp: password is set but no username")
 	}
 	if t.username != "" && t.mode == ModeInsecure && !isLoopbackHost(t.host) {
 		return nil, fmt.Errorf("smtp: refusing to send the password for %q unencrypted to %s: use mode starttls or tls (AUTH without TLS is allowed to loopback only)", t.username, t.host)
 	}
-	if strings.ContainsAny(t.username+t.password, "\r\n") {
+	if strings.ContainsAny(t.username+t.password.Reveal(), "\r\n") {
 		return nil, errors.New("smtp: username or password contains a line break")
 	}
 	if t.hostname == "" {
@@ -205,14 +206,14 @@ func New(opt Options) (*Target, error) {
 	if t.tlsConfig.ServerName == "" {
 		t.tlsConfig.ServerName = t.host
 	}
-	if t.password != "" {
+	if pw := t.password.Reveal(); pw != "" {
 		// The forms in which the password could travel, and so could be
-		// echoed back by a broken server.
+		// echoed back by a broken server: masked wherever they appear.
 		t.secrets = []string{
-			"\x00" + t.username + "\x00" + t.password,
-			base64.StdEncoding.EncodeToString([]byte("\x00" + t.username + "\x00" + t.password)),
-			base64.StdEncoding.EncodeToString([]byte(t.password)),
-			t.password,
+			"\x00" + t.username + "\x00" + pw,
+			base64.StdEncoding.EncodeToString([]byte("\x00" + t.username + "\x00" + pw)),
+			base64.StdEncoding.EncodeToString([]byte(pw)),
+			pw,
 		}
 	}
 	return t, nil
@@ -544,9 +545,9 @@ func (t *Target) auth(ctx context.Context, c *gosmtp.Client, conn net.Conn, isTL
 	var client sasl.Client
 	switch list := strings.Fields(strings.ToUpper(mechs)); {
 	case slices.Contains(list, sasl.Plain):
-		client = sasl.NewPlainClient("", t.username, t.password)
+		client = sasl.NewPlainClient("", t.username, t.password.Reveal())
 	case slices.Contains(list, sasl.Login):
-		client = &loginClient{user: t.username, pass: t.password}
+		client = &loginClient{user: t.username, pass: t.password.Reveal()}
 	default:
 		return target.Permanent(&sendError{msg: fmt.Sprintf("smtp %s: server offers AUTH %s, none of which herald speaks (PLAIN, LOGIN)", t.addr, t.scrub(mechs))})
 	}

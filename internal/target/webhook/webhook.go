@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/handlebars"
 	"herald/internal/target"
@@ -55,7 +56,7 @@ type Options struct {
 	Body string
 	// Secrets are available to templates as secrets.NAME. Their values are
 	// masked in every error.
-	Secrets map[string]string
+	Secrets map[string]config.Secret
 	// Client sends the requests; nil means a client with a 10 s timeout,
 	// the proxy below, and redirects followed only within the same host.
 	Client *http.Client
@@ -88,7 +89,7 @@ type Target struct {
 	url     *handlebars.Template
 	headers []header
 	body    *handlebars.Template // nil: empty body
-	secrets map[string]string
+	secrets map[string]config.Secret
 	masked  []string // secret values, longest first
 	client  *http.Client
 }
@@ -101,7 +102,7 @@ type header struct {
 // New checks the options and parses the templates. Its errors are
 // configuration problems and never contain secret values.
 func New(opt Options) (*Target, error) {
-	t := &Target{urlSrc: opt.URL, client: opt.Client, secrets: map[string]string{}}
+	t := &Target{urlSrc: opt.URL, client: opt.Client, secrets: map[string]config.Secret{}}
 	for k, v := range opt.Secrets {
 		t.secrets[k] = v
 	}
@@ -194,11 +195,12 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func secretValues(m map[string]string) []string {
+// secretValues reveals the values of m for masking them in errors.
+func secretValues(m map[string]config.Secret) []string {
 	vals := make([]string, 0, len(m))
 	for _, v := range m {
-		if v != "" {
-			vals = append(vals, v)
+		if !v.IsEmpty() {
+			vals = append(vals, v.Reveal())
 		}
 	}
 	// Longest first, so that a secret containing another is masked whole.
@@ -230,7 +232,7 @@ func (t *Target) Data(ev *event.Event) map[string]any {
 	}
 	secrets := make(map[string]any, len(t.secrets))
 	for k, v := range t.secrets {
-		secrets[k] = v
+		secrets[k] = v.Reveal() // the request is built from this data
 	}
 	return map[string]any{
 		"title":     ev.Title,

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/handlebars"
 	"herald/internal/target"
@@ -153,7 +154,7 @@ func TestNtfyRecipe(t *testing.T) {
 		URL:     "http://" + srv.addr + "/{{ secrets.channel }}",
 		Headers: []Header{{Name: "Markdown", Value: b64(t, "WWVz")}},
 		Body:    b64(t, "YGBgCnt7IG1lc3NhZ2UgfX0KYGBg"),
-		Secrets: map[string]string{"channel": b64(t, "bXljaGFubmVs")},
+		Secrets: secretMap(map[string]string{"channel": b64(t, "bXljaGFubmVs")}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,7 @@ func TestDiscordAndSlackRecipes(t *testing.T) {
 				URL:     "http://" + srv.addr + "/api/webhooks/{{ secrets.token }}",
 				Headers: []Header{{Name: "Content-Type", Value: "application/json"}},
 				Body:    tc.body,
-				Secrets: map[string]string{"token": "123/abc-DEF"},
+				Secrets: secretMap(map[string]string{"token": "123/abc-DEF"}),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -395,10 +396,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	cases := map[string]Options{
 		"echo": {Method: "post", URL: echo.URL + "/{{ secrets.token }}?k={{ url-encode secrets.short }}",
 			Headers: []Header{{Name: "Authorization", Value: "Bearer {{ secrets.token }}"}},
-			Body:    "{\"t\": \"{{ escape secrets.token }}\", \"s\": \"{{secrets.short}}\"}", Secrets: secrets},
-		"refused":          {Method: "get", URL: "http://127.0.0.1:1/{{ secrets.token }}?{{secrets.short}}", Secrets: secrets},
-		"bad rendered url": {Method: "get", URL: "http://127.0.0.1:1/%{{ secrets.short }}", Secrets: secrets},
-		"bad header value": {Method: "get", URL: "http://127.0.0.1:1/", Secrets: secrets,
+			Body:    "{\"t\": \"{{ escape secrets.token }}\", \"s\": \"{{secrets.short}}\"}", Secrets: secretMap(secrets)},
+		"refused":          {Method: "get", URL: "http://127.0.0.1:1/{{ secrets.token }}?{{secrets.short}}", Secrets: secretMap(secrets)},
+		"bad rendered url": {Method: "get", URL: "http://127.0.0.1:1/%{{ secrets.short }}", Secrets: secretMap(secrets)},
+		"bad header value": {Method: "get", URL: "http://127.0.0.1:1/", Secrets: secretMap(secrets),
 			Headers: []Header{{Name: "X", Value: "{{ secrets.short }}\n"}}},
 	}
 	for name, opt := range cases {
@@ -527,7 +528,7 @@ func TestSecretsNeverLeakInAnyEncoding(t *testing.T) {
 		URL:     echo.URL + "/hook/{{ url-encode secrets.tok }}?q={{ url-encode secrets.tok }}",
 		Headers: []Header{{Name: "X-Token", Value: "{{ secrets.tok }}"}},
 		Body:    `{"t": {{ json secrets.tok }}, "e": "{{ escape secrets.tok }}"}`,
-		Secrets: map[string]string{"tok": tok}})
+		Secrets: secretMap(map[string]string{"tok": tok})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,4 +548,13 @@ func TestSecretsNeverLeakInAnyEncoding(t *testing.T) {
 	if !strings.Contains(target.Reply(err), "<masked>") {
 		t.Errorf("Reply %q shows no masked echo", target.Reply(err))
 	}
+}
+
+// secretMap makes the secrets of a webhook's options.
+func secretMap(m map[string]string) map[string]config.Secret {
+	out := make(map[string]config.Secret, len(m))
+	for k, v := range m {
+		out[k] = config.NewSecret(v)
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package app
+package build
 
 import (
 	"context"
@@ -20,8 +20,8 @@ const explainTimeout = 30 * time.Second
 // loadAliases reads herald.cfg's aliases-file. Its problems come back as
 // diagnostics naming the file and line; a file that cannot be read at all
 // is an error diagnostic and an empty table.
-func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
-	path := s.Daemon.AliasesFile
+func loadAliases(d *config.Daemon) (*aliases.Table, config.Diagnostics) {
+	path := d.AliasesFile
 	if path == "" {
 		return &aliases.Table{}, nil
 	}
@@ -38,12 +38,12 @@ func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
 
 // newLookup builds the recipient lookup of mail targets: users file,
 // aliases and the configured LDAP directories.
-func newLookup(s *Settings, users *recipients.Users, log *slog.Logger) (*recipients.Lookup, config.Diagnostics, error) {
-	tab, ds := loadAliases(s)
-	l := &recipients.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname,
-		LocalDomains: s.LocalDomains().Names, Log: log}
+func newLookup(in Input, users *recipients.Users, log *slog.Logger) (*recipients.Lookup, config.Diagnostics, error) {
+	tab, ds := loadAliases(in.Daemon)
+	l := &recipients.Lookup{Users: users, Aliases: tab, AliasesFile: in.Daemon.AliasesFile, Hostname: in.Daemon.Hostname,
+		LocalDomains: in.localDomains().Names, Log: log}
 	var errs config.Diagnostics
-	for _, c := range s.Notify.LDAP {
+	for _, c := range in.Notify.LDAP {
 		d, err := ldapdir.New(*c, log)
 		if err != nil {
 			errs = append(errs, config.Diagnostic{File: c.File, Line: c.Line, Msg: err.Error()})
@@ -84,8 +84,8 @@ type RecipientError struct {
 // ExplainRecipients resolves, for each named mail target (sendmail, smtp),
 // whom ev would be mailed to: a list of addresses, or a *RecipientError.
 // Other targets are left out.
-func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string]any, error) {
-	b, err := newBuilder(s, slog.New(slog.DiscardHandler))
+func ExplainRecipients(in Input, names []string, ev *event.Event) (map[string]any, error) {
+	b, err := newBuilder(in, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string
 	sorted := append([]string(nil), names...)
 	sort.Strings(sorted)
 	for _, name := range sorted {
-		sec := s.Notify.Target(name)
+		sec := in.Notify.Target(name)
 		if sec == nil || (sec.Type != "sendmail" && sec.Type != "smtp") {
 			continue
 		}
@@ -113,12 +113,12 @@ func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string
 }
 
 // aliasDiagnostics splits the aliases file's problems for `herald check`:
-// errors fail the check, warnings are printed with the others.
-func aliasDiagnostics(s *Settings) (errs config.Diagnostics) {
-	_, ds := loadAliases(s)
+// errors fail the check, warnings are added to in.Notify's.
+func aliasDiagnostics(in Input) (errs config.Diagnostics) {
+	_, ds := loadAliases(in.Daemon)
 	for _, d := range ds {
 		if d.Warning {
-			s.Notify.Warnings = append(s.Notify.Warnings, d)
+			in.Notify.Warnings = append(in.Notify.Warnings, d)
 		} else {
 			errs = append(errs, d)
 		}
