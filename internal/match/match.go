@@ -73,9 +73,10 @@ type FieldRule struct {
 	re     *regexp.Regexp // regex: the compiled expression
 }
 
-// validFieldName reports whether s is a SAFE_ID-shaped field name:
-// ^[A-Za-z0-9_][A-Za-z0-9._-]*$ (match-field puts no length limit on it).
-func validFieldName(s string) bool {
+// SafeID reports whether s has the shape of Proxmox's SAFE_ID:
+// ^[A-Za-z0-9_][A-Za-z0-9._-]*$, of any length (a field name of
+// match-field; section names add a length limit).
+func SafeID(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -111,7 +112,7 @@ func ParseField(s string) (FieldRule, error) {
 	if !ok {
 		return FieldRule{}, fmt.Errorf("invalid match-field %q: missing '=' between field name and value", s)
 	}
-	if !validFieldName(name) {
+	if !SafeID(name) {
 		return FieldRule{}, fmt.Errorf("invalid match-field %q: invalid field name %q (letters, digits, '_', '.', '-'; not starting with '.' or '-')", s, name)
 	}
 	r := FieldRule{text: s, field: name, exact: exact}

@@ -21,14 +21,7 @@ import (
 // it is; something else in its place is an error.
 func MkdirAll(dir string, perm os.FileMode) error {
 	dir = filepath.Clean(dir)
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if exists, err := isDir(dir); exists || err != nil {
 		return err
 	}
 	if parent := filepath.Dir(dir); parent != dir {
@@ -51,14 +44,7 @@ func MkdirAll(dir string, perm os.FileMode) error {
 // setgid and sticky bits kept) and fsyncs the parent. An existing directory
 // is left as it is, mode included; something else in its place is an error.
 func Mkdir(dir string, perm os.FileMode) error {
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if exists, err := isDir(dir); exists || err != nil {
 		return err
 	}
 	if err := os.Mkdir(dir, perm.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -68,6 +54,21 @@ func Mkdir(dir string, perm os.FileMode) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(dir))
+}
+
+// isDir reports whether dir exists; something else than a directory there
+// is an error.
+func isDir(dir string) (bool, error) {
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return false, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, err
 }
 
 // MoveAside moves the file at path into dir (created with dirPerm when

@@ -158,17 +158,9 @@ func (s *store) lock() (func(), error) {
 
 // view runs fn on the state under the lock without writing it.
 func (s *store) view(fn func(st *hbState)) error {
-	unlock, err := s.lock()
-	if err != nil {
-		return fmt.Errorf("heartbeat state: %w", err)
-	}
-	defer unlock()
-	st, err := s.load()
-	if err != nil {
-		return fmt.Errorf("heartbeat state: %w", err)
-	}
-	fn(st)
-	return nil
+	// update writes nothing when fn reports no change, and only a write
+	// reads the time.
+	return s.update(time.Time{}, func(st *hbState) bool { fn(st); return false })
 }
 
 // update runs fn on the state under the lock and writes the state durably

@@ -383,18 +383,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 }
 
 func (t *Target) classify(where string, status int, h http.Header, err error, snippet string) error {
-	res := target.ClassifyHTTP(status, h, err)
-	var te *target.Error
-	if !errors.As(res, &te) {
-		return res
-	}
-	if snippet != "" && status >= 300 {
-		te.Reply += ": " + snippet
-		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
-	}
-	te.Err = httpsend.Scrubbed(fmt.Errorf("webhook %s %s: %w", t.method, where, te.Err), t.masked...)
-	te.Reply = httpsend.Mask(te.Reply, t.masked...)
-	return te
+	return httpsend.ClassifyAs("webhook "+t.method+" "+where, status, h, err, snippet, t.masked...)
 }
 
 // IgnoresMail tells the delivery queue that this target never reads the raw
