@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"herald/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -101,7 +102,7 @@ func TestSystemdNotify(t *testing.T) {
 	ns := newNotifySocket(t)
 	cmd := exec.Command(d.herald, "serve")
 	cmd.Env = append(d.env(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=400000")
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

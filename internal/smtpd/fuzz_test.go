@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"herald/internal/testkit"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func FuzzSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
 		sub := &fakeSub{}
-		var out lockedBuf
+		var out testkit.Buffer
 		done := make(chan error, 1)
 		opt := Options{Hostname: "fuzz.test", MaxMessageSize: 64 << 10, MaxRecipients: 5, ReadTimeout: time.Second}
 		go func() {

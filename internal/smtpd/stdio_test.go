@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"herald/internal/testkit"
 	"io"
 	"os"
 	"slices"
@@ -127,7 +128,7 @@ func TestServeStdioEOF(t *testing.T) {
 	// The input just ends, in the middle of a message: nothing is submitted
 	// and ServeStdio returns.
 	sub := &fakeSub{}
-	var out lockedBuf
+	var out testkit.Buffer
 	in := strings.NewReader("HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: cut\r\n")
 	errc := make(chan error, 1)
 	go func() { errc <- ServeStdio(context.Background(), in, &out, sub, Options{Hostname: "h"}) }()

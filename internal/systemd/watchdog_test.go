@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"herald/internal/testkit"
 	"log/slog"
 	"os"
 	"strconv"
@@ -56,7 +57,7 @@ func TestWatchdogPingsWhileHealthyThenStopsForGood(t *testing.T) {
 	enableWatchdog(t)
 	var healthy atomic.Bool
 	healthy.Store(true)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	done, _ := startWatchdog(t, healthy.Load, slog.New(slog.NewTextHandler(&logBuf, nil)))
 
 	start := time.Now()
@@ -100,7 +101,7 @@ func TestWatchdogPingsWhileHealthyThenStopsForGood(t *testing.T) {
 func TestWatchdogReturnsOnCancel(t *testing.T) {
 	f := newFakeNotify(t)
 	enableWatchdog(t)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	var checks atomic.Int32
 	healthy := func() bool { checks.Add(1); return true }
 	_, stop := startWatchdog(t, healthy, slog.New(slog.NewTextHandler(&logBuf, nil)))
@@ -132,7 +133,7 @@ func TestWatchdogNotEnabled(t *testing.T) {
 			f := newFakeNotify(t)
 			t.Setenv("WATCHDOG_USEC", tt.usec)
 			t.Setenv("WATCHDOG_PID", tt.pid)
-			var logBuf lockedBuffer
+			var logBuf testkit.Buffer
 			called := false
 			done, _ := startWatchdog(t, func() bool { called = true; return true },
 				slog.New(slog.NewTextHandler(&logBuf, nil)))
@@ -158,7 +159,7 @@ func TestWatchdogLogsPingFailuresOnChange(t *testing.T) {
 	f := &fakeNotify{path: t.TempDir() + "/n.sock"}
 	t.Setenv("NOTIFY_SOCKET", f.path) // nobody listens yet
 	enableWatchdog(t)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	checks := make(chan struct{}, 100)
 	healthy := func() bool {
 		select { // never block Watchdog, even once the test stops reading

@@ -23,6 +23,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 // fakeAM is a scriptable stand-in for one Alertmanager: it records every
@@ -379,20 +380,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 			t.Fatalf("%s: delivery succeeded", name)
 		}
 		logger.Error("delivery failed", "target", tg, "options", opt, "err", err, "reply", target.Reply(err))
-		for what, s := range map[string]string{
-			"error":   fmt.Sprintf("%v %+v %#v", err, err, err),
-			"reply":   target.Reply(err),
-			"target":  fmt.Sprintf("%v %+v %#v", tg, tg, tg),
-			"options": fmt.Sprintf("%v %+v %#v", opt, opt, opt),
-		} {
-			if strings.Contains(s, password) || strings.Contains(s, token) {
-				t.Errorf("%s: secret in %s: %s", name, what, s)
-			}
-		}
+		testkit.NoSecretIn(t, []string{password, token}, map[string]any{name + ": error": err, name + ": reply": target.Reply(err),
+			name + ": target": tg, name + ": options": opt})
 	}
-	if strings.Contains(logBuf.String(), password) || strings.Contains(logBuf.String(), token) {
-		t.Errorf("secret in logs:\n%s", logBuf.String())
-	}
+	testkit.NoSecretIn(t, []string{password, token}, map[string]any{"log": logBuf.String()})
 	am.mu.Lock()
 	auth := slices.Clone(am.auth)
 	am.mu.Unlock()

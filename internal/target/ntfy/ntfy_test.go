@@ -3,7 +3,6 @@ package ntfy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 const (
@@ -290,32 +290,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 		for _, l := range logs {
 			l.Error("delivery failed", "target", tg, "options", opt, "err", err, "reply", target.Reply(err))
 		}
-		for what, s := range map[string]string{
-			"error":   fmt.Sprintf("%v %+v %#v", err, err, err),
-			"reply":   target.Reply(err),
-			"target":  fmt.Sprintf("%v %+v %#v", tg, tg, tg),
-			"options": fmt.Sprintf("%v %+v %#v", opt, opt, opt),
-			"chain":   unwrapAll(err),
-		} {
-			if strings.Contains(s, token) || strings.Contains(s, topic) {
-				t.Errorf("%s: secret in %s: %s", name, what, s)
-			}
-		}
+		testkit.NoSecretIn(t, []string{token, topic}, map[string]any{name + ": error": err, name + ": reply": target.Reply(err),
+			name + ": target": tg, name + ": options": opt})
 		if name == "echo" && !strings.Contains(target.Reply(err), "forbidden Bearer <masked> for /<masked>") {
 			t.Errorf("echo: Reply %q", target.Reply(err))
 		}
 	}
-	if strings.Contains(logBuf.String(), token) || strings.Contains(logBuf.String(), topic) {
-		t.Errorf("secret in logs:\n%s", logBuf.String())
-	}
-}
-
-func unwrapAll(err error) string {
-	var b strings.Builder
-	for err != nil {
-		b.WriteString(err.Error())
-		b.WriteByte('\n')
-		err = errors.Unwrap(err)
-	}
-	return b.String()
+	testkit.NoSecretIn(t, []string{token, topic}, map[string]any{"log": logBuf.String()})
 }

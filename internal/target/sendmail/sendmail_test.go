@@ -20,6 +20,7 @@ import (
 	"herald/internal/target"
 	"herald/internal/target/mbox"
 	"herald/internal/target/smtp/smtptest"
+	"herald/internal/testkit"
 )
 
 const hostname = "pve1.example.org"
@@ -257,6 +258,25 @@ func TestRelay(t *testing.T) {
 	if n := len(mb.messages(t, "root")); n != 1 {
 		t.Errorf("root got %d messages", n)
 	}
+}
+
+// A relay that refuses the password: the password shows nowhere, however
+// the outcome, the target or its relay settings are printed.
+func TestRelayPasswordNeverLeaks(t *testing.T) {
+	mb := newMailboxes(t)
+	srv := smtptest.Start(t, smtptest.Config{Mode: smtptest.STARTTLS, Users: map[string]string{"relayuser": "other"}})
+	const password = "relay-S3cret-pass"
+	r := &Relay{Host: srv.Host, Port: srv.Port, Mode: "starttls", Username: "relayuser", Password: config.NewSecret(password), TLSConfig: srv.ClientTLS()}
+	tg := newTarget(t, mb, func(o *Options) {
+		o.To = []string{"ops@example.org"}
+		o.Relay = r
+	})
+	err := deliver(t, tg, testEvent())
+	if err == nil {
+		t.Fatal("delivery through a relay that refuses the password succeeded")
+	}
+	testkit.NoSecretIn(t, []string{password}, map[string]any{"error": err, "reply": target.Reply(err),
+		"target": tg, "relay": r, "relay settings": *r})
 }
 
 // A temporary failure on one path must not give the recipients that were

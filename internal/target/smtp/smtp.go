@@ -225,6 +225,14 @@ func orDefault(v, def int) int {
 // String names the target's server and mode (never the credentials).
 func (t *Target) String() string { return "smtp://" + t.addr + " (" + t.mode + ")" }
 
+// GoString is String: %#v of a Target would otherwise print its unexported
+// fields, the password's forms among them (fmt cannot call Secret's own
+// methods on an unexported field).
+func (t *Target) GoString() string { return t.String() }
+
+// LogValue keeps the credentials out of structured logs.
+func (t *Target) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
 // Recipients returns the qualified recipient list.
 func (t *Target) Recipients() []string { return slices.Clone(t.to) }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/smtp/smtptest"
+	"herald/internal/testkit"
 )
 
 const secret = "s3cr3t-Pa55w0rd"
@@ -343,15 +343,8 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 				t.Errorf("server saw %d failed AUTH attempts, want 1", srv.AuthFailures())
 			}
 			log.Info("options", "opt", opt)
-			for what, s := range map[string]string{
-				"error": err.Error(), "reply": target.Reply(err), "log": logs.String(),
-				"%v": fmt.Sprintf("%v", opt), "%+v": fmt.Sprintf("%+v", opt), "%#v": fmt.Sprintf("%#v", opt),
-				"target": fmt.Sprintf("%v", tg),
-			} {
-				if strings.Contains(s, secret) {
-					t.Errorf("%s contains the password: %s", what, s)
-				}
-			}
+			testkit.NoSecretIn(t, []string{secret}, map[string]any{"error": err, "reply": target.Reply(err),
+				"log": logs.String(), "options": opt, "target": tg})
 			if !strings.Contains(err.Error(), "AUTH") || !strings.Contains(target.Reply(err), "535") {
 				t.Errorf("error %q / reply %q does not say AUTH failed", err, target.Reply(err))
 			}
