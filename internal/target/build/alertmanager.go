@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"time"
 
 	"herald/internal/config"
 	"herald/internal/event"
@@ -12,29 +11,14 @@ import (
 	"herald/internal/target/alertmanager"
 )
 
-// alertmanager builds an alertmanager target. Its heartbeat state lives in
-// STATE/alertmanager/NAME (docs/alertmanager.md).
-func (b builder) alertmanager(sec *config.Section) (target.Target, error) {
-	opt := alertmanager.Options{Name: sec.Name, URLs: sec.List("url"), Log: b.log}
-	if fields := sec.List("label-field"); len(fields) > 0 {
-		opt.LabelFields = fields
-	}
-	for key, dst := range map[string]*time.Duration{"resolve-after": &opt.ResolveAfter,
-		"resend-interval": &opt.ResendInterval, "timeout": &opt.Timeout} {
-		if v, ok := sec.Get(key); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return nil, err
-			}
-			*dst = d
-		}
-	}
-	opt.CAFile, _ = sec.Get("ca-file")
-	opt.Username, _ = sec.Get("username")
-	opt.Password, _ = sec.Secret("password")
-	opt.Token, _ = sec.Secret("token")
+// alertmanager builds the alertmanager target name. Its heartbeat state
+// lives in STATE/alertmanager/NAME (docs/alertmanager.md).
+func (b builder) alertmanager(name string, c config.AlertmanagerTarget) (target.Target, error) {
+	opt := alertmanager.Options{Name: name, URLs: c.URLs, LabelFields: c.LabelFields, Log: b.log,
+		ResolveAfter: c.ResolveAfter, ResendInterval: c.ResendInterval, Timeout: c.Timeout,
+		CAFile: c.CAFile, Username: c.Username, Password: c.Password, Token: c.Token}
 	if b.env.StateDir != "" {
-		opt.StateDir = filepath.Join(b.env.StateDir, "alertmanager", sec.Name)
+		opt.StateDir = filepath.Join(b.env.StateDir, "alertmanager", name)
 	}
 	if b.env.Enqueue != nil {
 		opt.Owe = b.env.Enqueue

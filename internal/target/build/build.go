@@ -14,9 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"herald/internal/config"
 	"herald/internal/event"
@@ -253,90 +251,60 @@ func (b builder) localMailbox(user string) (target.Target, bool) {
 	return mb, true
 }
 
-func (b builder) recipients(sec *config.Section) []string {
-	return recipients.Recipients(sec.List("mailto"), sec.List("mailto-user"), b.users, b.log)
+func (b builder) recipients(r config.MailRecipients) []string {
+	return recipients.Recipients(r.Mailto, r.MailtoUser, b.users, b.log)
 }
 
+// build makes the target of one section from its typed form
+// (config.Section.Target).
 func (b builder) build(sec *config.Section) (target.Target, error) {
-	get := func(k string) string { v, _ := sec.Get(k); return v }
-	switch sec.Type {
-	case "file":
-		return file.New(get("path")), nil
-	case "mbox":
-		return mbox.New(get("path"), b.hostname()), nil
-	case "journal":
-		return journal.New(journal.Options{Identifier: get("identifier")}), nil
-	case "exec":
-		var timeout time.Duration
-		if v := get("timeout"); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return nil, err
-			}
-			timeout = d
-		}
-		return exec.New(exec.Options{Command: get("command"), Timeout: timeout})
-	case "gotify":
-		tok, _ := sec.Secret("token")
-		return gotify.New(gotify.Options{Server: get("server"), Token: tok, Proxy: b.in.Datacenter.HTTPProxy}), nil
-	case "ntfy":
-		tok, _ := sec.Secret("token")
-		prio := 0
-		if v := get("priority"); v != "" {
-			p, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, err
-			}
-			prio = p
-		}
-		return ntfy.New(ntfy.Options{Server: get("server"), Topic: get("topic"), Token: tok,
-			Priority: prio, Tags: sec.List("tags")})
-	case "webhook":
+	spec, err := sec.Target()
+	if err != nil {
+		return nil, err
+	}
+	switch c := spec.(type) {
+	case config.FileTarget:
+		return file.New(c.Path), nil
+	case config.MboxTarget:
+		return mbox.New(c.Path, b.hostname()), nil
+	case config.JournalTarget:
+		return journal.New(journal.Options{Identifier: c.Identifier}), nil
+	case config.ExecTarget:
+		return exec.New(exec.Options{Command: c.Command, Timeout: c.Timeout})
+	case config.GotifyTarget:
+		return gotify.New(gotify.Options{Server: c.Server, Token: c.Token, Proxy: b.in.Datacenter.HTTPProxy}), nil
+	case config.NtfyTarget:
+		return ntfy.New(ntfy.Options{Server: c.Server, Topic: c.Topic, Token: c.Token,
+			Priority: c.Priority, Tags: c.Tags})
+	case config.WebhookTarget:
 		var hs []webhook.Header
-		for _, h := range sec.Headers() {
+		for _, h := range c.Headers {
 			hs = append(hs, webhook.Header{Name: h.Name, Value: h.Value})
 		}
-		secrets := map[string]config.Secret{}
-		for _, ns := range sec.NamedSecrets("secret") {
-			secrets[ns.Name] = ns.Value
-		}
-		body, _ := sec.Decoded("body")
-		return webhook.New(webhook.Options{URL: get("url"), Method: get("method"), Headers: hs,
-			Body: body, Secrets: secrets, Proxy: b.in.Datacenter.HTTPProxy})
-	case "alertmanager":
-		return b.alertmanager(sec)
-	case "smtp":
-		pw, _ := sec.Secret("password")
-		port := 0
-		if v := get("port"); v != "" {
-			p, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, err
-			}
-			port = p
-		}
-		from, author, err := b.fromAndAuthor(sec, "")
+		return webhook.New(webhook.Options{URL: c.URL, Method: c.Method, Headers: hs,
+			Body: c.Body, Secrets: c.Secrets, Proxy: b.in.Datacenter.HTTPProxy})
+	case config.AlertmanagerTarget:
+		return b.alertmanager(sec.Name, c)
+	case config.SMTPTarget:
+		from, author, err := b.fromAndAuthor(c.FromAddress, c.Author, "")
 		if err != nil {
 			return nil, err
 		}
-		if get("username") == "" {
-			pw = config.Secret{} // Proxmox authenticates only with a username (config warns)
-		}
-		return smtp.New(smtp.Options{Server: get("server"), Port: port, Mode: get("mode"),
-			Username: get("username"), Password: pw, From: from,
-			Author: author, To: b.recipients(sec), Hostname: b.mailName(),
-			Recipients: b.recipientsOf(sec)})
-	case "sendmail":
+		return smtp.New(smtp.Options{Server: c.Server, Port: c.Port, Mode: c.Mode,
+			Username: c.Username, Password: c.Password, From: from,
+			Author: author, To: b.recipients(c.Recipients), Hostname: b.mailName(),
+			Recipients: b.recipientsOf(c.Recipients)})
+	case config.SendmailTarget:
 		// Without a from-address: root@MAILNAME (Proxmox's root@HOSTNAME,
 		// with the name Debian's MTAs use).
-		from, author, err := b.fromAndAuthor(sec, "root@"+b.mailName())
+		from, author, err := b.fromAndAuthor(c.FromAddress, c.Author, "root@"+b.mailName())
 		if err != nil {
 			return nil, err
 		}
-		return sendmail.New(sendmail.Options{To: b.recipients(sec), From: from,
+		return sendmail.New(sendmail.Options{To: b.recipients(c.Recipients), From: from,
 			Author: author, Hostname: b.mailName(), LocalDomains: b.in.localDomains().Names, Relay: b.relaySettings,
-			LocalMailbox: b.localMailbox, SendmailPath: get("sendmail-path"),
-			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(sec)})
+			LocalMailbox: b.localMailbox, SendmailPath: c.SendmailPath,
+			ShimPaths: b.shimPaths, Log: b.log, Recipients: b.recipientsOf(c.Recipients)})
 	}
 	return nil, fmt.Errorf("unsupported target type %q", sec.Type)
 }
@@ -347,10 +315,8 @@ func (b builder) build(sec *config.Section) (target.Target, error) {
 // the author unless author is set. Without a from-address: datacenter.cfg's
 // email_from when herald shares Proxmox's files, else def (Proxmox's docs:
 // root@MAILNAME).
-func (b builder) fromAndAuthor(sec *config.Section, def string) (from, author string, err error) {
-	author, _ = sec.Get("author")
-	v, ok := sec.Get("from-address")
-	if !ok || v == "" {
+func (b builder) fromAndAuthor(v, author, def string) (from, auth string, err error) {
+	if v == "" {
 		v = b.in.Datacenter.EmailFrom
 	}
 	if v == "" {

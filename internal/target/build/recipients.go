@@ -57,16 +57,16 @@ func newLookup(in Input, users *recipients.Users, log *slog.Logger) (*recipients
 	return l, ds, nil
 }
 
-// recipientSpec is what a mail target section says about its recipients.
-func recipientSpec(sec *config.Section) recipients.Spec {
-	field, _ := sec.Get(config.MailtoFieldKey)
-	return recipients.Spec{Mailto: sec.List("mailto"), MailtoUser: sec.List("mailto-user"), Field: field}
+// recipientSpec is the look-up of what a mail target says about its
+// recipients.
+func recipientSpec(r config.MailRecipients) recipients.Spec {
+	return recipients.Spec{Mailto: r.Mailto, MailtoUser: r.MailtoUser, Field: r.Field}
 }
 
 // recipientsOf returns the per-delivery recipient resolution of a mail
-// target section.
-func (b builder) recipientsOf(sec *config.Section) target.Recipients {
-	spec := recipientSpec(sec)
+// target.
+func (b builder) recipientsOf(r config.MailRecipients) target.Recipients {
+	spec := recipientSpec(r)
 	l := b.lookup
 	return func(ctx context.Context, ev *event.Event) ([]string, bool, error) {
 		r, err := l.Resolve(ctx, spec, ev)
@@ -96,10 +96,19 @@ func ExplainRecipients(in Input, names []string, ev *event.Event) (map[string]an
 	sort.Strings(sorted)
 	for _, name := range sorted {
 		sec := in.Notify.Target(name)
-		if sec == nil || (sec.Type != "sendmail" && sec.Type != "smtp") {
+		if sec == nil {
 			continue
 		}
-		r, err := b.lookup.Resolve(ctx, recipientSpec(sec), ev)
+		var rcpts config.MailRecipients
+		switch c, _ := sec.Target(); c := c.(type) {
+		case config.SMTPTarget:
+			rcpts = c.Recipients
+		case config.SendmailTarget:
+			rcpts = c.Recipients
+		default:
+			continue
+		}
+		r, err := b.lookup.Resolve(ctx, recipientSpec(rcpts), ev)
 		switch {
 		case err != nil:
 			out[name] = &RecipientError{Error: err.Error(), Temporary: target.IsTemporary(err)}
