@@ -2,13 +2,12 @@ package delivery
 
 import (
 	"errors"
+	"herald/internal/event"
+	"herald/internal/target"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-
-	"herald/internal/event"
-	"herald/internal/target"
 )
 
 // Flush makes a delivery in back-off due at once, without moving the clock;
@@ -114,5 +113,60 @@ func TestReadOnlyView(t *testing.T) {
 	qItems, err := q.Items()
 	if err != nil || len(qItems) != 1 || qItems[0].EventID != "e1" {
 		t.Errorf("queue items %+v %v", qItems, err)
+	}
+}
+
+func TestRetryAndDrop(t *testing.T) {
+	dir := t.TempDir()
+	f := &fake{script: []error{target.Permanent(errors.New("550 rejected")), errTemp}}
+	h := newHarness(t, dir, map[string]target.Target{"relay": f}, nil)
+	q := h.open()
+	h.run()
+	for _, id := range []string{"ev1", "ev2"} {
+		if err := q.Enqueue(newEvent(id), []string{"relay"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := h.outcome(); d.ID != "ev1.relay" || d.State != StateDead {
+		t.Fatalf("%+v", d)
+	}
+	if d := h.outcome(); d.ID != "ev2.relay" || d.State != StatePending {
+		t.Fatalf("%+v", d)
+	}
+	// Admin ops on what does not exist or cannot be touched.
+	if err := q.Retry("nope.relay"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Retry(unknown) = %v", err)
+	}
+	if err := q.Drop("nope.relay"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Drop(unknown) = %v", err)
+	}
+	// Drop the pending one (its next attempt is a minute away).
+	if err := q.Drop("ev2.relay"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.Get("ev2.relay"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Drop = %v", err)
+	}
+	for _, p := range []string{filepath.Join(dir, recordsDir, "ev2.relay.json"), filepath.Join(dir, eventsDir, "ev2.json")} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after Drop: %v", p, err)
+		}
+	}
+	// Retry the dead one: delivered at once (the clock has not moved, so
+	// only the kick can have started it).
+	if err := q.Retry("ev1.relay"); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.outcome(); d.ID != "ev1.relay" || d.State != StateDone || d.Attempts != 2 {
+		t.Fatalf("after Retry: %+v", d)
+	}
+	if err := q.Retry("ev1.relay"); err == nil {
+		t.Error("Retry of a done delivery accepted")
+	}
+	if err := q.Drop("ev1.relay"); err == nil {
+		t.Error("Drop of a done delivery accepted")
+	}
+	if l := h.list(); len(l) != 1 || l[0].ID != "ev1.relay" {
+		t.Errorf("List = %+v", l)
 	}
 }
