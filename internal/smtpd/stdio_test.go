@@ -19,8 +19,8 @@ func stdioSession(t *testing.T, ctx context.Context, sub Submitter, opt Options)
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	lb := &logBuf{}
-	opt.Logger = lb.logger()
+	lb := &testkit.Buffer{}
+	opt.Logger = debugLogger(lb)
 	opt.Hostname = "herald.test"
 	done := make(chan error, 1)
 	go func() {
