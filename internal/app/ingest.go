@@ -268,8 +268,8 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
 		ev.Mail.UID = e.Env.UID
-		RecordEnvelope(ev)
-		return ev, ClassifierName(res), nil
+		mailconv.RecordEnvelope(ev)
+		return ev, res.Name(), nil
 	}
 }
 

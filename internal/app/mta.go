@@ -7,7 +7,6 @@ import (
 	"herald/internal/config"
 	"herald/internal/control"
 	"herald/internal/event"
-	"herald/internal/mailconv"
 	"herald/internal/mailroute"
 )
 
@@ -51,23 +50,6 @@ func (a *App) relayed(ev *event.Event) (relayed, only bool) {
 		return false, false
 	}
 	return true, relayedOnly(d)
-}
-
-// RecordEnvelope puts the envelope on the event, so that matchers (and the
-// admin reading events) see whom a mail was for and who sent it: the field
-// to lists the envelope recipients the mail shows (blind copies stay
-// hidden: mailroute.Shown), from the envelope sender (the header's From
-// stays when the sender is null).
-func RecordEnvelope(ev *event.Event) {
-	if ev.Mail == nil {
-		return
-	}
-	if shown := mailroute.Shown(ev.Mail.Raw, ev.Mail.Recipients); len(shown) > 0 {
-		ev.SetField(mailconv.FieldTo, strings.Join(shown, ", "))
-	}
-	if ev.Mail.From != "" {
-		ev.SetField(mailconv.FieldFrom, ev.Mail.From)
-	}
 }
 
 // logRelayMode says once at start-up what happens to mail for remote
