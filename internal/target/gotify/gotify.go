@@ -1,8 +1,8 @@
 // Package gotify holds the gotify target: it posts each event to a Gotify
 // server's /message endpoint exactly as proxmox-notify's gotify endpoint
-// does (src/endpoints/gotify.rs; docs/proxmox-notify.md §2.4): the token in both Authorization and
-// X-Gotify-Key, the body wrapped in a Markdown code fence, and the priority
-// derived from the severity.
+// does (src/endpoints/gotify.rs; docs/proxmox-notify.md §2.4): the token in
+// both Authorization and X-Gotify-Key, the body wrapped in a Markdown code
+// fence, and the priority derived from the severity.
 //
 // One deliberate difference: a trailing '/' on the server URL is dropped
 // before "/message" is appended, where Proxmox concatenates blindly and

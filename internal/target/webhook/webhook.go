@@ -1,6 +1,7 @@
 // Package webhook holds the webhook target: an HTTP request whose URL,
 // header values and body are Handlebars templates, built exactly as
-// proxmox-notify's webhook endpoint builds it (src/endpoints/webhook.rs; docs/proxmox-notify.md §2.5):
+// proxmox-notify's webhook endpoint builds it (src/endpoints/webhook.rs;
+// docs/proxmox-notify.md §2.5):
 //
 //   - template data {"title", "message", "severity", "timestamp" (epoch
 //     seconds, an integer), "fields" (strings), "secrets"};
