@@ -140,7 +140,6 @@ type Target struct {
 	username       string
 	password       config.Secret
 	token          config.Secret
-	masked         []string
 	client         *http.Client
 	store          *store
 	owe            func(*event.Event, []string) error
@@ -165,6 +164,18 @@ type member struct {
 	target   string // MemberTarget(name, url)
 }
 
+// masked reveals the credentials for masking them in what the target
+// reports.
+func (t *Target) masked() []string {
+	var out []string
+	for _, s := range []config.Secret{t.password, t.token} {
+		if !s.IsEmpty() {
+			out = append(out, s.Reveal())
+		}
+	}
+	return out
+}
+
 // New checks the options and builds the target. Its errors never contain
 // a credential.
 func New(opt Options) (*Target, error) {
@@ -174,13 +185,8 @@ func New(opt Options) (*Target, error) {
 		token: opt.Token, client: opt.Client, owe: opt.Owe, eventURL: opt.EventURL,
 		log: opt.Log, now: opt.Now, resendErr: map[string]string{},
 	}
-	for _, s := range []config.Secret{opt.Password, opt.Token} {
-		if !s.IsEmpty() {
-			t.masked = append(t.masked, s.Reveal())
-		}
-	}
 	if err := t.init(opt); err != nil {
-		return nil, httpsend.Scrubbed(fmt.Errorf("alertmanager: %w", err), t.masked...)
+		return nil, httpsend.Scrubbed(fmt.Errorf("alertmanager: %w", err), t.masked()...)
 	}
 	return t, nil
 }
@@ -250,7 +256,7 @@ func (t *Target) init(opt Options) error {
 func (t *Target) String() string {
 	urls := make([]string, len(t.members))
 	for i, m := range t.members {
-		urls[i] = httpsend.Mask(target.RedactURL(m.url), t.masked...)
+		urls[i] = httpsend.Mask(target.RedactURL(m.url), t.masked()...)
 	}
 	return "alertmanager " + t.name + " " + strings.Join(urls, ",")
 }
@@ -323,7 +329,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 		if err != nil {
 			failed = append(failed, err.Error())
 			log.Warn("alertmanager member failed; it stays owed the alert",
-				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked...), "err", err.Error())
+				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked()...), "err", err.Error())
 		}
 	}
 	if t.owe == nil {

@@ -48,7 +48,7 @@ func (t *Target) post(ctx context.Context, m member, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return target.Permanent(httpsend.Scrubbed(fmt.Errorf("alertmanager %s: %w",
-			target.RedactURL(m.url), err), t.masked...))
+			target.RedactURL(m.url), err), t.masked()...))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", httpsend.UserAgent)
@@ -60,10 +60,10 @@ func (t *Target) post(ctx context.Context, m member, body []byte) error {
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return httpsend.Classify("alertmanager", m.url, 0, nil, err, "", t.masked...)
+		return httpsend.Classify("alertmanager", m.url, 0, nil, err, "", t.masked()...)
 	}
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked...))
-	return httpsend.Classify("alertmanager", m.url, resp.StatusCode, resp.Header, nil, snippet, t.masked...)
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked()...))
+	return httpsend.Classify("alertmanager", m.url, resp.StatusCode, resp.Header, nil, snippet, t.masked()...)
 }
 
 // combine makes one error of every member's failure: temporary when any
@@ -103,7 +103,7 @@ func (mt *memberTarget) IgnoresMail() bool { return true }
 
 // String names the member without credentials.
 func (mt *memberTarget) String() string {
-	return "alertmanager " + mt.t.name + " member " + httpsend.Mask(target.RedactURL(mt.m.url), mt.t.masked...)
+	return "alertmanager " + mt.t.name + " member " + httpsend.Mask(target.RedactURL(mt.m.url), mt.t.masked()...)
 }
 
 // Deliver posts ev's alert to the member.
@@ -120,7 +120,7 @@ func (mt *memberTarget) Deliver(ctx context.Context, ev *event.Event) error {
 	}
 	if skip != "" {
 		t.log.Info("owed alert not sent", "event_id", ev.ID,
-			"member", httpsend.Mask(target.RedactURL(mt.m.url), t.masked...), "reason", skip)
+			"member", httpsend.Mask(target.RedactURL(mt.m.url), t.masked()...), "reason", skip)
 		return nil
 	}
 	return t.postAll(ctx, []member{mt.m}, []Alert{a})[0]

@@ -56,7 +56,7 @@ func (t *Target) Resend(ctx context.Context) {
 			continue
 		}
 		t.resendErr[m.url] = msg
-		where := httpsend.Mask(target.RedactURL(m.url), t.masked...)
+		where := httpsend.Mask(target.RedactURL(m.url), t.masked()...)
 		if err != nil {
 			t.log.Warn("re-sending firing heartbeat alerts failed", "member", where, "alerts", len(firing), "err", msg)
 		} else {

@@ -72,7 +72,7 @@ func (t *Target) reply(se *gosmtp.SMTPError) string {
 
 // scrub removes every form of the password from s.
 func (t *Target) scrub(s string) string {
-	for _, sec := range t.secrets {
+	for _, sec := range t.secretForms() {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, "<secret>")
 		}

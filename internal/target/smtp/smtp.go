@@ -94,7 +94,6 @@ type Target struct {
 	mode        string
 	username    string
 	password    config.Secret
-	secrets     []string
 	from        string
 	author      string
 	to          []string
@@ -202,17 +201,23 @@ func New(opt Options) (*Target, error) {
 	if t.tlsConfig.ServerName == "" {
 		t.tlsConfig.ServerName = t.host
 	}
-	if pw := t.password.Reveal(); pw != "" {
-		// The forms in which the password could travel, and so could be
-		// echoed back by a broken server: masked wherever they appear.
-		t.secrets = []string{
-			"\x00" + t.username + "\x00" + pw,
-			base64.StdEncoding.EncodeToString([]byte("\x00" + t.username + "\x00" + pw)),
-			base64.StdEncoding.EncodeToString([]byte(pw)),
-			pw,
-		}
-	}
 	return t, nil
+}
+
+// secretForms reveals the forms in which the password could travel, and so
+// could be echoed back by a broken server, for masking them wherever they
+// appear; none without a password.
+func (t *Target) secretForms() []string {
+	pw := t.password.Reveal()
+	if pw == "" {
+		return nil
+	}
+	return []string{
+		"\x00" + t.username + "\x00" + pw,
+		base64.StdEncoding.EncodeToString([]byte("\x00" + t.username + "\x00" + pw)),
+		base64.StdEncoding.EncodeToString([]byte(pw)),
+		pw,
+	}
 }
 
 func orDefault(v, def int) int {

@@ -358,7 +358,10 @@ func TestScrub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, echo := range tg.secrets {
+	if n := len(tg.secretForms()); n != 4 {
+		t.Fatalf("%d forms of the password to scrub, want 4", n)
+	}
+	for _, echo := range tg.secretForms() {
 		got := tg.scrub("535 5.7.8 bad credentials " + echo + " end")
 		if strings.Contains(got, secret) || strings.Contains(got, echo) || !strings.Contains(got, "<secret>") {
 			t.Errorf("scrub left %q", got)

@@ -91,7 +91,6 @@ type Target struct {
 	headers []header
 	body    *handlebars.Template // nil: empty body
 	secrets map[string]config.Secret
-	masked  []string // secret values, longest first
 	client  *http.Client
 }
 
@@ -107,9 +106,8 @@ func New(opt Options) (*Target, error) {
 	for k, v := range opt.Secrets {
 		t.secrets[k] = v
 	}
-	t.masked = secretValues(opt.Secrets)
 	if err := t.init(opt); err != nil {
-		return nil, httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...)
+		return nil, httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked()...)
 	}
 	return t, nil
 }
@@ -196,6 +194,10 @@ func validHeaderName(s string) bool {
 	return true
 }
 
+// masked reveals the secret values, longest first, for masking them in
+// what the target reports.
+func (t *Target) masked() []string { return secretValues(t.secrets) }
+
 // secretValues reveals the values of m for masking them in errors.
 func secretValues(m map[string]config.Secret) []string {
 	vals := make([]string, 0, len(m))
@@ -212,7 +214,7 @@ func secretValues(m map[string]config.Secret) []string {
 // String names the target without secrets (the URL's path, which often
 // holds a token, is dropped).
 func (t *Target) String() string {
-	return "webhook " + t.method + " " + httpsend.Mask(target.RedactURL(t.urlSrc), t.masked...)
+	return "webhook " + t.method + " " + httpsend.Mask(target.RedactURL(t.urlSrc), t.masked()...)
 }
 
 // GoString keeps %#v from printing secrets.
@@ -250,7 +252,7 @@ func (t *Target) Data(ev *event.Event) map[string]any {
 func (t *Target) Request(ctx context.Context, ev *event.Event) (*http.Request, error) {
 	req, err := t.request(ctx, ev)
 	if err != nil {
-		return nil, target.Permanent(httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...))
+		return nil, target.Permanent(httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked()...))
 	}
 	return req, nil
 }
@@ -374,17 +376,17 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	where := httpsend.Mask(target.RedactURL(req.URL.String()), t.masked...)
+	where := httpsend.Mask(target.RedactURL(req.URL.String()), t.masked()...)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return t.classify(where, 0, nil, err, "")
 	}
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked...))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked()...))
 	return t.classify(where, resp.StatusCode, resp.Header, nil, snippet)
 }
 
 func (t *Target) classify(where string, status int, h http.Header, err error, snippet string) error {
-	return httpsend.ClassifyAs("webhook "+t.method+" "+where, status, h, err, snippet, t.masked...)
+	return httpsend.ClassifyAs("webhook "+t.method+" "+where, status, h, err, snippet, t.masked()...)
 }
 
 // IgnoresMail tells the delivery queue that this target never reads the raw
