@@ -739,6 +739,7 @@ func checkInstall(t *testing.T, repo, deb string) {
 		"/var/lib/herald/spool/incoming":   {"0700", "herald", "herald"},
 		"/var/lib/herald/spool/quarantine": {"0700", "herald", "herald"},
 		"/var/lib/herald/queue":            {"0700", "herald", "herald"},
+		"/var/lib/herald/submit":           {"0710", "herald", "herald-drop"},
 	}
 	if tf := filepath.Join(dir, "usr/lib/tmpfiles.d/herald.conf"); fileExists(tf) {
 		for p, w := range tmpfilesDirs(t, tf) {
@@ -877,6 +878,31 @@ func checkInstall(t *testing.T, repo, deb string) {
 	if out := mustIn("mailq"); !strings.Contains(out, rootID) || !strings.Contains(out, aliceID) {
 		t.Errorf("mailq as root does not list %s and %s:\n%s", rootID, aliceID, out)
 	}
+
+	// With the daemon's socket there (served by the test), sendmail hands
+	// the mail over it: alice's setgid shim reaches it through submit/
+	// (0710 herald:herald-drop), the server is told alice's uid by the
+	// kernel, and alice without the shim's group cannot reach it.
+	got, stopSubmit := serveSubmit(t, dir, herald.id)
+	before = maildrop(t, dir)
+	if r := as("alice", `printf 'Subject: over the socket\n\nbody\n' | /usr/sbin/sendmail root`); r.code != 0 {
+		t.Fatalf("sendmail as alice with the socket served: %s", r)
+	}
+	select {
+	case s := <-got:
+		if s.env.PeerUID == nil || *s.env.PeerUID != alice.id || !strings.Contains(s.body, "Subject: over the socket") {
+			t.Errorf("the socket got uid %v and %q, want alice's %d and her mail", s.env.PeerUID, s.body, alice.id)
+		}
+	default:
+		t.Errorf("sendmail as alice did not use the daemon's socket")
+	}
+	if after := maildrop(t, dir); len(after) != len(before) {
+		t.Errorf("a mail the daemon took is in the maildrop too: %d entries, were %d", len(after), len(before))
+	}
+	if r := as("alice", "test -e /var/lib/herald/submit/submit.sock"); r.code == 0 {
+		t.Errorf("alice reaches the submission socket without the shim's group")
+	}
+	stopSubmit()
 
 	// remove keeps the state and the users; purge removes everything.
 	mustIn("dpkg", "-r", "herald")

@@ -367,6 +367,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("mailq socket: %w", err)
 	}
 	defer stopMailq()
+	defer a.serveSubmit()() // submit.go
 	a.logRelayMode()
 	a.log.Info("herald ready", "smtp", addrList(a.addrs), "http", addrList(a.httpAddrs), "state", a.opt.Paths.StateDir,
 		"targets", len(*a.targets.Load()), "embedded", a.opt.Paths.Embedded)

@@ -235,7 +235,7 @@ func (a *App) ingest(e spool.Entry) error {
 		a.metrics.Accepted(src) // smtp and http count when they answer
 	}
 	a.metrics.Event(ev.Type(), ev.Severity.String())
-	a.log.Info("event", "event_id", ev.ID, "source", e.Env.Source, "uid", ev.Fields[FieldUID],
+	a.log.Info("event", "event_id", ev.ID, "spool_id", e.ID, "source", e.Env.Source, "uid", ev.Fields[FieldUID],
 		"type", ev.Type(), "severity", ev.Severity.String(), "classifier", classifier, "title", truncate(ev.Title, 120),
 		"targets", strings.Join(targets, ","), "held", len(targets)-len(now))
 	if len(now) > 0 {
@@ -244,10 +244,12 @@ func (a *App) ingest(e spool.Entry) error {
 	return nil
 }
 
-// toEvent makes the event of a spool entry. The event ID is the entry ID and
-// its timestamp the time of receipt, so the result does not depend on when
-// it is computed. classifier names the mail classifier that recognised a
-// mail ("none" when none did, "-" for a submitted event).
+// toEvent makes the event of a spool entry. The event ID is the entry's
+// (spool.Entry.EventID: the entry ID, or for a shim submission one derived
+// from its submission ID) and its timestamp the time of receipt, so the
+// result does not depend on when it is computed. classifier names the mail
+// classifier that recognised a mail ("none" when none did, "-" for a
+// submitted event).
 func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier string, err error) {
 	host := a.Settings().Daemon.Hostname
 	switch e.Env.Kind {
@@ -256,18 +258,21 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 		if err != nil {
 			return nil, "", fmt.Errorf("event JSON: %w", err)
 		}
-		ev.ID = e.ID
+		ev.ID = e.EventID()
 		if id, ok := monitorEventID(e, raw); ok {
 			ev.ID = id
 		}
 		event.Normalize(ev, host, e.Env.Received)
 		return ev, "-", nil
 	default:
-		ev, res := mailconv.ConvertClassified(raw, mailconv.Options{ID: e.ID, Now: e.Env.Received, Hostname: host,
+		ev, res := mailconv.ConvertClassified(raw, mailconv.Options{ID: e.EventID(), Now: e.Env.Received, Hostname: host,
 			Classifiers: Classifiers(a.Settings()), Log: a.log})
 		ev.Mail.From = e.Env.From
 		ev.Mail.Recipients = e.Env.Recipients
 		ev.Mail.UID = e.Env.UID
+		if uid, ok := e.Submitter(); ok {
+			ev.Mail.UID = uid // a local client of the submission or SMTP socket
+		}
 		mailconv.RecordEnvelope(ev)
 		return ev, res.Name(), nil
 	}

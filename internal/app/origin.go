@@ -28,13 +28,8 @@ func setOrigin(ev *event.Event, e spool.Entry, lookup func(uid int) string) {
 	delete(ev.Fields, FieldUID)
 	delete(ev.Fields, FieldUser)
 	ev.SetField(FieldOrigin, e.Env.Source)
-	var uid int
-	switch {
-	case e.FromMaildrop():
-		uid = e.Env.UID
-	case e.Env.PeerUID != nil:
-		uid = *e.Env.PeerUID
-	default:
+	uid, ok := e.Submitter()
+	if !ok {
 		return
 	}
 	ev.SetField(FieldUID, strconv.Itoa(uid))

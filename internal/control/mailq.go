@@ -53,8 +53,12 @@ type Mailq struct {
 func NewMailq(es []spool.Entry, items []delivery.Item, local mailroute.Local) Mailq {
 	m := Mailq{Spool: make([]MailqEntry, 0, len(es)), Queue: items}
 	for _, e := range es {
+		uid := e.Env.UID
+		if u, ok := e.Submitter(); ok {
+			uid = u // the submission socket's or SMTP's local client
+		}
 		m.Spool = append(m.Spool, MailqEntry{ID: e.ID, Size: e.Size, Received: e.Env.Received, From: e.Env.From,
-			Recipients: e.Env.Recipients, UID: e.Env.UID, Source: e.Env.Source, Event: e.Env.Kind == spool.KindEvent})
+			Recipients: e.Env.Recipients, UID: uid, Source: e.Env.Source, Event: e.Env.Kind == spool.KindEvent})
 	}
 	for _, it := range m.Queue {
 		if r := local.Remote(it.Recipients); len(r) > 0 {

@@ -167,7 +167,11 @@ func (d *daemon) env() []string {
 	return append(os.Environ(), "HERALD_CONFIG_DIR="+d.configDir, "HERALD_STATE_DIR="+d.stateDir)
 }
 
-// start runs herald serve and waits until it accepts SMTP connections.
+// readyLine is the daemon's log line once every listener is bound.
+const readyLine = `msg="herald ready"`
+
+// start runs herald serve and waits until it accepts SMTP connections and
+// has bound every listener.
 func (d *daemon) start() {
 	d.t.Helper()
 	if err := d.tryStart(); err != nil {
@@ -177,6 +181,9 @@ func (d *daemon) start() {
 
 // tryStart is start for goroutines other than the test's own.
 func (d *daemon) tryStart() error {
+	// Ready is logged once every listener is bound: the SMTP port alone
+	// accepts connections before the HTTP port and the sockets exist.
+	ready := strings.Count(d.log(), readyLine)
 	cmd := exec.Command(d.herald, "serve")
 	cmd.Env = d.env()
 	cmd.Stdout, cmd.Stderr = d.logs, d.logs
@@ -191,7 +198,9 @@ func (d *daemon) tryStart() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return nil
+			if strings.Count(d.log(), readyLine) > ready {
+				return nil
+			}
 		}
 		select {
 		case err := <-d.done:
@@ -200,7 +209,7 @@ func (d *daemon) tryStart() error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("herald serve did not listen on port %d within 20 s\n%s", d.port, d.log())
+			return fmt.Errorf("herald serve did not listen on port %d and report ready within 20 s\n%s", d.port, d.log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

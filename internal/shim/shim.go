@@ -1,6 +1,7 @@
 // Package shim holds herald's /usr/sbin/sendmail drop-in: the option
 // set of Postfix's sendmail, the header fixing that local mail needs (-t,
-// missing From/Date/Message-ID), and submission into the spool's maildrop.
+// missing From/Date/Message-ID), and submission: over the running daemon's
+// socket (submit.go, internal/submit), else into the spool's maildrop.
 // It also answers as mailq (-bp) and newaliases (-bi). It imports only what
 // submission needs, so the shim starts fast: callers like cron run it once
 // per job.
@@ -197,6 +198,11 @@ func openDrop(prog string, stderr io.Writer) (*spool.Drop, int) {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return nil, sysexits.OSErr
 	}
+	return openDropDir(prog, dir, stderr)
+}
+
+// openDropDir is openDrop for the spool at dir.
+func openDropDir(prog, dir string, stderr io.Writer) (*spool.Drop, int) {
 	d, err := spool.OpenDropDir(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: cannot queue message: %v (temporary failure; try again later)\n", prog, err)
@@ -265,9 +271,12 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.Config
 	}
-	d, code := openDrop(prog, stderr)
-	if d == nil {
-		return code
+	// Resolved first: a directory named by the environment drops the
+	// setgid group before the socket or the maildrop is reached.
+	dir, err := spoolDir()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return sysexits.OSErr
 	}
 
 	who := whoami()
@@ -307,7 +316,21 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		From:       sender,
 		Recipients: rcpts,
 	}
-	id, err := d.Submit(env, io.MultiReader(strings.NewReader(string(head)), h.tail(in)), limit)
+	body := io.MultiReader(strings.NewReader(string(head)), h.tail(in))
+	// The daemon's socket first (submit.go); the maildrop when it does not
+	// take the message.
+	id, via, code, body := submitSocket(prog, o, &env, body, limit, stderr)
+	if code >= 0 {
+		return code
+	}
+	if id == "" {
+		d, code := openDropDir(prog, dir, stderr)
+		if d == nil {
+			return code
+		}
+		id, err = d.Submit(env, body, limit)
+		via = "the maildrop"
+	}
 	if err != nil {
 		var be *spool.BodyError
 		switch {
@@ -339,7 +362,7 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: warning: no recipient addresses found in the message header\n", prog)
 	}
 	if o.Verbose {
-		fmt.Fprintf(stderr, "%s: queued as %s (from <%s> to %s)\n", prog, id, sender, strings.Join(rcpts, ", "))
+		fmt.Fprintf(stderr, "%s: queued as %s through %s (from <%s> to %s)\n", prog, id, via, sender, strings.Join(rcpts, ", "))
 	}
 	return sysexits.OK
 }

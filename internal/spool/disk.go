@@ -109,13 +109,14 @@ func (s *Spool) SpaceOK() error {
 	return checkSpace(s.incoming, s.currentLimits().MinFree, -1)
 }
 
-// NoteUsage publishes each uid's bytes in the maildrop, from the entries of
-// a Pending pass, when they changed.
+// NoteUsage publishes each uid's bytes waiting from the shim (the maildrop
+// and the submission socket), from the entries of a Pending pass, when they
+// changed.
 func (s *Spool) NoteUsage(entries []Entry) {
 	use := map[int]int64{}
 	for _, e := range entries {
-		if e.FromMaildrop() {
-			use[e.Env.UID] += e.Size
+		if uid, ok := e.shimUID(); ok {
+			use[uid] += e.Size
 		}
 	}
 	s.publish(use, false)

@@ -100,6 +100,11 @@ type Envelope struct {
 	// the daemon writes it: the reader drops it from maildrop entries,
 	// whose submitter is the file owner (UID).
 	PeerUID *int `json:"peer-uid,omitempty"`
+	// Submission is the ID the sendmail shim gave one submission, written
+	// both by the daemon's submission socket and by the shim's maildrop
+	// fallback for the same message, so that the two become one event
+	// (Entry.EventID, docs/submit.md). As trustworthy as the message.
+	Submission string `json:"submission,omitempty"`
 }
 
 // Entry is one committed spool entry.
