@@ -26,7 +26,6 @@ import (
 	"herald/internal/monitor"
 	"herald/internal/noise"
 	"herald/internal/router"
-	"herald/internal/safeio"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/target"
@@ -159,7 +158,7 @@ func New(opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := safeio.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
+	if err := opt.Paths.makeStateDir(); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	targets, warns, err := buildTargets(s, a.log, a.targetEnv())

@@ -2,12 +2,13 @@ package delivery
 
 import (
 	"errors"
-	"herald/internal/event"
-	"herald/internal/target"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"herald/internal/event"
+	"herald/internal/target"
 )
 
 // Flush makes a delivery in back-off due at once, without moving the clock;

@@ -7,9 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"herald/internal/event"
-	"herald/internal/target"
-	"herald/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +15,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"herald/internal/event"
+	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 // clock is a fake clock that tests move by hand.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"herald/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // TestEmbeddedDefault runs `herald serve` exactly as `make run` does: no

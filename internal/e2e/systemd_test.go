@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"herald/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // TestSocketActivation starts herald under the real systemd-socket-activate

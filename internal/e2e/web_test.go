@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"herald/internal/testkit"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // cdp drives a headless Chromium through --remote-debugging-pipe: the

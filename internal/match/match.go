@@ -73,24 +73,9 @@ type FieldRule struct {
 	re     *regexp.Regexp // regex: the compiled expression
 }
 
-// SafeID reports whether s has the shape of Proxmox's SAFE_ID:
-// ^[A-Za-z0-9_][A-Za-z0-9._-]*$, of any length (a field name of
-// match-field; section names add a length limit).
-func SafeID(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// validFieldName reports whether s is a SAFE_ID-shaped field name:
+// ^[A-Za-z0-9_][A-Za-z0-9._-]*$ (match-field puts no length limit on it).
+func validFieldName(s string) bool { return SafeID(s) }
 
 // ParseField parses a match-field value. The exact: or regex: prefix is
 // mandatory (Proxmox's syntax regex makes it look optional, but its
@@ -112,7 +97,7 @@ func ParseField(s string) (FieldRule, error) {
 	if !ok {
 		return FieldRule{}, fmt.Errorf("invalid match-field %q: missing '=' between field name and value", s)
 	}
-	if !SafeID(name) {
+	if !validFieldName(name) {
 		return FieldRule{}, fmt.Errorf("invalid match-field %q: invalid field name %q (letters, digits, '_', '.', '-'; not starting with '.' or '-')", s, name)
 	}
 	r := FieldRule{text: s, field: name, exact: exact}

@@ -1,62 +1,15 @@
 package monitor
 
-// This file holds the heartbeats: what a fed event does to them, when
-// their deadline passes, and the down and up events they raise.
+// This file holds the heartbeats: what an event Feed hands them does to
+// them, when their deadline passes, and the down and up events they raise.
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"herald/internal/config"
 	"herald/internal/event"
 )
-
-// Feed counts ev for every heartbeat it feeds. It returns once the new
-// state (and any up or down event it raised) is durable; on error the
-// caller keeps the event to feed it again (feeding is idempotent per
-// event ID). A nil Engine feeds nothing.
-func (e *Engine) Feed(ev *event.Event) error {
-	if e == nil {
-		return nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var fed []*config.Heartbeat
-	var outs []Outcome
-	for _, h := range e.cfg.Heartbeats {
-		if f := Classify(h, ev, e.loc); f.Outcome != None {
-			fed = append(fed, h)
-			outs = append(outs, f.Outcome)
-		}
-	}
-	if len(fed) == 0 {
-		return nil
-	}
-	now := e.clock.Now()
-	err := e.update(func(st *fileState) bool {
-		changed := false
-		for i, h := range fed {
-			s := st.Heartbeats[h.Name]
-			if s == nil || s.Paused || slices.Contains(s.Recent, ev.ID) {
-				continue
-			}
-			changed = true
-			if ev.ID != "" {
-				s.Recent = append(s.Recent, ev.ID)
-				if len(s.Recent) > recentIDs {
-					s.Recent = s.Recent[len(s.Recent)-recentIDs:]
-				}
-			}
-			e.feedOne(st, h, s, outs[i], ev, now)
-		}
-		return changed
-	})
-	if err == nil {
-		e.wake()
-	}
-	return err
-}
 
 // feedOne applies one success or failure at the event's own time.
 func (e *Engine) feedOne(st *fileState, h *config.Heartbeat, s *hbState, o Outcome, ev *event.Event, now time.Time) {

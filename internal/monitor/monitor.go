@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -412,4 +413,50 @@ func (e *Engine) flushOutbox() {
 		return
 	}
 	e.st = c
+}
+
+// Feed counts ev for every heartbeat it feeds. It returns once the new
+// state (and any up or down event it raised) is durable; on error the
+// caller keeps the event to feed it again (feeding is idempotent per
+// event ID). A nil Engine feeds nothing.
+func (e *Engine) Feed(ev *event.Event) error {
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var fed []*config.Heartbeat
+	var outs []Outcome
+	for _, h := range e.cfg.Heartbeats {
+		if f := Classify(h, ev, e.loc); f.Outcome != None {
+			fed = append(fed, h)
+			outs = append(outs, f.Outcome)
+		}
+	}
+	if len(fed) == 0 {
+		return nil
+	}
+	now := e.clock.Now()
+	err := e.update(func(st *fileState) bool {
+		changed := false
+		for i, h := range fed {
+			s := st.Heartbeats[h.Name]
+			if s == nil || s.Paused || slices.Contains(s.Recent, ev.ID) {
+				continue
+			}
+			changed = true
+			if ev.ID != "" {
+				s.Recent = append(s.Recent, ev.ID)
+				if len(s.Recent) > recentIDs {
+					s.Recent = s.Recent[len(s.Recent)-recentIDs:]
+				}
+			}
+			e.feedOne(st, h, s, outs[i], ev, now)
+		}
+		return changed
+	})
+	if err == nil {
+		e.wake()
+	}
+	return err
 }

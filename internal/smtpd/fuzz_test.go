@@ -3,11 +3,12 @@ package smtpd
 import (
 	"bytes"
 	"context"
-	"herald/internal/testkit"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)

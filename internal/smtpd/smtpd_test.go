@@ -2,13 +2,14 @@ package smtpd
 
 import (
 	"errors"
-	"herald/internal/spool"
 	"net"
 	"os"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"herald/internal/spool"
 )
 
 // step is one exchange of a scripted dialogue: send (may be empty), then

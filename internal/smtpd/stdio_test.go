@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"herald/internal/testkit"
 	"io"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // stdioSession runs ServeStdio over two pipes and returns a client for the

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"herald/internal/safeio"
-	"herald/internal/testkit"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -17,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/safeio"
+	"herald/internal/testkit"
 )
 
 // newSpool opens a spool in a fresh temporary state directory.

@@ -3,7 +3,6 @@ package systemd
 import (
 	"bufio"
 	"encoding/json"
-	"herald/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 func socketActivateTool(t *testing.T) string {

@@ -2,7 +2,6 @@ package systemd
 
 import (
 	"context"
-	"herald/internal/testkit"
 	"log/slog"
 	"os"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // The watchdog interval of these tests: systemd's WatchdogSec=200ms, so a
