@@ -157,7 +157,7 @@ func New(opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.Paths.StateDir, 0o755); err != nil {
+	if err := opt.Paths.makeStateDir(); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	targets, warns, err := buildTargets(s, a.log, a.targetEnv())

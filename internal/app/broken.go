@@ -8,6 +8,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/target/build"
 )
 
 // reportBroken tells the working targets, at each start and reload, which
@@ -18,9 +19,9 @@ import (
 func (a *App) reportBroken(targets map[string]target.Target) {
 	var lines, names []string
 	for name, t := range targets {
-		if b, ok := t.(brokenTarget); ok {
+		if reason, ok := build.BrokenReason(t); ok {
 			names = append(names, name)
-			lines = append(lines, fmt.Sprintf("- %s: %s", name, b.reason))
+			lines = append(lines, fmt.Sprintf("- %s: %s", name, reason))
 		}
 	}
 	if len(names) == 0 {
@@ -62,7 +63,7 @@ func (a *App) working(route []string) []string {
 	out := route[:0:0]
 	for _, name := range route {
 		if t, ok := a.lookupTarget(name); ok {
-			if _, broken := t.(brokenTarget); broken {
+			if _, broken := build.BrokenReason(t); broken {
 				continue
 			}
 		}

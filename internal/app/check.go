@@ -9,6 +9,7 @@ import (
 	"herald/internal/config"
 	"herald/internal/recipients"
 	"herald/internal/render"
+	"herald/internal/target/build"
 )
 
 // CheckAll validates every configuration file of p and returns every
@@ -51,15 +52,15 @@ func CheckAll(p Paths, shimPaths []string) (s *Settings, ds config.Diagnostics) 
 	} else if cfg != nil {
 		ds = append(ds, cfg.Warnings...) // every problem at once, warnings too
 	}
-	if _, err := recipients.LoadUsers(filepath.Join(p.ConfigDir, usersFile)); err != nil {
-		ds = append(ds, config.Diagnostic{File: filepath.Join(p.ConfigDir, usersFile), Msg: err.Error()})
+	if _, err := recipients.LoadUsers(filepath.Join(p.ConfigDir, build.UsersFile)); err != nil {
+		ds = append(ds, config.Diagnostic{File: filepath.Join(p.ConfigDir, build.UsersFile), Msg: err.Error()})
 	}
-	if _, err := render.New(filepath.Join(p.ConfigDir, templatesDir)); err != nil {
-		ds = append(ds, Diagnostics(templateDiag(err))...)
+	if _, err := render.New(filepath.Join(p.ConfigDir, build.TemplatesDir)); err != nil {
+		ds = append(ds, Diagnostics(build.TemplateDiag(err))...)
 	}
 	if cfg != nil {
 		resolveMailName(d)
-		if _, _, err := buildTargets(&Settings{Paths: p, Daemon: d, Notify: cfg, ShimPaths: shimPaths}, slog.New(slog.DiscardHandler), targetEnv{}); err != nil {
+		if _, _, err := buildTargets(&Settings{Paths: p, Daemon: d, Notify: cfg, ShimPaths: shimPaths}, slog.New(slog.DiscardHandler), build.Env{}); err != nil {
 			for _, x := range Diagnostics(err) {
 				if !containsDiag(ds, x) {
 					ds = append(ds, x)

@@ -11,12 +11,3 @@ import (
 func Classifiers(s *Settings) []mailconv.Classifier {
 	return classify.Chain(s.Notify.Classifiers, s.Daemon.ClassifiersDisable)
 }
-
-// ClassifierName is how logs and herald explain name a classification:
-// the classifier's name, or "none".
-func ClassifierName(c mailconv.Classification) string {
-	if c.Classifier == "" {
-		return "none"
-	}
-	return c.Classifier
-}

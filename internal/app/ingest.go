@@ -12,7 +12,6 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailconv"
 	"herald/internal/spool"
-	"herald/internal/target/httpsend"
 	"herald/internal/target/relay"
 )
 
@@ -282,52 +281,24 @@ func (a *App) toEvent(e spool.Entry, raw []byte) (ev *event.Event, classifier st
 		if uid, ok := e.Submitter(); ok {
 			ev.Mail.UID = uid // a local client of the submission or SMTP socket
 		}
-		RecordEnvelope(ev)
-		return ev, ClassifierName(res), nil
+		mailconv.RecordEnvelope(ev)
+		return ev, res.Name(), nil
 	}
 }
 
-// onDead emits herald's own delivery-failed event when a delivery gives up.
-// It is routed like any other event but never to the target that failed, and
-// a failed delivery-failed event does not beget another.
+// onDead emits herald's own delivery-failed event (delivery.FailedEvent)
+// when a delivery gives up. It is routed like any other event but never to
+// the target that failed.
 func (a *App) onDead(d delivery.Delivery, orig *event.Event) {
-	if orig != nil && orig.Type() == "delivery-failed" {
-		return
-	}
-	// The target masked its own secrets in its error; a server may also
-	// have echoed another target's (a shared token), and this event goes
-	// to every other target.
-	d.LastError = httpsend.Mask(d.LastError, a.Settings().Notify.RevealSecrets()...)
-	ev := &event.Event{
-		ID:        event.NewID(),
-		Timestamp: a.now().Truncate(time.Second),
-		Severity:  event.Error,
-		Title:     fmt.Sprintf("herald on %s: delivery to %s failed", a.Settings().Daemon.Hostname, d.Target),
-		Body: fmt.Sprintf("herald gave up delivering event %s to target %s after %d attempts.\nLast error: %s\n",
-			d.EventID, d.Target, d.Attempts, d.LastError),
-		Fields: map[string]string{
-			event.FieldType:     "delivery-failed",
-			event.FieldHostname: a.Settings().Daemon.Hostname,
-			"target":            d.Target,
-			"event-id":          d.EventID,
-			"delivery-id":       d.ID,
-		},
-	}
+	s := a.Settings()
+	o := delivery.FailedOptions{Hostname: s.Daemon.Hostname, At: a.now(), Secrets: s.Notify.RevealSecrets()}
 	if d.Target == relay.Name && orig != nil && orig.Mail != nil {
-		// The relay's failure is the remote recipients' loss: name them
-		// (herald sends no bounce; this event is the notice).
-		remote := a.Settings().LocalDomains().Remote(orig.Mail.Recipients)
-		ev.Fields["recipients"] = strings.Join(remote, ", ")
-		ev.Body += "Recipients: " + strings.Join(remote, ", ") + "\n"
-		if orig.Mail.From != "" {
-			ev.Body += "Sender: " + orig.Mail.From + "\n"
-		}
+		// The relay's failure is the remote recipients' loss.
+		o.Remote = s.LocalDomains().Remote(orig.Mail.Recipients)
 	}
-	if orig != nil {
-		ev.Body += "Original title: " + orig.Title + "\n"
-		if t := orig.Type(); t != "" {
-			ev.Fields["original-type"] = t
-		}
+	ev := delivery.FailedEvent(d, orig, o)
+	if ev == nil {
+		return
 	}
 	targets := a.working(a.route(ev, d.Target))
 	a.metrics.Event(ev.Type(), ev.Severity.String())

@@ -4,14 +4,9 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 
-	"herald/internal/delivery"
 	"herald/internal/event"
 	"herald/internal/metrics"
 	"herald/internal/monitor"
@@ -98,51 +93,6 @@ func (a *App) pushMonitor(token string) (string, bool) {
 
 // Monitors returns the monitor engine (status, tests).
 func (a *App) Monitors() *monitor.Engine { return a.monitors }
-
-// controlMonitors serves the monitor commands on the control socket.
-func (a *App) controlMonitors(mux *http.ServeMux) {
-	mux.HandleFunc("GET /monitors", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, a.monitors.List(), nil)
-	})
-	act := func(f func(string) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			err := f(r.PathValue("name"))
-			if errors.Is(err, monitor.ErrUnknown) {
-				err = fmt.Errorf("%w: %w", err, delivery.ErrNotFound) // answered 404
-			}
-			writeJSON(w, struct{}{}, err)
-		}
-	}
-	mux.HandleFunc("POST /monitors/{name}/pause", act(a.monitors.Pause))
-	mux.HandleFunc("POST /monitors/{name}/resume", act(a.monitors.Resume))
-}
-
-// DaemonMonitors asks the daemon using stateDir for its monitors.
-func DaemonMonitors(stateDir string) ([]monitor.Status, error) {
-	c, err := dialControl(stateDir)
-	if err != nil {
-		return nil, fmt.Errorf("herald is not running with state directory %s: %w", stateDir, err)
-	}
-	var out []monitor.Status
-	return out, c.do("GET", "/monitors", &out)
-}
-
-// DaemonPauseMonitor pauses (or resumes) a monitor of the running daemon.
-func DaemonPauseMonitor(stateDir, name string, pause bool) error {
-	c, err := dialControl(stateDir)
-	if err != nil {
-		return fmt.Errorf("herald is not running with state directory %s: %w", stateDir, err)
-	}
-	verb := "resume"
-	if pause {
-		verb = "pause"
-	}
-	err = c.do("POST", "/monitors/"+url.PathEscape(name)+"/"+verb, &struct{}{})
-	if errors.Is(err, delivery.ErrNotFound) {
-		return fmt.Errorf("%w: %s", monitor.ErrUnknown, name)
-	}
-	return err
-}
 
 // OfflineMonitors lists the monitors of the configuration in paths as the
 // daemon last recorded them in paths' state directory, for `herald monitors`

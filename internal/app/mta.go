@@ -1,21 +1,13 @@
 package app
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
-	"net/netip"
-	"os"
 	"strings"
 
 	"herald/internal/config"
+	"herald/internal/control"
 	"herald/internal/event"
-	"herald/internal/mailconv"
 	"herald/internal/mailroute"
-	"herald/internal/target"
-	"herald/internal/target/relay"
-	"herald/internal/target/smtp"
 )
 
 // This file holds what makes the daemon behave like the MTA it replaces
@@ -29,9 +21,6 @@ func resolveMailName(d *config.Daemon) {
 		d.MailName = d.ResolvedMailName()
 	}
 }
-
-// mailName is the name for HELO and for qualifying bare addresses.
-func (b builder) mailName() string { return b.s.Daemon.MailName }
 
 // LocalDomains are the domains mail is delivered to on this host.
 func (s *Settings) LocalDomains() mailroute.Local {
@@ -63,105 +52,6 @@ func (a *App) relayed(ev *event.Event) (relayed, only bool) {
 	return true, relayedOnly(d)
 }
 
-// checkRelayNotSelf refuses a relay that is herald's own SMTP listener:
-// every relayed mail would come back as remote mail, forever.
-func checkRelayNotSelf(d *config.Daemon, host string, port int, mode string) error {
-	if port == 0 {
-		port = map[string]int{smtp.ModeInsecure: 25, smtp.ModeSTARTTLS: 587, smtp.ModeTLS: 465}[mode]
-	}
-	loopback := strings.EqualFold(host, "localhost")
-	if ip, err := netip.ParseAddr(host); err == nil {
-		loopback = ip.IsLoopback() || ip.IsUnspecified()
-	}
-	if !loopback {
-		return nil
-	}
-	for _, l := range d.SMTPListen {
-		if int(l.Port()) == port {
-			return fmt.Errorf("relay %s is herald's own smtp-listen %s: relayed mail would loop back; set relay to the smarthost", d.Relay, l)
-		}
-	}
-	return nil
-}
-
-// RecordEnvelope puts the envelope on the event, so that matchers (and the
-// admin reading events) see whom a mail was for and who sent it: the field
-// to lists the envelope recipients the mail shows (blind copies stay
-// hidden: mailroute.Shown), from the envelope sender (the header's From
-// stays when the sender is null).
-func RecordEnvelope(ev *event.Event) {
-	if ev.Mail == nil {
-		return
-	}
-	if shown := mailroute.Shown(ev.Mail.Raw, ev.Mail.Recipients); len(shown) > 0 {
-		ev.SetField(mailconv.FieldTo, strings.Join(shown, ", "))
-	}
-	if ev.Mail.From != "" {
-		ev.SetField(mailconv.FieldFrom, ev.Mail.From)
-	}
-}
-
-// addRelay adds the built-in relay target when herald.cfg sets a relay. A
-// configured target of the reserved name is an error.
-func (b builder) addRelay(out map[string]target.Target) error {
-	if sec := b.s.Notify.Target(relay.Name); sec != nil {
-		return config.Diagnostics{{File: sec.File, Line: sec.Line,
-			Msg: fmt.Sprintf("target name %s is reserved: herald relays mail for remote recipients under it", relay.Name)}}
-	}
-	r := b.relaySettings // read once per build by newBuilder
-	if r == nil {
-		return nil
-	}
-	if err := checkRelayNotSelf(b.s.Daemon, r.Host, r.Port, r.Mode); err != nil {
-		return config.Diagnostics{{File: b.s.Daemon.File, Msg: err.Error()}}
-	}
-	st, err := smtp.New(smtp.Options{
-		Server: r.Host, Port: r.Port, Mode: r.Mode, Username: r.Username, Password: r.Password,
-		From: "root", Hostname: b.mailName(), TLSConfig: r.TLSConfig, Log: b.log,
-	})
-	if err != nil {
-		return fmt.Errorf("relay: %w", err)
-	}
-	local := b.s.LocalDomains()
-	out[relay.Name] = relay.New(st, local.IsLocal, b.mailName())
-	return nil
-}
-
-// relayTLS is the TLS configuration towards the relay: relay-ca-file's
-// roots instead of the system's, and no verification at all with
-// relay-verify no. nil means the defaults.
-func relayTLS(d *config.Daemon) (*tls.Config, error) {
-	if d.RelayCAFile == "" && !d.RelayNoVerify {
-		return nil, nil
-	}
-	host, _ := splitHostPortLoose(d.Relay)
-	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if d.RelayNoVerify {
-		c.InsecureSkipVerify = true // the admin's explicit choice: relay-verify no
-	}
-	if d.RelayCAFile != "" {
-		pem, err := os.ReadFile(d.RelayCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("relay-ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("relay-ca-file %s: no PEM certificate in it", d.RelayCAFile)
-		}
-		c.RootCAs = pool
-	}
-	return c, nil
-}
-
-// splitHostPortLoose splits host:port, or returns a bare host (brackets of
-// an IPv6 literal removed) with an empty port.
-func splitHostPortLoose(v string) (host, port string) {
-	if h, p, err := net.SplitHostPort(v); err == nil {
-		return h, p
-	}
-	return strings.Trim(v, "[]"), ""
-}
-
 // logRelayMode says once at start-up what happens to mail for remote
 // recipients.
 func (a *App) logRelayMode() {
@@ -178,8 +68,8 @@ func (a *App) logRelayMode() {
 const noRelayNote = "no relay set: mail for remote recipients is treated as a notification (set relay in herald.cfg to deliver it)"
 
 // status is what the control socket answers for `herald status`.
-func (a *App) status() Status {
-	st := Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(), SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
+func (a *App) status() control.Status {
+	st := control.Status{Snapshot: a.metrics.Snapshot(), Healthy: a.Healthy(), SMTP: addrList(a.addrs), HTTP: addrList(a.httpAddrs)}
 	if a.Settings().Daemon.Relay == "" {
 		st.Notes = append(st.Notes, noRelayNote)
 	}

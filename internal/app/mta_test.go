@@ -4,48 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"herald/internal/config"
 	"herald/internal/event"
+	"herald/internal/target/build"
 	"herald/internal/target/relay"
 	"herald/internal/target/smtp/smtptest"
 )
-
-func TestCheckRelayNotSelf(t *testing.T) {
-	d := config.DefaultDaemon() // smtp-listen 127.0.0.1:25, [::1]:25
-	tests := []struct {
-		host  string
-		port  int
-		mode  string
-		loops bool
-	}{
-		{"127.0.0.1", 25, "insecure", true},
-		{"localhost", 0, "insecure", true}, // the mode's port: 25
-		{"::1", 25, "starttls", true},
-		{"localhost", 0, "starttls", false}, // 587
-		{"127.0.0.1", 2525, "insecure", false},
-		{"smtp.example.com", 25, "insecure", false},
-		{"192.0.2.1", 25, "insecure", false},
-	}
-	for _, tt := range tests {
-		err := checkRelayNotSelf(d, tt.host, tt.port, tt.mode)
-		if (err != nil) != tt.loops {
-			t.Errorf("%s:%d %s: err = %v, want loop %v", tt.host, tt.port, tt.mode, err, tt.loops)
-		}
-		if err != nil && !strings.Contains(err.Error(), "loop") {
-			t.Errorf("unhelpful error %v", err)
-		}
-	}
-	d.SMTPListen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:2525")}
-	if err := checkRelayNotSelf(d, "127.0.0.1", 2525, "insecure"); err == nil {
-		t.Error("a relay on the configured listener's port passes")
-	}
-}
 
 // The relay's certificate is checked against relay-ca-file; without it the
 // system's roots do not know the test CA; relay-verify no skips the check.
@@ -76,7 +44,7 @@ func TestRelayCAFileAndVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			targets, _, err := buildTargets(s, slog.New(slog.DiscardHandler), targetEnv{})
+			targets, _, err := buildTargets(s, slog.New(slog.DiscardHandler), build.Env{})
 			if err != nil {
 				t.Fatal(err)
 			}

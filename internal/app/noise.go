@@ -1,10 +1,8 @@
 package app
 
 import (
-	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 
 	"herald/internal/delivery"
 	"herald/internal/event"
@@ -100,41 +98,7 @@ func (a *App) recordOutcome(d delivery.Delivery) {
 // webMonitors shows the heartbeats and usage watches on the status page.
 type webMonitors struct{ e *monitor.Engine }
 
-func (w webMonitors) Monitors() []web.Monitor {
-	list := w.e.List()
-	out := make([]web.Monitor, 0, len(list))
-	for _, st := range list {
-		m := web.Monitor{Name: st.Name, State: st.State}
-		switch st.Kind {
-		case "usage":
-			if st.LastCheck != nil {
-				m.Last = *st.LastCheck
-			}
-			if st.UsedPercent != nil {
-				m.Detail = fmt.Sprintf("%s %.1f%% used (threshold %.0f%%)", st.Path, *st.UsedPercent, st.Threshold)
-			} else if st.Error != "" {
-				m.Detail = st.Path + ": " + st.Error
-			}
-		default:
-			if st.LastSuccess != nil {
-				m.Last = *st.LastSuccess
-			}
-			var parts []string
-			if st.Reason != "" {
-				parts = append(parts, "down: "+st.Reason)
-			}
-			if st.NextDeadline != nil {
-				parts = append(parts, "next deadline "+st.NextDeadline.Local().Format("2006-01-02 15:04"))
-			}
-			if st.Comment != "" {
-				parts = append(parts, st.Comment)
-			}
-			m.Detail = strings.Join(parts, "; ")
-		}
-		out = append(out, m)
-	}
-	return out
-}
+func (w webMonitors) Monitors() []web.Monitor { return web.MonitorRows(w.e.List()) }
 
 // webHandler builds the status page, or nil (logged) when its token cannot
 // be had: the rest of the HTTP listener works without it.

@@ -3,6 +3,8 @@ package app
 import (
 	"os"
 	"path/filepath"
+
+	"herald/internal/safeio"
 )
 
 // Default locations of a system install (docs/interfaces.md §2).
@@ -70,3 +72,7 @@ func ResolveAdmin(configFlag, stateFlag string) Paths {
 	}
 	return p
 }
+
+// makeStateDir creates the state directory (and its parents) when missing,
+// durably.
+func (p Paths) makeStateDir() error { return safeio.MkdirAll(p.StateDir, 0o755) }

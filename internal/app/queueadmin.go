@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"herald/internal/control"
 	"herald/internal/delivery"
 	"herald/internal/target"
 )
@@ -33,7 +34,7 @@ func (o offlineAdmin) Drop(id string) error {
 // Flush has nothing to run without the daemon: its deliveries are tried
 // when it starts.
 func (o offlineAdmin) Flush() (int, error) {
-	return 0, fmt.Errorf("%w with state directory %s: its deliveries are tried when it starts", ErrNotRunning, o.stateDir)
+	return 0, fmt.Errorf("%w with state directory %s: its deliveries are tried when it starts", control.ErrNotRunning, o.stateDir)
 }
 
 func (o offlineAdmin) withQueue(f func(q *delivery.Queue) error) error {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"herald/internal/control"
 	"herald/internal/submit"
 )
 
@@ -65,17 +66,7 @@ func listenSubmit(dir string) (net.Listener, error) {
 	if st.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s is mode %v: writable by group or others (want 0710, or 0700)", dir, st.Mode().Perm())
 	}
-	path := filepath.Join(dir, submit.SocketName)
-	_ = os.Remove(path) // a stale socket of a killed daemon
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	// Connecting needs write permission on the socket; the directory
-	// says who may reach it.
-	if err := os.Chmod(path, 0o666); err != nil {
-		_ = l.Close() // unlinks the socket
-		return nil, err
-	}
-	return l, nil
+	// Anyone may connect to the socket; the directory says who may reach
+	// it.
+	return control.Listen(filepath.Join(dir, submit.SocketName), 0o666)
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,17 +33,5 @@ func TestWebMonitorsListsTheEngine(t *testing.T) {
 	}
 	if got[0].State == "" || !strings.Contains(got[0].Detail, "backup of pve1") {
 		t.Errorf("heartbeat shown as %+v", got[0])
-	}
-}
-
-// An alert's generatorURL is its event on the status page of the first
-// HTTP listener; without a listener there is none.
-func TestStatusPageEventURL(t *testing.T) {
-	f := statusPageEventURL([]netip.AddrPort{netip.MustParseAddrPort("[::1]:8025"), netip.MustParseAddrPort("127.0.0.1:9")})
-	if got := f(&event.Event{ID: "18ed-0a.b"}); got != "http://[::1]:8025/event/18ed-0a.b" {
-		t.Errorf("generatorURL %q", got)
-	}
-	if statusPageEventURL(nil) != nil {
-		t.Error("a link without a status page")
 	}
 }

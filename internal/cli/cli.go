@@ -374,7 +374,7 @@ func (e env) explain(args []string) int {
 		Heartbeats: monitor.Explain(s.Notify.Monitors, ev, nil),
 		Noise:      e.planNoise(paths, s, ev, targets, when), Mail: mailExp}
 	if cls != nil {
-		x.Classifier, x.Classification = app.ClassifierName(*cls), cls
+		x.Classifier, x.Classification = cls.Name(), cls
 	}
 	if *asJSON || !isTerminal(e.stdout) {
 		return e.printJSON(x)

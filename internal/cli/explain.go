@@ -12,6 +12,7 @@ import (
 
 	"herald/internal/app"
 	"herald/internal/event"
+	"herald/internal/mailconv"
 	"herald/internal/mailroute"
 	"herald/internal/sysexits"
 	"herald/internal/target/relay"
@@ -42,7 +43,7 @@ func explainMail(s *app.Settings, ev *event.Event, raw []byte, rcpts []string) *
 	}
 	if ev.Mail != nil {
 		ev.Mail.Recipients = rcpts
-		app.RecordEnvelope(ev)
+		mailconv.RecordEnvelope(ev)
 	}
 	d := s.MailDecision(rcpts)
 	x := &mailExplanation{Recipients: rcpts, Local: d.Local, Remote: d.Remote, Relayed: d.Relayed}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"herald/internal/app"
+	"herald/internal/control"
 	"herald/internal/delivery"
 	"herald/internal/event"
 	"herald/internal/target"
@@ -92,12 +92,12 @@ func TestQueueUsageErrors(t *testing.T) {
 
 func TestFormatMailq(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
-	empty := formatMailq(app.Mailq{})
+	empty := formatMailq(control.Mailq{})
 	if empty != "Mail queue is empty\n" {
 		t.Errorf("empty: %q", empty)
 	}
-	m := app.Mailq{
-		Spool: []app.MailqEntry{{ID: "18ed58c5-0001", Size: 1200, Received: at, From: "alice@pve1.example.org", Recipients: []string{"root"}, UID: 1000, Source: "sendmail"}},
+	m := control.Mailq{
+		Spool: []control.MailqEntry{{ID: "18ed58c5-0001", Size: 1200, Received: at, From: "alice@pve1.example.org", Recipients: []string{"root"}, UID: 1000, Source: "sendmail"}},
 		Queue: []delivery.Item{{EventID: "18ed58c5-0002", Created: at, From: "root@pve1.example.org", Recipients: []string{"boss@example.com", "root"}, Size: 3000,
 			Deliveries: []delivery.Delivery{
 				{Target: "herald-relay", State: delivery.StatePending, Attempts: 2, LastError: "451 4.3.0 try later"},

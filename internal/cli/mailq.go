@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"herald/internal/app"
+	"herald/internal/control"
 	"herald/internal/delivery"
 	"herald/internal/sysexits"
 	"herald/internal/target/relay"
@@ -20,8 +21,8 @@ import (
 // own submissions, root all); without a daemon the files are read as they
 // are, which needs root or herald, and nothing is created.
 func (e env) mailq(paths app.Paths) int {
-	m, err := app.DaemonMailq(paths.StateDir)
-	if errors.Is(err, app.ErrNotRunning) {
+	m, err := control.DaemonMailq(paths.StateDir)
+	if errors.Is(err, control.ErrNotRunning) {
 		m, err = app.OfflineMailq(paths)
 		if errors.Is(err, fs.ErrPermission) {
 			fmt.Fprintln(e.stderr, "mailq: herald is not running, and only root and the herald user may read its queue files")
@@ -44,7 +45,7 @@ const mailqIndent = 25 + 1 + 8 + 1 + 20 + 1
 // (ID, size, arrival, sender; the reason it waits in parentheses; its
 // recipients), then a total. "Mail queue is empty" only when nothing at all
 // waits.
-func formatMailq(m app.Mailq) string {
+func formatMailq(m control.Mailq) string {
 	var b strings.Builder
 	for _, n := range m.Notes {
 		fmt.Fprintf(&b, "-- %s\n", n)

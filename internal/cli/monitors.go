@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"herald/internal/app"
+	"herald/internal/control"
 	"herald/internal/monitor"
 	"herald/internal/sysexits"
 )
@@ -24,7 +25,7 @@ func (e env) monitorsCmd(args []string) int {
 			fmt.Fprintln(e.stderr, monitorsUsage)
 			return sysexits.Usage
 		}
-		err := app.DaemonPauseMonitor(stateDir, args[1], args[0] == "pause")
+		err := control.DaemonPauseMonitor(stateDir, args[1], args[0] == "pause")
 		switch {
 		case errors.Is(err, monitor.ErrUnknown):
 			fmt.Fprintf(e.stderr, "herald monitors %s: %v\n", args[0], err)
@@ -42,7 +43,7 @@ func (e env) monitorsCmd(args []string) int {
 		fmt.Fprintln(e.stderr, monitorsUsage)
 		return sysexits.Usage
 	}
-	list, err := app.DaemonMonitors(stateDir)
+	list, err := control.DaemonMonitors(stateDir)
 	if err != nil {
 		// The daemon is not running: show what it last recorded, which is
 		// what an admin wants to see while it is down.

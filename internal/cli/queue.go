@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"herald/internal/app"
+	"herald/internal/control"
 	"herald/internal/delivery"
 	"herald/internal/sysexits"
 )
@@ -92,7 +93,7 @@ func (e env) queueCmd(args []string) int {
 		if err != nil {
 			return fail(err)
 		}
-		return e.printJSON(app.QueueItem{Delivery: d, Event: ev})
+		return e.printJSON(control.QueueItem{Delivery: d, Event: ev})
 	case "retry", "drop":
 		ids := []string{id}
 		if all {
@@ -189,7 +190,7 @@ func oneLine(s string, n int) string {
 
 // eventDeliveries lists the deliveries of event id (given where a delivery
 // ID was expected); hint, when set, makes it an error that says so.
-func (e env) eventDeliveries(adm app.QueueAdmin, id, hint string) int {
+func (e env) eventDeliveries(adm control.QueueAdmin, id, hint string) int {
 	ds, err := adm.List()
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald queue:", err)

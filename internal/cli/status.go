@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"herald/internal/app"
+	"herald/internal/control"
 	"herald/internal/metrics"
 	"herald/internal/sysexits"
 )
@@ -18,7 +19,7 @@ func (e env) status(args []string) int {
 		fmt.Fprintln(e.stderr, "usage: herald status")
 		return sysexits.Usage
 	}
-	st, err := app.DaemonStatus(app.ResolveAdmin("", "").StateDir)
+	st, err := control.DaemonStatus(app.ResolveAdmin("", "").StateDir)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "herald status:", err)
 		return sysexits.Unavailable

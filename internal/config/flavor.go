@@ -40,7 +40,8 @@ func ParseFlavor(s string) (Flavor, error) {
 }
 
 // The products' default configs, verbatim from proxmox-notify's
-// context/pve.rs and context/pbs.rs (mixed tab/space indentation included).
+// context/pve.rs and context/pbs.rs (mixed tab/space indentation included;
+// docs/proxmox-notify.md §1.6).
 const (
 	pveDefaultConfig = "sendmail: mail-to-root\n" +
 		"\tcomment Send mails to root@pam's email address\n" +

@@ -15,6 +15,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/mailname"
+	"herald/internal/match"
 )
 
 // kind says what a section type is for.
@@ -190,19 +191,7 @@ func privTypeList() string {
 // validID reports whether s is a SAFE_ID of 2 to 32 characters, the schema
 // of section names and target references.
 func validID(s string) bool {
-	if len(s) < 2 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return len(s) >= 2 && len(s) <= 32 && match.SafeID(s)
 }
 
 const idRule = "names are 2 to 32 characters of A-Z a-z 0-9 _ . - and do not start with . or -"

@@ -243,7 +243,7 @@ func (q *Queue) Retry(id string) error {
 	case StateInflight:
 		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
 	case StateDone:
-		return fmt.Errorf("delivery %s: already delivered", id)
+		return fmt.Errorf("delivery %s: %w", id, ErrDelivered)
 	case StateDead:
 		rec.RetrySince = now
 		rec.Finished = time.Time{}
@@ -280,7 +280,7 @@ func (q *Queue) Drop(id string) error {
 		return fmt.Errorf("delivery %s: %w", id, ErrInFlight)
 	case StateDone:
 		q.mu.Unlock()
-		return fmt.Errorf("delivery %s: already delivered", id)
+		return fmt.Errorf("delivery %s: %w", id, ErrDelivered)
 	}
 	// Removed from memory first (under mu) so the loop cannot dispatch it.
 	q.remove(e)

@@ -113,6 +113,8 @@ type Delivery struct {
 var (
 	ErrNotFound = errors.New("no such delivery")
 	ErrInFlight = errors.New("delivery is in flight")
+	// ErrDelivered: the delivery is done, there is nothing to retry or drop.
+	ErrDelivered = errors.New("already delivered")
 )
 
 // Queue is the durable delivery queue. Its methods are safe for concurrent
@@ -269,13 +271,7 @@ func (q *Queue) Close() error {
 
 // mkdirDurable creates dir (0700) when missing and makes its entry durable.
 func mkdirDurable(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return err
-	}
-	return safeio.SyncDir(filepath.Dir(dir))
+	return safeio.MkdirAll(dir, dirMode)
 }
 
 // Enqueue queues ev for each named target, durably before it returns. It is

@@ -380,17 +380,7 @@ func readRecord(path, id string) (*record, error) {
 // quarantine moves an unreadable file aside, never deleting it, and
 // returns where it went ("" when it could not be moved).
 func (q *Queue) quarantine(path string, why error) string {
-	dst := filepath.Join(q.dir, quarantineDir, filepath.Base(path))
-	err := os.MkdirAll(filepath.Dir(dst), dirMode)
-	if err == nil {
-		if _, serr := os.Stat(dst); serr == nil {
-			dst += "." + q.now().UTC().Format("20060102T150405.000000000")
-		}
-		err = os.Rename(path, dst)
-	}
-	if err == nil {
-		err = safeio.SyncDir(filepath.Dir(path))
-	}
+	dst, err := safeio.MoveAside(path, filepath.Join(q.dir, quarantineDir), filepath.Base(path), dirMode)
 	if err != nil {
 		q.log.Error("cannot move unreadable queue file aside", "path", path, "reason", why.Error(), "err", err)
 		return ""

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // These tests run herald against the real Prometheus Alertmanager binary
@@ -33,7 +35,7 @@ type amMember struct {
 	webConfig string
 	cmd       *exec.Cmd
 	done      chan struct{}
-	logs      *lockedBuffer
+	logs      *testkit.Buffer
 }
 
 // amConfig routes every alert to the webhook at hook, grouping by
@@ -63,17 +65,14 @@ receivers:
 // loopback); none is started yet.
 func newAMCluster(t *testing.T, n int, config string) []*amMember {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Fatal("prometheus-alertmanager is not installed: run scripts/install-test-deps.sh as root (make test does)")
-	}
+	bin := needTool(t, "prometheus-alertmanager")
 	base := t.TempDir()
 	cfg := filepath.Join(base, "alertmanager.yml")
 	writeFile(t, cfg, config, 0o644)
 	ms := make([]*amMember, n)
 	for i := range ms {
 		ms[i] = &amMember{t: t, bin: bin, dir: filepath.Join(base, fmt.Sprintf("am%d", i)),
-			web: freePort(t), cluster: freePort(t), logs: &lockedBuffer{}}
+			web: freePort(t), cluster: freePort(t), logs: &testkit.Buffer{}}
 	}
 	for i, m := range ms {
 		for j, o := range ms {

@@ -77,7 +77,7 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
 	})
 }
 
-// The argv sets real callers pass to /usr/sbin/sendmail (shared/lab/README.md §3).
+// The argv sets real callers pass to /usr/sbin/sendmail (docs/clients.md §3).
 func TestShimRealCallers(t *testing.T) {
 	d := newDaemon(t, "")
 	d.start()

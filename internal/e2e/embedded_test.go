@@ -6,10 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // TestEmbeddedDefault runs `herald serve` exactly as `make run` does: no
@@ -73,9 +74,9 @@ func TestEmbeddedDefault(t *testing.T) {
 // startBackground starts cmd with its output collected, and stops it
 // (SIGTERM, then SIGKILL after 15 s, which fails the test) when the test
 // ends. done receives its exit.
-func startBackground(t *testing.T, cmd *exec.Cmd) (*lockedBuffer, chan error) {
+func startBackground(t *testing.T, cmd *exec.Cmd) (*testkit.Buffer, chan error) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -95,24 +96,7 @@ func startBackground(t *testing.T, cmd *exec.Cmd) (*lockedBuffer, chan error) {
 	return logs, done
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func waitPort(t *testing.T, addr string, done chan error, logs *lockedBuffer) {
+func waitPort(t *testing.T, addr string, done chan error, logs *testkit.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -110,7 +110,7 @@ type daemon struct {
 	// eventsFile is where the file target writes ("" = STATE/events.jsonl).
 	eventsFile string
 	cmd        *exec.Cmd
-	logs       *lockedBuffer
+	logs       *testkit.Buffer
 	done       chan error
 }
 
@@ -135,7 +135,7 @@ func newDaemon(t testing.TB, notifications string) *daemon {
 	base := t.TempDir()
 	d := &daemon{t: t, herald: herald, shim: shim,
 		configDir: filepath.Join(base, "etc"), stateDir: filepath.Join(base, "state"),
-		port: freePort(t), httpPort: freePort(t), logs: &lockedBuffer{}}
+		port: freePort(t), httpPort: freePort(t), logs: &testkit.Buffer{}}
 	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

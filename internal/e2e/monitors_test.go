@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/monitor"
 )
 
 // pushToken is the Kuma push token of the heartbeats under test.
@@ -38,6 +39,22 @@ func heartbeatEvents(d *daemon, monitor, status string) []event.Event {
 		}
 	}
 	return out
+}
+
+// monitor returns what `herald monitors --json` says of the monitor name.
+func (d *daemon) monitor(name string) monitor.Status {
+	d.t.Helper()
+	var mons []monitor.Status
+	if err := json.Unmarshal([]byte(d.run("", d.herald, "monitors", "--json")), &mons); err != nil {
+		d.t.Fatal(err)
+	}
+	for _, m := range mons {
+		if m.Name == name {
+			return m
+		}
+	}
+	d.t.Fatalf("herald monitors --json has no %s", name)
+	return monitor.Status{}
 }
 
 func (d *daemon) notify(typ, sev, title string) {
@@ -184,7 +201,13 @@ heartbeat: hb-idle
 	// alert-after-failures 2: one failure is no alarm, the second is.
 	d.notify("job2", "error", "job2 failed once")
 	d.waitEvent("job2 failed once")
-	time.Sleep(time.Second)
+	// The engine raises a down event only with the state change, in the
+	// same write: once it has counted the failure and stayed up, none is
+	// on its way.
+	waitFor(t, "hb-fail's first failure counted", 15*time.Second, func() bool { return d.monitor("hb-fail").Failures == 1 })
+	if st := d.monitor("hb-fail"); st.State == monitor.StateDown {
+		t.Fatalf("down after one failure: %+v", st)
+	}
 	if n := len(heartbeatEvents(d, "hb-fail", "down")); n != 0 {
 		t.Fatalf("down after one failure")
 	}
@@ -317,9 +340,10 @@ func TestUsageWatchOnTmpfs(t *testing.T) {
 		}
 		return out
 	}
-	time.Sleep(2 * time.Second)
-	if len(usage(event.Warning)) != 0 {
-		t.Fatal("warning on an empty file system")
+	// Judged once checked: a warning comes only with the state down.
+	waitFor(t, "the first usage check", 15*time.Second, func() bool { return d.monitor("small-vol").LastCheck != nil })
+	if st := d.monitor("small-vol"); st.State != monitor.StateUp || len(usage(event.Warning)) != 0 {
+		t.Fatalf("warning on an empty file system: %+v", st)
 	}
 	big := filepath.Join(mnt, "fill")
 	if err := os.WriteFile(big, make([]byte, 700<<10), 0o644); err != nil {
@@ -335,9 +359,12 @@ func TestUsageWatchOnTmpfs(t *testing.T) {
 	if err := os.Truncate(big, 460<<10); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
-	if len(usage(event.Info)) != 0 {
-		t.Fatal("info inside the hysteresis band")
+	waitFor(t, "a check seeing 45 %", 15*time.Second, func() bool {
+		u := d.monitor("small-vol").UsedPercent
+		return u != nil && *u < 50
+	})
+	if st := d.monitor("small-vol"); st.State != monitor.StateDown || len(usage(event.Info)) != 0 {
+		t.Fatalf("info inside the hysteresis band: %+v", st)
 	}
 	if err := os.Remove(big); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"herald/internal/recipients/ldapdir/ldaptest"
 	"herald/internal/target/smtp/smtptest"
+	"herald/internal/testkit"
 )
 
 // TestLDAPDeliveryRetriesUntilDirectoryReturns drives the daemon with
@@ -206,7 +207,7 @@ matcher: everything
 	}
 	sock := filepath.Join(base, "mbox.sock")
 	act := exec.Command(activate, "--listen="+sock, "--accept", "--inetd", helper)
-	actLog := &lockedBuffer{}
+	actLog := &testkit.Buffer{}
 	act.Stdout, act.Stderr = actLog, actLog
 	if err := act.Start(); err != nil {
 		t.Fatal(err)

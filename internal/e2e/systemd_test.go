@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // TestSocketActivation starts herald under the real systemd-socket-activate
@@ -101,7 +103,7 @@ func TestSystemdNotify(t *testing.T) {
 	ns := newNotifySocket(t)
 	cmd := exec.Command(d.herald, "serve")
 	cmd.Env = append(d.env(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=400000")
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,8 @@ var builtins map[string]helperDef
 
 func init() {
 	builtins = map[string]helperDef{
-		// proxmox-notify's webhook helpers (src/endpoints/webhook.rs).
+		// proxmox-notify's webhook helpers (src/endpoints/webhook.rs;
+		// docs/proxmox-notify.md §2.5).
 		"url-encode": {fn: urlEncodeHelper, raw: true},
 		"json":       {fn: jsonHelper, raw: true},
 		"escape":     {fn: escapeHelper, raw: true},

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"herald/internal/event"
+	"herald/internal/safeio"
 )
 
 // Defaults of herald.cfg's history-retention and history-max-size.
@@ -106,7 +107,7 @@ func Open(opt Options) (*Log, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	l := &Log{opt: opt, log: opt.Logger}
@@ -202,7 +203,7 @@ func (l *Log) rotate(now time.Time, add int64) error {
 	// stands still or steps back.
 	l.seq++
 	name := fmt.Sprintf("%s-%s-%06d.jsonl", day, now.UTC().Format("150405.000000000"), l.seq%1000000)
-	f, err := os.OpenFile(filepath.Join(l.opt.Dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := safeio.OpenAppend(filepath.Join(l.opt.Dir, name), os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

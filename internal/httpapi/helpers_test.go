@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/spool"
+	"herald/internal/testkit"
 )
 
 // deadline bounds every wait in these tests.
@@ -85,31 +85,13 @@ func (f *fakeSub) only(t *testing.T) (submitted, *event.Event) {
 	return calls[0], &ev
 }
 
-// logBuf is a concurrency-safe buffer for a slog handler.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogger() (*slog.Logger, *logBuf) {
-	buf := &logBuf{}
+func newLogger() (*slog.Logger, *testkit.Buffer) {
+	buf := &testkit.Buffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
 // newServer returns a Server over sub with a fixed clock and a log buffer.
-func newServer(sub Submitter, opt Options) (*Server, *logBuf) {
+func newServer(sub Submitter, opt Options) (*Server, *testkit.Buffer) {
 	log, buf := newLogger()
 	if opt.Logger == nil {
 		opt.Logger = log

@@ -93,21 +93,7 @@ const (
 
 // validFieldName reports whether s is a SAFE_ID-shaped field name:
 // ^[A-Za-z0-9_][A-Za-z0-9._-]*$ (match-field puts no length limit on it).
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validFieldName(s string) bool { return SafeID(s) }
 
 // ParseField parses a match-field value. The exact: or regex: prefix is
 // mandatory (Proxmox's syntax regex makes it look optional, but its

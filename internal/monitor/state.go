@@ -89,8 +89,8 @@ func loadState(dir string) (*fileState, error) {
 	}
 	st := newFileState()
 	if err := json.Unmarshal(b, st); err != nil || st.Version != 1 {
-		aside := p + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
-		if rerr := os.Rename(p, aside); rerr != nil {
+		aside, rerr := safeio.MoveAside(p, dir, stateFile+".corrupt-"+time.Now().UTC().Format("20060102T150405"), 0o700)
+		if rerr != nil {
 			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", p, err, rerr)
 		}
 		if err == nil {

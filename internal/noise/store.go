@@ -133,18 +133,8 @@ type store struct {
 func (s store) path(sub, name string) string { return filepath.Join(s.dir, sub, name) }
 
 func (s store) mkdirs() error {
-	if err := os.MkdirAll(s.dir, dirMode); err != nil {
-		return err
-	}
 	for _, d := range []string{dedupDir, heldDir, releasedDir} {
-		p := filepath.Join(s.dir, d)
-		if _, err := os.Stat(p); err == nil {
-			continue
-		}
-		if err := os.Mkdir(p, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-		if err := safeio.SyncDir(s.dir); err != nil {
+		if err := safeio.MkdirAll(filepath.Join(s.dir, d), dirMode); err != nil {
 			return err
 		}
 	}
@@ -212,13 +202,8 @@ func (s store) scan(sub string, clean bool, fn func(name string, data []byte) er
 
 // quarantine moves an unreadable file aside.
 func (s store) quarantine(sub, name string) error {
-	q := filepath.Join(s.dir, quarantineDir)
-	if err := os.MkdirAll(q, dirMode); err != nil {
-		return err
-	}
-	dst := filepath.Join(q, sub+"-"+name)
-	if err := os.Rename(s.path(sub, name), dst); err != nil {
+	if _, err := safeio.MoveAside(s.path(sub, name), filepath.Join(s.dir, quarantineDir), sub+"-"+name, dirMode); err != nil {
 		return fmt.Errorf("quarantine %s: %w", name, err)
 	}
-	return errors.Join(safeio.SyncDir(q), safeio.SyncDir(filepath.Join(s.dir, sub)))
+	return nil
 }

@@ -24,7 +24,7 @@ func TestParseArgs(t *testing.T) {
 		args []string
 		want want
 	}{
-		// Every argv captured in lab/README.md §3 and peers.md §2.1.
+		// Every argv captured from the real clients (docs/clients.md §3).
 		{"debian cron", "sendmail", []string{"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "a@x,b@y"},
 			want{i: true, fullName: "CronDaemon", rcpts: []string{"a@x", "b@y"}}},
 		{"debian cron, list with spaces", "sendmail", []string{"-i", "-FCronDaemon", "-B8BITMIME", "-oem", "a@x, b@y,"},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)
@@ -35,7 +37,7 @@ func FuzzSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
 		sub := &fakeSub{}
-		var out lockedBuf
+		var out testkit.Buffer
 		done := make(chan error, 1)
 		opt := Options{Hostname: "fuzz.test", MaxMessageSize: 64 << 10, MaxRecipients: 5, ReadTimeout: time.Second}
 		go func() {

@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"herald/internal/spool"
+	"herald/internal/testkit"
 )
 
 // wait is the deadline for anything a test waits on.
@@ -96,25 +96,8 @@ func (f *fakeSub) only(t *testing.T) submission {
 	return got[0]
 }
 
-// logBuf collects the server's log for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) logger() *slog.Logger {
+// debugLogger logs everything, down to debug, into l.
+func debugLogger(l *testkit.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -122,7 +105,7 @@ func (l *logBuf) logger() *slog.Logger {
 type testServer struct {
 	*Server
 	addr   string
-	log    *logBuf
+	log    *testkit.Buffer
 	served chan error
 }
 
@@ -139,8 +122,8 @@ func start(t *testing.T, sub Submitter, opt Options, addr string) *testServer {
 
 func serveOn(t *testing.T, sub Submitter, opt Options, l net.Listener) *testServer {
 	t.Helper()
-	lb := &logBuf{}
-	opt.Logger = lb.logger()
+	lb := &testkit.Buffer{}
+	opt.Logger = debugLogger(lb)
 	if opt.Hostname == "" {
 		opt.Hostname = "herald.test"
 	}
@@ -287,23 +270,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// lockedBuf is a bytes.Buffer safe for a writer and a reader in different
-// goroutines.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

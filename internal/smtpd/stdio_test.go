@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // stdioSession runs ServeStdio over two pipes and returns a client for the
@@ -18,8 +20,8 @@ func stdioSession(t *testing.T, ctx context.Context, sub Submitter, opt Options)
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	lb := &logBuf{}
-	opt.Logger = lb.logger()
+	lb := &testkit.Buffer{}
+	opt.Logger = debugLogger(lb)
 	opt.Hostname = "herald.test"
 	done := make(chan error, 1)
 	go func() {
@@ -127,7 +129,7 @@ func TestServeStdioEOF(t *testing.T) {
 	// The input just ends, in the middle of a message: nothing is submitted
 	// and ServeStdio returns.
 	sub := &fakeSub{}
-	var out lockedBuf
+	var out testkit.Buffer
 	in := strings.NewReader("HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: cut\r\n")
 	errc := make(chan error, 1)
 	go func() { errc <- ServeStdio(context.Background(), in, &out, sub, Options{Hostname: "h"}) }()

@@ -94,23 +94,7 @@ func OpenDir(root string, log *slog.Logger) (*Spool, error) {
 // ensureDir creates dir with exactly perm (no umask) if it is missing, and
 // makes its creation durable.
 func ensureDir(dir string, perm os.FileMode) error {
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return &fs.PathError{Op: "open", Path: dir, Err: syscall.ENOTDIR}
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.Mkdir(dir, perm.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	if err := os.Chmod(dir, perm); err != nil {
-		return err
-	}
-	return safeio.SyncDir(filepath.Dir(dir))
+	return safeio.Mkdir(dir, perm)
 }
 
 // checkModes refuses directory modes that break the permission model (see
@@ -388,26 +372,14 @@ func (s *Spool) Quarantine(e Entry, reason error) error {
 // quarantinePath moves the file p (name in the directory dirName) into
 // quarantine/ as DIRNAME-NAME, durably, with a log line.
 func (s *Spool) quarantinePath(p, dirName, name string, reason error) error {
-	dest := filepath.Join(s.quarantine, dirName+"-"+strings.TrimPrefix(name, "."))
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		dest = filepath.Join(s.quarantine, fmt.Sprintf("%s-%s.%d", dirName, strings.TrimPrefix(name, "."), i))
-	}
-	if err := os.Rename(p, dest); err != nil {
+	dest, err := safeio.MoveAside(p, s.quarantine, dirName+"-"+strings.TrimPrefix(name, "."), 0o700)
+	if err != nil {
 		return &spoolError{op: "quarantine", err: err}
 	}
 	// Its age in quarantine starts now (PruneQuarantine).
 	now := time.Now()
 	if err := os.Chtimes(dest, now, now); err != nil {
 		s.log.Warn("spool: cannot date quarantined entry", "file", dest, "err", err)
-	}
-	if err := safeio.SyncDir(s.quarantine); err != nil {
-		return &spoolError{op: "quarantine", err: err}
-	}
-	if err := safeio.SyncDir(filepath.Dir(p)); err != nil {
-		return &spoolError{op: "quarantine", err: err}
 	}
 	s.log.Warn("spool: entry quarantined", "id", name, "dir", dirName, "to", dest, "reason", reason)
 	return nil

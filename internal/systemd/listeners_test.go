@@ -3,7 +3,6 @@ package systemd
 import (
 	"bufio"
 	"encoding/json"
-	"herald/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 func socketActivateTool(t *testing.T) string {
@@ -46,7 +47,7 @@ func freePort(t *testing.T, network string) int {
 type activatedRun struct {
 	cmd    *exec.Cmd
 	stdout *bufio.Reader
-	stderr *lockedBuffer
+	stderr *testkit.Buffer
 	exited chan error
 }
 
@@ -63,7 +64,7 @@ func startActivated(t *testing.T, args []string, addrs []string) *activatedRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &activatedRun{cmd: cmd, stdout: bufio.NewReader(stdout), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	a := &activatedRun{cmd: cmd, stdout: bufio.NewReader(stdout), stderr: &testkit.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", tool, err)

@@ -1,14 +1,12 @@
 package systemd
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -164,22 +162,4 @@ func TestNotifierSocketGone(t *testing.T) {
 	if !strings.Contains(err.Error(), "sd_notify READY=1") {
 		t.Fatalf("error %q does not say which notification failed", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger in another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

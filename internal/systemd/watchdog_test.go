@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"herald/internal/testkit"
 )
 
 // The watchdog interval of these tests: systemd's WatchdogSec=200ms, so a
@@ -56,7 +58,7 @@ func TestWatchdogPingsWhileHealthyThenStopsForGood(t *testing.T) {
 	enableWatchdog(t)
 	var healthy atomic.Bool
 	healthy.Store(true)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	done, _ := startWatchdog(t, healthy.Load, slog.New(slog.NewTextHandler(&logBuf, nil)))
 
 	start := time.Now()
@@ -100,7 +102,7 @@ func TestWatchdogPingsWhileHealthyThenStopsForGood(t *testing.T) {
 func TestWatchdogReturnsOnCancel(t *testing.T) {
 	f := newFakeNotify(t)
 	enableWatchdog(t)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	var checks atomic.Int32
 	healthy := func() bool { checks.Add(1); return true }
 	_, stop := startWatchdog(t, healthy, slog.New(slog.NewTextHandler(&logBuf, nil)))
@@ -132,7 +134,7 @@ func TestWatchdogNotEnabled(t *testing.T) {
 			f := newFakeNotify(t)
 			t.Setenv("WATCHDOG_USEC", tt.usec)
 			t.Setenv("WATCHDOG_PID", tt.pid)
-			var logBuf lockedBuffer
+			var logBuf testkit.Buffer
 			called := false
 			done, _ := startWatchdog(t, func() bool { called = true; return true },
 				slog.New(slog.NewTextHandler(&logBuf, nil)))
@@ -158,7 +160,7 @@ func TestWatchdogLogsPingFailuresOnChange(t *testing.T) {
 	f := &fakeNotify{path: t.TempDir() + "/n.sock"}
 	t.Setenv("NOTIFY_SOCKET", f.path) // nobody listens yet
 	enableWatchdog(t)
-	var logBuf lockedBuffer
+	var logBuf testkit.Buffer
 	checks := make(chan struct{}, 100)
 	healthy := func() bool {
 		select { // never block Watchdog, even once the test stops reading

@@ -304,8 +304,8 @@ func plainKey(k string) bool {
 
 // SecretMark is how a target's String shows a credential: "<secret>" when
 // one is set, "<none>" when not, never the value.
-func SecretMark(s string) string {
-	if s == "" {
+func SecretMark(set bool) string {
+	if !set {
 		return "<none>"
 	}
 	return "<secret>"

@@ -1,6 +1,8 @@
 // Package testkit holds what herald's tests share: finding the real
-// programs that integration tests drive, and needing root. It is imported
-// by tests only.
+// programs that integration tests drive, needing root, the one secret-leak
+// assertion every credentialed target's test makes (NoSecretIn), and a
+// buffer a logger in another goroutine can write to (Buffer). It is
+// imported by tests only.
 //
 // Integration tests never skip for a missing tool in a full run: a test
 // that cannot find its client fails and says how to install it (make test

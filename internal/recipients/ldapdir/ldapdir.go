@@ -82,6 +82,14 @@ func New(cfg config.LDAP, log *slog.Logger) (*Directory, error) {
 // String names the directory.
 func (d *Directory) String() string { return "ldap " + d.cfg.Name }
 
+// GoString is String: %#v of a Directory would otherwise print its
+// unexported configuration, the bind password among it (fmt cannot call
+// Secret's own methods on an unexported field).
+func (d *Directory) GoString() string { return d.String() }
+
+// LogValue keeps the bind password out of structured logs.
+func (d *Directory) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
 // Warn applies stoney's rules to account.
 func (d *Directory) Warn(ctx context.Context, account string) (recipients.Warning, error) {
 	now := d.now()

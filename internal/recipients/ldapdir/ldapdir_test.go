@@ -1,14 +1,11 @@
 package ldapdir
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +13,8 @@ import (
 	"herald/internal/event"
 	"herald/internal/recipients"
 	"herald/internal/recipients/ldapdir/ldaptest"
+	"herald/internal/testkit"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func stoneyConfig(url string) config.LDAP {
 	return config.LDAP{
@@ -48,9 +28,9 @@ func stoneyConfig(url string) config.LDAP {
 	}
 }
 
-func newDir(t *testing.T, cfg config.LDAP) (*Directory, *syncBuffer) {
+func newDir(t *testing.T, cfg config.LDAP) (*Directory, *testkit.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	d, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +80,7 @@ func TestLDAPStoneyRules(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(logs.String(), ldaptest.BindPassword) {
-		t.Fatal("bind password in the log")
-	}
+	testkit.NoSecretIn(t, []string{ldaptest.BindPassword}, map[string]any{"log": logs.String()})
 }
 
 func TestLDAPFilterEscaping(t *testing.T) {
@@ -188,12 +166,8 @@ func TestLDAPBindRefused(t *testing.T) {
 	if !errors.As(err, &le) || !le.Temp || !strings.Contains(err.Error(), "bind as cn=herald") {
 		t.Fatalf("wrong password: %v, want a temporary bind error", err)
 	}
-	all := err.Error() + logs.String() + fmt.Sprintf("%+v %#v", cfg, cfg)
-	for _, secret := range []string{wrong, ldaptest.BindPassword} {
-		if strings.Contains(all, secret) {
-			t.Fatalf("password %q printed: %s", secret, all)
-		}
-	}
+	testkit.NoSecretIn(t, []string{wrong, ldaptest.BindPassword}, map[string]any{"error": err, "log": logs.String(),
+		"config": cfg, "directory": d})
 }
 
 // TestLDAPStartTLS: StartTLS with the test CA works; without the CA the

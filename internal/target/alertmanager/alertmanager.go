@@ -24,13 +24,11 @@
 package alertmanager
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/httpsend"
@@ -91,7 +90,8 @@ type Options struct {
 	ResendInterval time.Duration
 	// Username and Password are HTTP basic auth; Token a bearer token. At
 	// most one of the two may be set.
-	Username, Password, Token string
+	Username        string
+	Password, Token config.Secret
 	// CAFile, when set, is a PEM file of the CAs that sign the members'
 	// certificates (instead of the system's).
 	CAFile string
@@ -118,10 +118,10 @@ type Options struct {
 func (o Options) String() string {
 	urls := make([]string, len(o.URLs))
 	for i, u := range o.URLs {
-		urls[i] = httpsend.Mask(target.RedactURL(u), o.Password, o.Token)
+		urls[i] = httpsend.Mask(target.RedactURL(u), o.Password.Reveal(), o.Token.Reveal())
 	}
 	return fmt.Sprintf("alertmanager{%s urls=%s basic-auth=%t token=%t}", o.Name, strings.Join(urls, ","),
-		o.Username != "", o.Token != "")
+		o.Username != "", !o.Token.IsEmpty())
 }
 
 // GoString keeps %#v from printing secrets.
@@ -138,9 +138,8 @@ type Target struct {
 	resolveAfter   time.Duration
 	resendInterval time.Duration
 	username       string
-	password       string
-	token          string
-	masked         []string
+	password       config.Secret
+	token          config.Secret
 	client         *http.Client
 	store          *store
 	owe            func(*event.Event, []string) error
@@ -165,6 +164,18 @@ type member struct {
 	target   string // MemberTarget(name, url)
 }
 
+// masked reveals the credentials for masking them in what the target
+// reports.
+func (t *Target) masked() []string {
+	var out []string
+	for _, s := range []config.Secret{t.password, t.token} {
+		if !s.IsEmpty() {
+			out = append(out, s.Reveal())
+		}
+	}
+	return out
+}
+
 // New checks the options and builds the target. Its errors never contain
 // a credential.
 func New(opt Options) (*Target, error) {
@@ -174,13 +185,8 @@ func New(opt Options) (*Target, error) {
 		token: opt.Token, client: opt.Client, owe: opt.Owe, eventURL: opt.EventURL,
 		log: opt.Log, now: opt.Now, resendErr: map[string]string{},
 	}
-	for _, s := range []string{opt.Password, opt.Token} {
-		if s != "" {
-			t.masked = append(t.masked, s)
-		}
-	}
 	if err := t.init(opt); err != nil {
-		return nil, httpsend.Scrubbed(fmt.Errorf("alertmanager: %w", err), t.masked...)
+		return nil, httpsend.Scrubbed(fmt.Errorf("alertmanager: %w", err), t.masked()...)
 	}
 	return t, nil
 }
@@ -202,10 +208,10 @@ func (t *Target) init(opt Options) error {
 	if len(opt.URLs) == 0 {
 		return errors.New("no url")
 	}
-	if opt.Token != "" && (opt.Username != "" || opt.Password != "") {
+	if !opt.Token.IsEmpty() && (opt.Username != "" || !opt.Password.IsEmpty()) {
 		return errors.New("set either username/password (basic auth) or token (bearer), not both")
 	}
-	if opt.Password != "" && opt.Username == "" {
+	if !opt.Password.IsEmpty() && opt.Username == "" {
 		return errors.New("a password needs a username")
 	}
 	seen := map[string]bool{}
@@ -250,7 +256,7 @@ func (t *Target) init(opt Options) error {
 func (t *Target) String() string {
 	urls := make([]string, len(t.members))
 	for i, m := range t.members {
-		urls[i] = httpsend.Mask(target.RedactURL(m.url), t.masked...)
+		urls[i] = httpsend.Mask(target.RedactURL(m.url), t.masked()...)
 	}
 	return "alertmanager " + t.name + " " + strings.Join(urls, ",")
 }
@@ -323,7 +329,7 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 		if err != nil {
 			failed = append(failed, err.Error())
 			log.Warn("alertmanager member failed; it stays owed the alert",
-				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked...), "err", err.Error())
+				"member", httpsend.Mask(target.RedactURL(t.members[i].url), t.masked()...), "err", err.Error())
 		}
 	}
 	if t.owe == nil {
@@ -453,188 +459,4 @@ func sameLabels(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// postAll posts alerts to each member in parallel; errs[i] is member i's
-// outcome.
-func (t *Target) postAll(ctx context.Context, ms []member, alerts []Alert) []error {
-	body, err := json.Marshal(alerts)
-	errs := make([]error, len(ms))
-	if err != nil {
-		for i := range errs {
-			errs[i] = target.Permanent(fmt.Errorf("alertmanager: encoding alerts: %w", err))
-		}
-		return errs
-	}
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = t.post(ctx, m, body)
-		}()
-	}
-	wg.Wait()
-	return errs
-}
-
-// post sends one request to one member and classifies the outcome.
-func (t *Target) post(ctx context.Context, m member, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return target.Permanent(httpsend.Scrubbed(fmt.Errorf("alertmanager %s: %w",
-			target.RedactURL(m.url), err), t.masked...))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", httpsend.UserAgent)
-	switch {
-	case t.token != "":
-		req.Header.Set("Authorization", "Bearer "+t.token)
-	case t.username != "":
-		req.SetBasicAuth(t.username, t.password)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return httpsend.Classify("alertmanager", m.url, 0, nil, err, "", t.masked...)
-	}
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked...))
-	return httpsend.Classify("alertmanager", m.url, resp.StatusCode, resp.Header, nil, snippet, t.masked...)
-}
-
-// combine makes one error of every member's failure: temporary when any
-// member's was (the cluster may be back soon), waiting at least as long as
-// the longest Retry-After.
-func combine(errs []error) error {
-	var msgs, replies []string
-	e := &target.Error{}
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		msgs = append(msgs, err.Error())
-		if r := target.Reply(err); r != "" {
-			replies = append(replies, r)
-		}
-		if target.IsTemporary(err) {
-			e.Temp = true
-			e.RetryAfter = max(e.RetryAfter, target.RetryAfter(err))
-		}
-	}
-	e.Err = errors.New("no alertmanager member accepted the alert: " + strings.Join(msgs, "; "))
-	e.Reply = strings.Join(replies, "; ")
-	return e
-}
-
-// memberTarget delivers what one member is owed: the same alert the
-// target built, to that member only. For a heartbeat it sends the alert's
-// current state instead (a down superseded by an up is not sent again).
-type memberTarget struct {
-	t *Target
-	m member
-}
-
-// IgnoresMail: a member never reads the raw mail either.
-func (mt *memberTarget) IgnoresMail() bool { return true }
-
-// String names the member without credentials.
-func (mt *memberTarget) String() string {
-	return "alertmanager " + mt.t.name + " member " + httpsend.Mask(target.RedactURL(mt.m.url), mt.t.masked...)
-}
-
-// Deliver posts ev's alert to the member.
-func (mt *memberTarget) Deliver(ctx context.Context, ev *event.Event) error {
-	t := mt.t
-	if _, _, ok := isHeartbeat(ev); ok {
-		t.hbMu.Lock()
-		defer t.hbMu.Unlock()
-	}
-	now := t.now()
-	a, skip, err := t.memberAlert(ev, now)
-	if err != nil {
-		return target.Temporary(err, 0)
-	}
-	if skip != "" {
-		t.log.Info("owed alert not sent", "event_id", ev.ID,
-			"member", httpsend.Mask(target.RedactURL(mt.m.url), t.masked...), "reason", skip)
-		return nil
-	}
-	return t.postAll(ctx, []member{mt.m}, []Alert{a})[0]
-}
-
-// memberAlert is the alert a member is owed for ev now.
-func (t *Target) memberAlert(ev *event.Event, now time.Time) (a Alert, skip string, err error) {
-	monitor, status, ok := isHeartbeat(ev)
-	if !ok || t.store == nil {
-		return t.alert(ev, now, ok), "", nil
-	}
-	key := heartbeatKey(ev.Fields[event.FieldHostname], monitor)
-	err = t.store.view(func(st *hbState) {
-		rec := st.Alerts[key]
-		switch {
-		case rec == nil:
-			skip = "the heartbeat alert is no longer known"
-		case status == statusDown && rec.Status != stateFiring:
-			skip = "the heartbeat alert was resolved since"
-		case status == statusUp && rec.Status != stateResolved:
-			skip = "the monitor went down again since"
-		default:
-			a = rec.Alert
-		}
-	})
-	return a, skip, err
-}
-
-// Resend posts every firing heartbeat alert to every member again, at most
-// once per resend interval (the daemon calls it often). A member that
-// fails is logged when its state changes; the next re-send tries again.
-func (t *Target) Resend(ctx context.Context) {
-	if t.store == nil {
-		return
-	}
-	now := t.now()
-	t.mu.Lock()
-	due := now.Sub(t.lastResend) >= t.resendInterval
-	if due {
-		t.lastResend = now
-	}
-	t.mu.Unlock()
-	if !due {
-		return
-	}
-	t.hbMu.Lock()
-	defer t.hbMu.Unlock()
-	var firing []Alert
-	if err := t.store.view(func(st *hbState) {
-		for _, rec := range st.Alerts {
-			if rec.Status == stateFiring {
-				firing = append(firing, rec.Alert)
-			}
-		}
-	}); err != nil {
-		t.log.Error("cannot re-send firing heartbeat alerts", "err", err)
-		return
-	}
-	if len(firing) == 0 {
-		return
-	}
-	errs := t.postAll(ctx, t.members, firing)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i, err := range errs {
-		m := t.members[i]
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		}
-		if msg == t.resendErr[m.url] {
-			continue
-		}
-		t.resendErr[m.url] = msg
-		where := httpsend.Mask(target.RedactURL(m.url), t.masked...)
-		if err != nil {
-			t.log.Warn("re-sending firing heartbeat alerts failed", "member", where, "alerts", len(firing), "err", msg)
-		} else {
-			t.log.Info("re-sending firing heartbeat alerts works again", "member", where, "alerts", len(firing))
-		}
-	}
 }

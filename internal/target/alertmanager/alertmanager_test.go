@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 // fakeAM is a scriptable stand-in for one Alertmanager: it records every
@@ -366,10 +368,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var logBuf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
 	for name, opt := range map[string]Options{
-		"basic":   {URLs: []string{am.URL}, Username: "herald", Password: password},
-		"bearer":  {URLs: []string{am.URL}, Token: token},
-		"refused": {URLs: []string{"http://127.0.0.1:1", am.URL}, Token: token},
-		"partial": {URLs: []string{"http://herald:" + password + "@127.0.0.1:1"}, Username: "herald", Password: password},
+		"basic":   {URLs: []string{am.URL}, Username: "herald", Password: config.NewSecret(password)},
+		"bearer":  {URLs: []string{am.URL}, Token: config.NewSecret(token)},
+		"refused": {URLs: []string{"http://127.0.0.1:1", am.URL}, Token: config.NewSecret(token)},
+		"partial": {URLs: []string{"http://herald:" + password + "@127.0.0.1:1"}, Username: "herald", Password: config.NewSecret(password)},
 	} {
 		opt.Name, opt.Log = "am", logger
 		tg := newTarget(t, opt)
@@ -378,27 +380,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 			t.Fatalf("%s: delivery succeeded", name)
 		}
 		logger.Error("delivery failed", "target", tg, "options", opt, "err", err, "reply", target.Reply(err))
-		for what, s := range map[string]string{
-			"error":   fmt.Sprintf("%v %+v %#v", err, err, err),
-			"reply":   target.Reply(err),
-			"target":  fmt.Sprintf("%v %+v %#v", tg, tg, tg),
-			"options": fmt.Sprintf("%v %+v %#v", opt, opt, opt),
-		} {
-			if strings.Contains(s, password) || strings.Contains(s, token) {
-				t.Errorf("%s: secret in %s: %s", name, what, s)
-			}
-		}
+		testkit.NoSecretIn(t, []string{password, token}, map[string]any{name + ": error": err, name + ": reply": target.Reply(err),
+			name + ": target": tg, name + ": options": opt})
 	}
-	if strings.Contains(logBuf.String(), password) || strings.Contains(logBuf.String(), token) {
-		t.Errorf("secret in logs:\n%s", logBuf.String())
-	}
+	testkit.NoSecretIn(t, []string{password, token}, map[string]any{"log": logBuf.String()})
 	am.mu.Lock()
 	auth := slices.Clone(am.auth)
 	am.mu.Unlock()
 	if !slices.Contains(auth, "Bearer "+token) || !slices.ContainsFunc(auth, func(s string) bool { return strings.HasPrefix(s, "Basic ") }) {
 		t.Fatalf("credentials not sent: %q", auth)
 	}
-	if _, err := New(Options{Name: "am", URLs: []string{am.URL}, Username: "u", Password: password, Token: token}); err == nil ||
+	if _, err := New(Options{Name: "am", URLs: []string{am.URL}, Username: "u", Password: config.NewSecret(password), Token: config.NewSecret(token)}); err == nil ||
 		strings.Contains(err.Error(), password) || strings.Contains(err.Error(), token) {
 		t.Fatalf("both credentials: %v", err)
 	}
@@ -431,7 +423,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		"bad scheme":   {Name: "am", URLs: []string{"ftp://x"}},
 		"query":        {Name: "am", URLs: []string{"http://x/?a=1"}},
 		"duplicate":    {Name: "am", URLs: []string{"http://x", "http://x"}},
-		"pw only":      {Name: "am", URLs: []string{"http://x"}, Password: "p"},
+		"pw only":      {Name: "am", URLs: []string{"http://x"}, Password: config.NewSecret("p")},
 		"neg. resolve": {Name: "am", URLs: []string{"http://x"}, ResolveAfter: -time.Second},
 	} {
 		if _, err := New(opt); err == nil {

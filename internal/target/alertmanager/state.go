@@ -115,8 +115,8 @@ func (s *store) load() (*hbState, error) {
 	if perr == nil {
 		return st, nil
 	}
-	aside := fmt.Sprintf("%s.unreadable-%d", path, time.Now().UnixNano())
-	if err := os.Rename(path, aside); err != nil {
+	aside, err := safeio.MoveAside(path, filepath.Dir(path), fmt.Sprintf("%s.unreadable-%d", filepath.Base(path), time.Now().UnixNano()), 0o700)
+	if err != nil {
 		return nil, fmt.Errorf("heartbeat state %s is unreadable (%v) and cannot be moved aside: %w", path, perr, err)
 	}
 	s.log.Error("heartbeat state unreadable; moved aside, firing heartbeat alerts are forgotten",
@@ -142,7 +142,7 @@ func readAllLimited(f *os.File, limit int64) ([]byte, error) {
 
 // lock takes the state's flock; the returned function releases it.
 func (s *store) lock() (func(), error) {
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
@@ -158,17 +158,9 @@ func (s *store) lock() (func(), error) {
 
 // view runs fn on the state under the lock without writing it.
 func (s *store) view(fn func(st *hbState)) error {
-	unlock, err := s.lock()
-	if err != nil {
-		return fmt.Errorf("heartbeat state: %w", err)
-	}
-	defer unlock()
-	st, err := s.load()
-	if err != nil {
-		return fmt.Errorf("heartbeat state: %w", err)
-	}
-	fn(st)
-	return nil
+	// update writes nothing when fn reports no change, and only a write
+	// reads the time.
+	return s.update(time.Time{}, func(st *hbState) bool { fn(st); return false })
 }
 
 // update runs fn on the state under the lock and writes the state durably

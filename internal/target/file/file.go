@@ -72,27 +72,10 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 // anything is written to it, so that failure cannot come after an event was
 // appended (and so cannot cause a second copy on retry).
 func openAppend(path string) (*os.File, error) {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, err
-		}
-		if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
-			return nil, err
-		}
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
-	if err == nil {
-		if err := safeio.SyncDir(dir); err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		return f, nil
-	}
-	if !errors.Is(err, os.ErrExist) {
+	if err := safeio.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	return safeio.OpenAppend(path, os.O_RDWR, 0o640)
 }
 
 // appendLine writes line at the end of the locked file f. A previous writer

@@ -1,8 +1,8 @@
 // Package gotify holds the gotify target: it posts each event to a Gotify
 // server's /message endpoint exactly as proxmox-notify's gotify endpoint
-// does (src/endpoints/gotify.rs): the token in both Authorization and
-// X-Gotify-Key, the body wrapped in a Markdown code fence, and the priority
-// derived from the severity.
+// does (src/endpoints/gotify.rs; docs/proxmox-notify.md §2.4): the token in
+// both Authorization and X-Gotify-Key, the body wrapped in a Markdown code
+// fence, and the priority derived from the severity.
 //
 // One deliberate difference: a trailing '/' on the server URL is dropped
 // before "/message" is appended, where Proxmox concatenates blindly and
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/httpsend"
@@ -35,7 +36,7 @@ type Options struct {
 	Server string
 	// Token is the application token. It is a secret: it is sent only in
 	// the request headers and never appears in errors or String().
-	Token string
+	Token config.Secret
 	// Client sends the requests; nil means a client with a 10 s timeout,
 	// the proxy below, and redirects followed only within the same host
 	// (a redirect elsewhere would carry the token with it).
@@ -48,7 +49,7 @@ type Options struct {
 
 // String describes the options without the token.
 func (o Options) String() string {
-	return fmt.Sprintf("gotify{server=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(o.Token))
+	return fmt.Sprintf("gotify{server=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(!o.Token.IsEmpty()))
 }
 
 // GoString keeps %#v from printing the token.
@@ -66,10 +67,10 @@ func (o Options) Validate() error {
 	if err != nil {
 		return err
 	}
-	if o.Token == "" {
+	if o.Token.IsEmpty() {
 		return errors.New("gotify: token is empty")
 	}
-	if strings.ContainsFunc(o.Token, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if strings.ContainsFunc(o.Token.Reveal(), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return errors.New("gotify: token contains control characters")
 	}
 	if o.Client == nil && o.Proxy != "" {
@@ -84,7 +85,7 @@ func (o Options) Validate() error {
 type Target struct {
 	server string
 	url    string
-	token  string
+	token  config.Secret
 	client *http.Client
 	err    error // configuration problem, reported by Deliver
 }
@@ -196,8 +197,8 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return target.Permanent(t.scrub(fmt.Errorf("gotify %s: %w", target.RedactURL(t.url), err)))
 	}
-	req.Header.Set("Authorization", "Bearer "+t.token)
-	req.Header.Set("X-Gotify-Key", t.token)
+	req.Header.Set("Authorization", "Bearer "+t.token.Reveal())
+	req.Header.Set("X-Gotify-Key", t.token.Reveal())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", httpsend.UserAgent)
 
@@ -207,16 +208,16 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	}
 	// Mask before cutting, so that a token the server echoes cannot be
 	// left half-visible at the cut.
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token.Reveal()))
 	return t.classify(resp.StatusCode, resp.Header, nil, snippet)
 }
 
 // classify turns the outcome into a target error with the token masked.
 func (t *Target) classify(status int, h http.Header, err error, snippet string) error {
-	return httpsend.Classify("gotify", t.url, status, h, err, snippet, t.token)
+	return httpsend.Classify("gotify", t.url, status, h, err, snippet, t.token.Reveal())
 }
 
-func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token) }
+func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token.Reveal()) }
 
 // IgnoresMail tells the delivery queue that this target never reads the raw
 // mail (target.MailBlind).

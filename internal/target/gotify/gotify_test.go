@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 const token = "tok-SECRET-4711"
@@ -76,7 +78,7 @@ func testEvent(sev event.Severity) *event.Event {
 
 func TestDeliverRequest(t *testing.T) {
 	rec := newRecorder(t, 200, `{"id":1}`)
-	tg := New(Options{Server: rec.srv.URL, Token: token})
+	tg := New(Options{Server: rec.srv.URL, Token: config.NewSecret(token)})
 	if err := tg.Deliver(context.Background(), testEvent(event.Error)); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestPriority(t *testing.T) {
 	want := map[event.Severity]int{event.Info: 1, event.Notice: 3, event.Warning: 5, event.Error: 9, event.Unknown: 3}
 	for sev, p := range want {
 		rec := newRecorder(t, 200, "")
-		if err := New(Options{Server: rec.srv.URL, Token: token}).Deliver(context.Background(), testEvent(sev)); err != nil {
+		if err := New(Options{Server: rec.srv.URL, Token: config.NewSecret(token)}).Deliver(context.Background(), testEvent(sev)); err != nil {
 			t.Fatal(err)
 		}
 		if b := rec.only(t).body; !bytes.Contains(b, []byte(fmt.Sprintf(`"priority":%d,`, p))) {
@@ -119,7 +121,7 @@ func TestServerPath(t *testing.T) {
 		{"", "/message"}, {"/", "/message"}, {"/gotify", "/gotify/message"}, {"/gotify/", "/gotify/message"},
 	} {
 		rec := newRecorder(t, 200, "")
-		if err := New(Options{Server: rec.srv.URL + tc.suffix, Token: token}).Deliver(context.Background(), testEvent(event.Info)); err != nil {
+		if err := New(Options{Server: rec.srv.URL + tc.suffix, Token: config.NewSecret(token)}).Deliver(context.Background(), testEvent(event.Info)); err != nil {
 			t.Fatal(err)
 		}
 		if p := rec.only(t).path; p != tc.path {
@@ -145,7 +147,7 @@ func TestClassification(t *testing.T) {
 	for _, tc := range tests {
 		rec := newRecorder(t, tc.status, `{"error":"nope"}`)
 		rec.header = tc.header
-		err := New(Options{Server: rec.srv.URL, Token: token}).Deliver(context.Background(), testEvent(event.Info))
+		err := New(Options{Server: rec.srv.URL, Token: config.NewSecret(token)}).Deliver(context.Background(), testEvent(event.Info))
 		if err == nil {
 			t.Fatalf("%d: no error", tc.status)
 		}
@@ -167,7 +169,7 @@ func TestConnectionErrors(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens here now
-	err = New(Options{Server: "http://" + addr, Token: token}).Deliver(context.Background(), testEvent(event.Info))
+	err = New(Options{Server: "http://" + addr, Token: config.NewSecret(token)}).Deliver(context.Background(), testEvent(event.Info))
 	if err == nil || !target.IsTemporary(err) {
 		t.Fatalf("refused connection: %v, want temporary error", err)
 	}
@@ -186,7 +188,7 @@ func TestConnectionErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = New(Options{Server: hang.URL, Token: token}).Deliver(ctx, testEvent(event.Info))
+	err = New(Options{Server: hang.URL, Token: config.NewSecret(token)}).Deliver(ctx, testEvent(event.Info))
 	if err == nil || !target.IsTemporary(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("hanging server: %v, want temporary deadline error", err)
 	}
@@ -197,12 +199,12 @@ func TestConnectionErrors(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for _, o := range []Options{
-		{Server: "", Token: token},
-		{Server: "gotify.example.com", Token: token},
-		{Server: "ftp://x", Token: token},
-		{Server: "http://x", Token: ""},
-		{Server: "http://x", Token: "a\nb"},
-		{Server: "http://x", Token: token, Proxy: "::nope"},
+		{Server: "", Token: config.NewSecret(token)},
+		{Server: "gotify.example.com", Token: config.NewSecret(token)},
+		{Server: "ftp://x", Token: config.NewSecret(token)},
+		{Server: "http://x", Token: config.NewSecret("")},
+		{Server: "http://x", Token: config.NewSecret("a\nb")},
+		{Server: "http://x", Token: config.NewSecret(token), Proxy: "::nope"},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("Validate(%v) = nil", o)
@@ -247,10 +249,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 	textLogger := slog.New(slog.NewTextHandler(&logBuf, nil))
 
 	for name, opt := range map[string]Options{
-		"echo 401":     {Server: echo.URL, Token: token},
-		"redirect":     {Server: redirect.URL, Token: token},
-		"bad server":   {Server: "http://" + token + ":x@[::1", Token: token},
-		"proxy broken": {Server: echo.URL, Token: token, Proxy: "http://127.0.0.1:1"},
+		"echo 401":     {Server: echo.URL, Token: config.NewSecret(token)},
+		"redirect":     {Server: redirect.URL, Token: config.NewSecret(token)},
+		"bad server":   {Server: "http://" + token + ":x@[::1", Token: config.NewSecret(token)},
+		"proxy broken": {Server: echo.URL, Token: config.NewSecret(token), Proxy: "http://127.0.0.1:1"},
 	} {
 		tg := New(opt)
 		err := tg.Deliver(context.Background(), testEvent(event.Error))
@@ -259,41 +261,18 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 		logger.Error("delivery failed", "target", tg, "options", opt, "err", err, "reply", target.Reply(err))
 		textLogger.Error("delivery failed", "target", tg, "options", opt, "err", err)
-		for what, s := range map[string]string{
-			"error":          err.Error(),
-			"error %+v":      fmt.Sprintf("%+v %#v", err, err),
-			"reply":          target.Reply(err),
-			"target":         fmt.Sprintf("%v %+v %#v %s", tg, tg, tg, tg),
-			"options":        fmt.Sprintf("%v %+v %#v %s", opt, opt, opt, opt),
-			"unwrapped text": unwrapAll(err),
-		} {
-			if strings.Contains(s, token) {
-				t.Errorf("%s: token in %s: %s", name, what, s)
-			}
-		}
+		testkit.NoSecretIn(t, []string{token}, map[string]any{name + ": error": err, name + ": reply": target.Reply(err),
+			name + ": target": tg, name + ": options": opt})
 		if name == "echo 401" && !strings.Contains(target.Reply(err), "<masked>") {
 			t.Errorf("echo 401: Reply %q does not show the masked echo", target.Reply(err))
 		}
 	}
-	if strings.Contains(logBuf.String(), token) {
-		t.Errorf("token in log output:\n%s", logBuf.String())
-	}
+	testkit.NoSecretIn(t, []string{token}, map[string]any{"log": logBuf.String()})
 	leaked.Lock()
 	defer leaked.Unlock()
 	if gotKey != "" {
 		t.Errorf("redirect to another host was followed and received %q", gotKey)
 	}
-}
-
-// unwrapAll concatenates the text of every error in err's chain.
-func unwrapAll(err error) string {
-	var b strings.Builder
-	for err != nil {
-		b.WriteString(err.Error())
-		b.WriteByte('\n')
-		err = errors.Unwrap(err)
-	}
-	return b.String()
 }
 
 func TestSameHostRedirectFollowed(t *testing.T) {
@@ -308,7 +287,7 @@ func TestSameHostRedirectFollowed(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	if err := New(Options{Server: srv.URL + "/old", Token: token}).Deliver(context.Background(), testEvent(event.Info)); err != nil {
+	if err := New(Options{Server: srv.URL + "/old", Token: config.NewSecret(token)}).Deliver(context.Background(), testEvent(event.Info)); err != nil {
 		t.Fatal(err)
 	}
 	if got.method != "POST" || got.header.Get("X-Gotify-Key") != token || len(got.body) == 0 {

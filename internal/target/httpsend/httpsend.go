@@ -266,6 +266,12 @@ func Scrubbed(err error, secrets ...string) error {
 // whose text and Reply carry the server's answer snippet and the redacted
 // URL, with every secret masked. name starts the message ("gotify", ...).
 func Classify(name, rawURL string, status int, h http.Header, err error, snippet string, secrets ...string) error {
+	return ClassifyAs(name+" "+target.RedactURL(rawURL), status, h, err, snippet, secrets...)
+}
+
+// ClassifyAs is Classify for a caller that names the request itself: what
+// starts the message as it is (no URL in it is redacted here).
+func ClassifyAs(what string, status int, h http.Header, err error, snippet string, secrets ...string) error {
 	res := target.ClassifyHTTP(status, h, err)
 	var te *target.Error
 	if !errors.As(res, &te) {
@@ -275,7 +281,7 @@ func Classify(name, rawURL string, status int, h http.Header, err error, snippet
 		te.Reply += ": " + snippet
 		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
 	}
-	te.Err = Scrubbed(fmt.Errorf("%s %s: %w", name, target.RedactURL(rawURL), te.Err), secrets...)
+	te.Err = Scrubbed(fmt.Errorf("%s: %w", what, te.Err), secrets...)
 	te.Reply = Mask(te.Reply, secrets...)
 	return te
 }

@@ -40,6 +40,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/httpsend"
@@ -62,7 +63,7 @@ type Options struct {
 	Topic string
 	// Token is an access token (tk_…) sent as a bearer token; optional and
 	// secret.
-	Token string
+	Token config.Secret
 	// Priority is 1 (min) to 5 (max); 0 derives it from the severity.
 	Priority int
 	// Tags are added after the severity tag (tags may not contain commas).
@@ -80,7 +81,7 @@ type Options struct {
 
 // String describes the options without token or topic.
 func (o Options) String() string {
-	return fmt.Sprintf("ntfy{server=%s topic=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(o.Topic), target.SecretMark(o.Token))
+	return fmt.Sprintf("ntfy{server=%s topic=%s token=%s}", target.RedactURL(o.Server), target.SecretMark(o.Topic != ""), target.SecretMark(!o.Token.IsEmpty()))
 }
 
 // GoString keeps %#v from printing secrets.
@@ -95,7 +96,7 @@ var topicRE = regexp.MustCompile(`^[-_A-Za-z0-9]{1,64}$`)
 type Target struct {
 	server   string
 	url      string
-	token    string
+	token    config.Secret
 	topic    string
 	priority int
 	tags     []string
@@ -121,7 +122,7 @@ func New(opt Options) (*Target, error) {
 		return nil, errors.New("ntfy: topic must be 1 to 64 letters, digits, '-' or '_'")
 	}
 	t.url = strings.TrimSuffix(t.server, "/") + "/" + opt.Topic
-	if strings.ContainsFunc(opt.Token, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+	if strings.ContainsFunc(opt.Token.Reveal(), func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 		return nil, errors.New("ntfy: token contains spaces or control characters")
 	}
 	if opt.Priority < 0 || opt.Priority > 5 {
@@ -249,8 +250,8 @@ func (t *Target) Request(ctx context.Context, ev *event.Event) (*http.Request, e
 	if len(tags) > 0 {
 		h.Set("X-Tags", headerText(strings.Join(tags, ",")))
 	}
-	if t.token != "" {
-		h.Set("Authorization", "Bearer "+t.token)
+	if !t.token.IsEmpty() {
+		h.Set("Authorization", "Bearer "+t.token.Reveal())
 	}
 	return req, nil
 }
@@ -266,16 +267,16 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return t.classify(0, nil, err, "")
 	}
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token, t.topic))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.token.Reveal(), t.topic))
 	return t.classify(resp.StatusCode, resp.Header, nil, snippet)
 }
 
 // classify turns the outcome into a target error with the token and topic masked.
 func (t *Target) classify(status int, h http.Header, err error, snippet string) error {
-	return httpsend.Classify("ntfy", t.url, status, h, err, snippet, t.token, t.topic)
+	return httpsend.Classify("ntfy", t.url, status, h, err, snippet, t.token.Reveal(), t.topic)
 }
 
-func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token, t.topic) }
+func (t *Target) scrub(err error) error { return httpsend.Scrubbed(err, t.token.Reveal(), t.topic) }
 
 // IgnoresMail tells the delivery queue that this target never reads the raw
 // mail (target.MailBlind).

@@ -3,7 +3,6 @@ package ntfy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +15,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 const (
@@ -89,7 +90,7 @@ func deliver(t *testing.T, opt Options, e *event.Event) recorded {
 
 func TestPublishRequest(t *testing.T) {
 	body := "Backup of VM 100 failed:\n\tdisk full & \"gone\" <x>\n"
-	got := deliver(t, Options{Token: token, Tags: []string{"backup", "pve1"}},
+	got := deliver(t, Options{Token: config.NewSecret(token), Tags: []string{"backup", "pve1"}},
 		ev(event.Error, "vzdump backup status (pve1): backup failed", body))
 	if got.method != "POST" || got.path != "/"+topic {
 		t.Errorf("request %s %s", got.method, got.path)
@@ -231,7 +232,7 @@ func TestNewErrors(t *testing.T) {
 		{Topic: topic, Priority: -1},
 		{Topic: topic, Tags: []string{"a,b"}},
 		{Topic: topic, Tags: []string{""}},
-		{Topic: topic, Token: "tk_a b"},
+		{Topic: topic, Token: config.NewSecret("tk_a b")},
 		{Topic: topic, MaxBytes: 10},
 		{Topic: topic, Proxy: "::"},
 	} {
@@ -275,8 +276,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var logBuf bytes.Buffer
 	logs := []*slog.Logger{slog.New(slog.NewJSONHandler(&logBuf, nil)), slog.New(slog.NewTextHandler(&logBuf, nil))}
 	for name, opt := range map[string]Options{
-		"echo":    {Server: echo.URL, Topic: topic, Token: token},
-		"refused": {Server: "http://127.0.0.1:1", Topic: topic, Token: token},
+		"echo":    {Server: echo.URL, Topic: topic, Token: config.NewSecret(token)},
+		"refused": {Server: "http://127.0.0.1:1", Topic: topic, Token: config.NewSecret(token)},
 	} {
 		tg, err := New(opt)
 		if err != nil {
@@ -289,32 +290,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 		for _, l := range logs {
 			l.Error("delivery failed", "target", tg, "options", opt, "err", err, "reply", target.Reply(err))
 		}
-		for what, s := range map[string]string{
-			"error":   fmt.Sprintf("%v %+v %#v", err, err, err),
-			"reply":   target.Reply(err),
-			"target":  fmt.Sprintf("%v %+v %#v", tg, tg, tg),
-			"options": fmt.Sprintf("%v %+v %#v", opt, opt, opt),
-			"chain":   unwrapAll(err),
-		} {
-			if strings.Contains(s, token) || strings.Contains(s, topic) {
-				t.Errorf("%s: secret in %s: %s", name, what, s)
-			}
-		}
+		testkit.NoSecretIn(t, []string{token, topic}, map[string]any{name + ": error": err, name + ": reply": target.Reply(err),
+			name + ": target": tg, name + ": options": opt})
 		if name == "echo" && !strings.Contains(target.Reply(err), "forbidden Bearer <masked> for /<masked>") {
 			t.Errorf("echo: Reply %q", target.Reply(err))
 		}
 	}
-	if strings.Contains(logBuf.String(), token) || strings.Contains(logBuf.String(), topic) {
-		t.Errorf("secret in logs:\n%s", logBuf.String())
-	}
-}
-
-func unwrapAll(err error) string {
-	var b strings.Builder
-	for err != nil {
-		b.WriteString(err.Error())
-		b.WriteByte('\n')
-		err = errors.Unwrap(err)
-	}
-	return b.String()
+	testkit.NoSecretIn(t, []string{token, topic}, map[string]any{"log": logBuf.String()})
 }

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailroute"
 	"herald/internal/target"
 	"herald/internal/target/smtp"
 	"herald/internal/target/smtp/smtptest"
+	"herald/internal/testkit"
 )
 
 func TestDeliver(t *testing.T) {
@@ -88,3 +90,25 @@ func (r refuse) Send(context.Context, string, []string, []byte) error {
 	return nil
 }
 func (refuse) String() string { return "refuse" }
+
+// The relay refuses the smarthost password (relay-password-file): the
+// password shows nowhere, however the outcome or the target is printed.
+func TestRelayPasswordNeverLeaks(t *testing.T) {
+	const password = "relay-file-S3cret"
+	srv := smtptest.Start(t, smtptest.Config{Mode: smtptest.STARTTLS, Users: map[string]string{"relayuser": "other"}})
+	st, err := smtp.New(smtp.Options{Server: srv.Host, Port: srv.Port, Mode: smtp.ModeSTARTTLS, Username: "relayuser",
+		Password: config.NewSecret(password), From: "root", Hostname: "pve1.example.com", TLSConfig: srv.ClientTLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := mailroute.NewLocal("pve1", "pve1.example.com")
+	tg := New(st, local.IsLocal, "pve1.example.com")
+	raw := []byte("From: root\r\nTo: boss@example.com\r\nSubject: weekly report\r\n\r\nnumbers\r\n")
+	err = tg.Deliver(context.Background(), &event.Event{ID: "e1", Fields: map[string]string{"type": "system-mail"},
+		Mail: &event.Mail{Raw: raw, From: "root", Recipients: []string{"boss@example.com"}}})
+	if err == nil || target.IsTemporary(err) {
+		t.Fatalf("err = %v, want the permanent AUTH refusal", err)
+	}
+	testkit.NoSecretIn(t, []string{password}, map[string]any{"error": err, "reply": target.Reply(err),
+		"target": tg, "smtp target": st})
+}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"herald/internal/aliases"
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/mailout"
 	"herald/internal/target"
@@ -50,7 +51,7 @@ type Relay struct {
 	Port      int    // 0: by mode
 	Mode      string // insecure | starttls | tls (see the smtp target)
 	Username  string
-	Password  string // secret: never printed
+	Password  config.Secret
 	TLSConfig *tls.Config
 }
 

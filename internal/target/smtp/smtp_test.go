@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,9 +16,11 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/target"
 	"herald/internal/target/smtp/smtptest"
+	"herald/internal/testkit"
 )
 
 const secret = "s3cr3t-Pa55w0rd"
@@ -95,7 +96,7 @@ func TestModes(t *testing.T) {
 				AllowInsecureAuth: tc.srvMode == smtptest.Insecure})
 			tg := newTarget(t, srv, tc.mode, func(o *Options) {
 				if tc.user != "" {
-					o.Username, o.Password = tc.user, secret
+					o.Username, o.Password = tc.user, config.NewSecret(secret)
 				}
 			})
 			if err := deliver(t, tg, testEvent()); err != nil {
@@ -201,9 +202,9 @@ func TestFailures(t *testing.T) {
 		{name: "utf8-address-unsupported", cfg: smtptest.Config{}, mode: ModeInsecure,
 			mod: func(o *Options) { o.To = []string{"jürgen@example.org"} }, wantInErr: "does not offer SMTPUTF8"},
 		{name: "auth-not-offered", cfg: smtptest.Config{Mode: smtptest.TLS}, mode: ModeTLS,
-			mod: func(o *Options) { o.Username, o.Password = "alice", secret }, wantInErr: "does not offer AUTH"},
+			mod: func(o *Options) { o.Username, o.Password = "alice", config.NewSecret(secret) }, wantInErr: "does not offer AUTH"},
 		{name: "auth-unknown-mechs", cfg: smtptest.Config{Mode: smtptest.TLS, Users: map[string]string{"alice": secret}, Mechs: []string{"CRAM-MD5"}},
-			mode: ModeTLS, mod: func(o *Options) { o.Username, o.Password = "alice", secret }, wantInErr: "none of which herald speaks"},
+			mode: ModeTLS, mod: func(o *Options) { o.Username, o.Password = "alice", config.NewSecret(secret) }, wantInErr: "none of which herald speaks"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,7 +332,7 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			opt := Options{}
 			tg := newTarget(t, srv, ModeSTARTTLS, func(o *Options) {
-				o.Username, o.Password, o.Log = "alice", secret, log
+				o.Username, o.Password, o.Log = "alice", config.NewSecret(secret), log
 				opt = *o
 			})
 			err := deliver(t, tg, testEvent())
@@ -342,15 +343,8 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 				t.Errorf("server saw %d failed AUTH attempts, want 1", srv.AuthFailures())
 			}
 			log.Info("options", "opt", opt)
-			for what, s := range map[string]string{
-				"error": err.Error(), "reply": target.Reply(err), "log": logs.String(),
-				"%v": fmt.Sprintf("%v", opt), "%+v": fmt.Sprintf("%+v", opt), "%#v": fmt.Sprintf("%#v", opt),
-				"target": fmt.Sprintf("%v", tg),
-			} {
-				if strings.Contains(s, secret) {
-					t.Errorf("%s contains the password: %s", what, s)
-				}
-			}
+			testkit.NoSecretIn(t, []string{secret}, map[string]any{"error": err, "reply": target.Reply(err),
+				"log": logs.String(), "options": opt, "target": tg})
 			if !strings.Contains(err.Error(), "AUTH") || !strings.Contains(target.Reply(err), "535") {
 				t.Errorf("error %q / reply %q does not say AUTH failed", err, target.Reply(err))
 			}
@@ -360,11 +354,14 @@ func TestWrongPasswordLeaksNothing(t *testing.T) {
 
 // A server that echoes the credentials back in its reply gets scrubbed.
 func TestScrub(t *testing.T) {
-	tg, err := New(Options{Server: "relay.example.org", Username: "alice", Password: secret, To: []string{"a@b"}, Hostname: "h"})
+	tg, err := New(Options{Server: "relay.example.org", Username: "alice", Password: config.NewSecret(secret), To: []string{"a@b"}, Hostname: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, echo := range tg.secrets {
+	if n := len(tg.secretForms()); n != 4 {
+		t.Fatalf("%d forms of the password to scrub, want 4", n)
+	}
+	for _, echo := range tg.secretForms() {
 		got := tg.scrub("535 5.7.8 bad credentials " + echo + " end")
 		if strings.Contains(got, secret) || strings.Contains(got, echo) || !strings.Contains(got, "<secret>") {
 			t.Errorf("scrub left %q", got)
@@ -409,10 +406,10 @@ func TestNew(t *testing.T) {
 		{name: "bad-mode", opt: Options{Server: "r", Mode: "ssl"}, wantErr: "not one of"},
 		{name: "bad-port", opt: Options{Server: "r", Port: 70000}, wantErr: "out of range"},
 		{name: "user-no-password", opt: Options{Server: "r", Username: "alice"}, wantErr: "username is set but no password was provided"},
-		{name: "password-no-user", opt: Options{Server: "r", Password: secret}, wantErr: "no username"},
-		{name: "auth-insecure-remote", opt: Options{Server: "relay.example.org", Mode: ModeInsecure, Username: "a", Password: secret},
+		{name: "password-no-user", opt: Options{Server: "r", Password: config.NewSecret(secret)}, wantErr: "no username"},
+		{name: "auth-insecure-remote", opt: Options{Server: "relay.example.org", Mode: ModeInsecure, Username: "a", Password: config.NewSecret(secret)},
 			wantErr: "refusing to send the password"},
-		{name: "auth-insecure-localhost", opt: Options{Server: "localhost", Mode: ModeInsecure, Username: "a", Password: secret, Hostname: "h"}},
+		{name: "auth-insecure-localhost", opt: Options{Server: "localhost", Mode: ModeInsecure, Username: "a", Password: config.NewSecret(secret), Hostname: "h"}},
 		{name: "bad-recipient", opt: Options{Server: "r", To: []string{"a@b\r\nRCPT TO:<evil@x>"}, Hostname: "h"}, wantErr: "recipient"},
 		{name: "bad-from", opt: Options{Server: "r", From: "a b@c", Hostname: "h"}, wantErr: "from-address"},
 		{name: "bad-hostname", opt: Options{Server: "r", Hostname: "h\r\nMAIL"}, wantErr: "EHLO name"},

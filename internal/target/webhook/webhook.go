@@ -1,6 +1,7 @@
 // Package webhook holds the webhook target: an HTTP request whose URL,
 // header values and body are Handlebars templates, built exactly as
-// proxmox-notify's webhook endpoint builds it (src/endpoints/webhook.rs):
+// proxmox-notify's webhook endpoint builds it (src/endpoints/webhook.rs;
+// docs/proxmox-notify.md §2.5):
 //
 //   - template data {"title", "message", "severity", "timestamp" (epoch
 //     seconds, an integer), "fields" (strings), "secrets"};
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"herald/internal/config"
 	"herald/internal/event"
 	"herald/internal/handlebars"
 	"herald/internal/target"
@@ -55,7 +57,7 @@ type Options struct {
 	Body string
 	// Secrets are available to templates as secrets.NAME. Their values are
 	// masked in every error.
-	Secrets map[string]string
+	Secrets map[string]config.Secret
 	// Client sends the requests; nil means a client with a 10 s timeout,
 	// the proxy below, and redirects followed only within the same host.
 	Client *http.Client
@@ -88,8 +90,7 @@ type Target struct {
 	url     *handlebars.Template
 	headers []header
 	body    *handlebars.Template // nil: empty body
-	secrets map[string]string
-	masked  []string // secret values, longest first
+	secrets map[string]config.Secret
 	client  *http.Client
 }
 
@@ -101,13 +102,12 @@ type header struct {
 // New checks the options and parses the templates. Its errors are
 // configuration problems and never contain secret values.
 func New(opt Options) (*Target, error) {
-	t := &Target{urlSrc: opt.URL, client: opt.Client, secrets: map[string]string{}}
+	t := &Target{urlSrc: opt.URL, client: opt.Client, secrets: map[string]config.Secret{}}
 	for k, v := range opt.Secrets {
 		t.secrets[k] = v
 	}
-	t.masked = secretValues(opt.Secrets)
 	if err := t.init(opt); err != nil {
-		return nil, httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...)
+		return nil, httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked()...)
 	}
 	return t, nil
 }
@@ -194,11 +194,16 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func secretValues(m map[string]string) []string {
+// masked reveals the secret values, longest first, for masking them in
+// what the target reports.
+func (t *Target) masked() []string { return secretValues(t.secrets) }
+
+// secretValues reveals the values of m for masking them in errors.
+func secretValues(m map[string]config.Secret) []string {
 	vals := make([]string, 0, len(m))
 	for _, v := range m {
-		if v != "" {
-			vals = append(vals, v)
+		if !v.IsEmpty() {
+			vals = append(vals, v.Reveal())
 		}
 	}
 	// Longest first, so that a secret containing another is masked whole.
@@ -209,7 +214,7 @@ func secretValues(m map[string]string) []string {
 // String names the target without secrets (the URL's path, which often
 // holds a token, is dropped).
 func (t *Target) String() string {
-	return "webhook " + t.method + " " + httpsend.Mask(target.RedactURL(t.urlSrc), t.masked...)
+	return "webhook " + t.method + " " + httpsend.Mask(target.RedactURL(t.urlSrc), t.masked()...)
 }
 
 // GoString keeps %#v from printing secrets.
@@ -230,7 +235,7 @@ func (t *Target) Data(ev *event.Event) map[string]any {
 	}
 	secrets := make(map[string]any, len(t.secrets))
 	for k, v := range t.secrets {
-		secrets[k] = v
+		secrets[k] = v.Reveal() // the request is built from this data
 	}
 	return map[string]any{
 		"title":     ev.Title,
@@ -247,7 +252,7 @@ func (t *Target) Data(ev *event.Event) map[string]any {
 func (t *Target) Request(ctx context.Context, ev *event.Event) (*http.Request, error) {
 	req, err := t.request(ctx, ev)
 	if err != nil {
-		return nil, target.Permanent(httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked...))
+		return nil, target.Permanent(httpsend.Scrubbed(fmt.Errorf("webhook: %w", err), t.masked()...))
 	}
 	return req, nil
 }
@@ -371,28 +376,17 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	where := httpsend.Mask(target.RedactURL(req.URL.String()), t.masked...)
+	where := httpsend.Mask(target.RedactURL(req.URL.String()), t.masked()...)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return t.classify(where, 0, nil, err, "")
 	}
-	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked...))
+	snippet := httpsend.OneLine(httpsend.Mask(httpsend.ReadSnippet(resp.Body), t.masked()...))
 	return t.classify(where, resp.StatusCode, resp.Header, nil, snippet)
 }
 
 func (t *Target) classify(where string, status int, h http.Header, err error, snippet string) error {
-	res := target.ClassifyHTTP(status, h, err)
-	var te *target.Error
-	if !errors.As(res, &te) {
-		return res
-	}
-	if snippet != "" && status >= 300 {
-		te.Reply += ": " + snippet
-		te.Err = fmt.Errorf("%w: %s", te.Err, snippet)
-	}
-	te.Err = httpsend.Scrubbed(fmt.Errorf("webhook %s %s: %w", t.method, where, te.Err), t.masked...)
-	te.Reply = httpsend.Mask(te.Reply, t.masked...)
-	return te
+	return httpsend.ClassifyAs("webhook "+t.method+" "+where, status, h, err, snippet, t.masked()...)
 }
 
 // IgnoresMail tells the delivery queue that this target never reads the raw

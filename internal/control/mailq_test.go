@@ -1,4 +1,4 @@
-package app
+package control
 
 import (
 	"net"
@@ -70,5 +70,30 @@ func TestPeerUID(t *testing.T) {
 	uid, err := peerUID(c)
 	if err != nil || uid != os.Getuid() {
 		t.Fatalf("peerUID = %d, %v; want %d", uid, err, os.Getuid())
+	}
+}
+
+// The mailq socket answers the listing as the connecting user may see it.
+func TestMailqServer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, MailqSocket)
+	l, err := Listen(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Mailq{Spool: []MailqEntry{{ID: "s1", UID: os.Getuid()}, {ID: "s2", UID: 4242}},
+		Queue: []delivery.Item{{EventID: "q1", UID: 4243}}}
+	stop := Serve(l, path, MailqServer(func() (Mailq, error) { return m, nil }), func(err error) { t.Errorf("serve: %v", err) })
+	defer stop()
+	got, err := DaemonMailq(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This test's user is the daemon's: it sees everything.
+	if len(got.Spool) != 2 || len(got.Queue) != 1 {
+		t.Fatalf("listing %+v, want all of it", got)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("socket mode: %v, %v", fi, err)
 	}
 }

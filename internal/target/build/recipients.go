@@ -1,4 +1,4 @@
-package app
+package build
 
 import (
 	"context"
@@ -20,8 +20,8 @@ const explainTimeout = 30 * time.Second
 // loadAliases reads herald.cfg's aliases-file. Its problems come back as
 // diagnostics naming the file and line; a file that cannot be read at all
 // is an error diagnostic and an empty table.
-func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
-	path := s.Daemon.AliasesFile
+func loadAliases(d *config.Daemon) (*aliases.Table, config.Diagnostics) {
+	path := d.AliasesFile
 	if path == "" {
 		return &aliases.Table{}, nil
 	}
@@ -38,12 +38,12 @@ func loadAliases(s *Settings) (*aliases.Table, config.Diagnostics) {
 
 // newLookup builds the recipient lookup of mail targets: users file,
 // aliases and the configured LDAP directories.
-func newLookup(s *Settings, users *recipients.Users, log *slog.Logger) (*recipients.Lookup, config.Diagnostics, error) {
-	tab, ds := loadAliases(s)
-	l := &recipients.Lookup{Users: users, Aliases: tab, AliasesFile: s.Daemon.AliasesFile, Hostname: s.Daemon.Hostname,
-		LocalDomains: s.LocalDomains().Names, Log: log}
+func newLookup(in Input, users *recipients.Users, log *slog.Logger) (*recipients.Lookup, config.Diagnostics, error) {
+	tab, ds := loadAliases(in.Daemon)
+	l := &recipients.Lookup{Users: users, Aliases: tab, AliasesFile: in.Daemon.AliasesFile, Hostname: in.Daemon.Hostname,
+		LocalDomains: in.localDomains().Names, Log: log}
 	var errs config.Diagnostics
-	for _, c := range s.Notify.LDAP {
+	for _, c := range in.Notify.LDAP {
 		d, err := ldapdir.New(*c, log)
 		if err != nil {
 			errs = append(errs, config.Diagnostic{File: c.File, Line: c.Line, Msg: err.Error()})
@@ -57,16 +57,16 @@ func newLookup(s *Settings, users *recipients.Users, log *slog.Logger) (*recipie
 	return l, ds, nil
 }
 
-// recipientSpec is what a mail target section says about its recipients.
-func recipientSpec(sec *config.Section) recipients.Spec {
-	field, _ := sec.Get(config.MailtoFieldKey)
-	return recipients.Spec{Mailto: sec.List("mailto"), MailtoUser: sec.List("mailto-user"), Field: field}
+// recipientSpec is the look-up of what a mail target says about its
+// recipients.
+func recipientSpec(r config.MailRecipients) recipients.Spec {
+	return recipients.Spec{Mailto: r.Mailto, MailtoUser: r.MailtoUser, Field: r.Field}
 }
 
 // recipientsOf returns the per-delivery recipient resolution of a mail
-// target section.
-func (b builder) recipientsOf(sec *config.Section) target.Recipients {
-	spec := recipientSpec(sec)
+// target.
+func (b builder) recipientsOf(r config.MailRecipients) target.Recipients {
+	spec := recipientSpec(r)
 	l := b.lookup
 	return func(ctx context.Context, ev *event.Event) ([]string, bool, error) {
 		r, err := l.Resolve(ctx, spec, ev)
@@ -84,8 +84,8 @@ type RecipientError struct {
 // ExplainRecipients resolves, for each named mail target (sendmail, smtp),
 // whom ev would be mailed to: a list of addresses, or a *RecipientError.
 // Other targets are left out.
-func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string]any, error) {
-	b, err := newBuilder(s, slog.New(slog.DiscardHandler))
+func ExplainRecipients(in Input, names []string, ev *event.Event) (map[string]any, error) {
+	b, err := newBuilder(in, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +95,20 @@ func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string
 	sorted := append([]string(nil), names...)
 	sort.Strings(sorted)
 	for _, name := range sorted {
-		sec := s.Notify.Target(name)
-		if sec == nil || (sec.Type != "sendmail" && sec.Type != "smtp") {
+		sec := in.Notify.Target(name)
+		if sec == nil {
 			continue
 		}
-		r, err := b.lookup.Resolve(ctx, recipientSpec(sec), ev)
+		var rcpts config.MailRecipients
+		switch c, _ := sec.Target(); c := c.(type) {
+		case config.SMTPTarget:
+			rcpts = c.Recipients
+		case config.SendmailTarget:
+			rcpts = c.Recipients
+		default:
+			continue
+		}
+		r, err := b.lookup.Resolve(ctx, recipientSpec(rcpts), ev)
 		switch {
 		case err != nil:
 			out[name] = &RecipientError{Error: err.Error(), Temporary: target.IsTemporary(err)}
@@ -113,12 +122,12 @@ func ExplainRecipients(s *Settings, names []string, ev *event.Event) (map[string
 }
 
 // aliasDiagnostics splits the aliases file's problems for `herald check`:
-// errors fail the check, warnings are printed with the others.
-func aliasDiagnostics(s *Settings) (errs config.Diagnostics) {
-	_, ds := loadAliases(s)
+// errors fail the check, warnings are added to in.Notify's.
+func aliasDiagnostics(in Input) (errs config.Diagnostics) {
+	_, ds := loadAliases(in.Daemon)
 	for _, d := range ds {
 		if d.Warning {
-			s.Notify.Warnings = append(s.Notify.Warnings, d)
+			in.Notify.Warnings = append(in.Notify.Warnings, d)
 		} else {
 			errs = append(errs, d)
 		}
