@@ -133,6 +133,9 @@ type Queue struct {
 	now  func() time.Time
 	lock *os.File // flock on Dir/lock: one process owns the queue
 	kick chan struct{}
+	// cache spares the attempts of one event reading its file each
+	// (evcache.go).
+	cache eventCache
 
 	// fileMu keeps the operations that remove event files (Drop, garbage
 	// collection: write lock) apart from those that create them (Enqueue:
