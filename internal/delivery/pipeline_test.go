@@ -3,8 +3,10 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,5 +212,75 @@ func TestShutdownTakesBackAttemptsWaitingForTheirTurn(t *testing.T) {
 	defer g.mu.Unlock()
 	if slices.Contains(g.order, "ev2") {
 		t.Error("ev2 was delivered during shutdown")
+	}
+}
+
+// mailGate is a gate that reads the raw mail (it is not target.MailBlind)
+// and records what it got.
+type mailGate struct {
+	*gate
+	raw map[string]string
+}
+
+func (m *mailGate) Deliver(ctx context.Context, ev *event.Event) error {
+	if err := m.gate.Deliver(ctx, ev); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ev.Mail != nil {
+		m.raw[ev.ID] = string(ev.Mail.Raw)
+	}
+	return nil
+}
+
+// An attempt that waits in a pipeline does not hold the raw mail, which
+// may be tens of megabytes: a target that reads it gets it in its turn.
+func TestRawMailIsLoadedInTheAttemptsTurn(t *testing.T) {
+	m := &mailGate{gate: newGate(), raw: map[string]string{}}
+	dir := t.TempDir()
+	h := newHarness(t, dir, map[string]target.Target{"m": m}, func(o *Options) { o.TargetDepth = 2 })
+	q := h.open()
+	h.run()
+	for _, id := range []string{"ev1", "ev2"} {
+		if err := q.Enqueue(mailEvent(id, []byte("Subject: "+id+"\r\n\r\nbody\r\n")), []string{"m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-m.entered
+	deadline := time.Now().Add(waitLimit)
+	for {
+		r, err := readRecord(filepath.Join(dir, recordsDir, "ev2.m.json"), "ev2.m")
+		if err == nil && r.State == StateInflight {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ev2 was not recorded in flight behind ev1")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// ev2 waits for its turn; its mail is read only then, and it is gone.
+	if err := os.Remove(filepath.Join(dir, eventsDir, "ev2.eml")); err != nil {
+		t.Fatal(err)
+	}
+	close(m.open)
+	got := map[string]Delivery{}
+	for range 2 {
+		d := h.outcome()
+		got[d.EventID] = d
+	}
+	if d := got["ev1"]; d.State != StateDone {
+		t.Errorf("ev1: %+v", d)
+	}
+	if d := got["ev2"]; d.State != StateDead || !strings.Contains(d.LastError, "unreadable") {
+		t.Errorf("ev2, whose mail vanished while it waited: %+v, want dead, unreadable", d)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.raw["ev1"] != "Subject: ev1\r\n\r\nbody\r\n" {
+		t.Errorf("ev1's mail as delivered: %q", m.raw["ev1"])
+	}
+	if _, ok := m.raw["ev2"]; ok {
+		t.Error("ev2 was delivered without its mail")
 	}
 }

@@ -339,10 +339,11 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 		failed = func(msg string) { rec.State, rec.Finished, rec.LastError = StateDead, q.now(), msg; dead = true }
 	)
 	tg, ok := q.opt.Target(prev.Target)
+	withMail := ok && !target.IgnoresMail(tg)
 	if !ok {
 		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
 		derr = target.Permanent(errors.New(rec.LastError))
-	} else if ev, derr = q.loadEvent(prev.EventID, !target.IgnoresMail(tg)); derr != nil {
+	} else if ev, derr = q.loadEvent(prev.EventID, false); derr != nil {
 		failed("event unreadable: " + derr.Error())
 		derr = target.Permanent(derr)
 	}
@@ -381,6 +382,20 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 		}
 		q.settle(e, rec)
 		return
+	}
+	if withMail {
+		// The raw mail (up to max-message-size) is loaded in the attempt's
+		// turn, so the attempts waiting in a pipeline do not each hold one.
+		full, err := q.loadEvent(prev.EventID, true)
+		if err != nil {
+			t.pass()
+			rec.State, rec.Finished, rec.LastError = StateDead, q.now(), "event unreadable: "+err.Error()
+			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: rec.LastError})
+			log.Error("delivery failed permanently", "attempts", rec.Attempts, "err", rec.LastError)
+			q.finish(e, rec, ev, target.Permanent(err), log)
+			return
+		}
+		ev = full
 	}
 	t0 := time.Now()
 	derr = q.deliver(ctx, tg, ev)
