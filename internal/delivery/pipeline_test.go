@@ -54,10 +54,26 @@ func (g *gate) Deliver(ctx context.Context, ev *event.Event) error {
 // are already recorded in flight (their fsyncs overlap the call), no more
 // than TargetDepth are dispatched, the target is still called by one
 // attempt at a time, and the calls keep the order of the queue.
+// Local targets have pipelines of their own depth.
 func TestPipelineRecordsAheadAndCallsInOrder(t *testing.T) {
-	const depth, events = 3, 6
-	g := newGate()
-	h := newHarness(t, t.TempDir(), map[string]target.Target{"p": g}, func(o *Options) { o.TargetDepth = depth })
+	t.Run("remote", func(t *testing.T) {
+		g := newGate()
+		testPipeline(t, g, g, 3, func(o *Options) { o.TargetDepth = 3 })
+	})
+	t.Run("local", func(t *testing.T) {
+		g := newGate()
+		testPipeline(t, localGate{g}, g, 2, func(o *Options) { o.LocalDepth = 2 })
+	})
+}
+
+// localGate is a gate that declares itself local (target.Local).
+type localGate struct{ *gate }
+
+func (localGate) IsLocal() bool { return true }
+
+func testPipeline(t *testing.T, tg target.Target, g *gate, depth int, tweak func(*Options)) {
+	const events = 6
+	h := newHarness(t, t.TempDir(), map[string]target.Target{"p": tg}, tweak)
 	q := h.open()
 	h.run()
 	var ids []string

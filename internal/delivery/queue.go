@@ -19,9 +19,10 @@
 // attempt, a kick channel, a concurrency bound per class (local targets —
 // target.Local — have slots of their own, so hanging remote targets never
 // delay a file or mbox delivery) and a pipeline per target: up to
-// TargetDepth attempts of one target are in flight at once, each recording
-// itself durably while the one before it calls the target, but the target
-// is called by one attempt at a time, in the order they were dispatched.
+// TargetDepth (LocalDepth for local ones) attempts of one target are in
+// flight at once, each recording itself durably while the one before it
+// calls the target, but the target is called by one attempt at a time, in
+// the order they were dispatched.
 // So a slow target never runs in parallel with itself, deliveries to one
 // target keep their order, and the fsync of each in-flight record overlaps
 // the call before it instead of adding to it (docs/flow.md).
@@ -72,14 +73,19 @@ type Options struct {
 	// slots of their own so that they never wait behind remote targets
 	// that hang (default 8).
 	LocalConcurrency int
-	// TargetDepth bounds the attempts of one target in flight at once
-	// (default 16): they record themselves in flight side by side, and
-	// call the target one after the other, in order. 1 makes each attempt
-	// wait for the one before it to finish entirely. Deep enough that a
-	// target keeps up with a steady stream while the disk is slow: at
-	// 100 ms a record fsync (a disk shared with busy neighbours), 16 in
+	// TargetDepth bounds the attempts of one remote target in flight at
+	// once (default 16): they record themselves in flight side by side,
+	// and call the target one after the other, in order. 1 makes each
+	// attempt wait for the one before it to finish entirely. Deep enough
+	// that a target keeps up with a steady stream while the disk is slow:
+	// at 100 ms a record fsync (a disk shared with busy neighbours), 16 in
 	// flight still carry 160 deliveries/s to one target.
 	TargetDepth int
+	// LocalDepth is TargetDepth for local targets (default 2). Their
+	// calls write and fsync themselves, so one record written ahead hides
+	// its fsync; more would only take the disk from the spool, whose
+	// fsyncs the submitters wait for.
+	LocalDepth int
 	// MaxAge is how long temporary failures are retried before the delivery
 	// is given up (default 120 h).
 	MaxAge time.Duration
@@ -221,6 +227,9 @@ func Open(opt Options) (*Queue, error) {
 	}
 	if opt.TargetDepth < 1 {
 		opt.TargetDepth = 16
+	}
+	if opt.LocalDepth < 1 {
+		opt.LocalDepth = 2
 	}
 	if opt.MaxAge <= 0 {
 		opt.MaxAge = 120 * time.Hour

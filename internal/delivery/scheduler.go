@@ -154,7 +154,7 @@ func (q *Queue) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
 // Attempts waiting for their turn give up when stop is closed (shutdown).
 //
 // A target without attempts in flight needs a slot of its class; one that
-// has some fills its pipeline up to TargetDepth without another slot,
+// has some fills its pipeline (depth) without another slot,
 // unless targets of its class wait for a slot: then it is left to drain
 // and give its slot up, so that a long backlog for one target does not
 // keep the others waiting.
@@ -205,7 +205,7 @@ func (q *Queue) dispatch(ctx context.Context, stop <-chan struct{}, wg *sync.Wai
 	}
 	wait := time.Duration(-1)
 	for _, tq := range q.targets {
-		if tq.inflight >= q.opt.TargetDepth || len(tq.pending) == 0 {
+		if tq.inflight >= q.depth(tq) || len(tq.pending) == 0 {
 			continue // a finishing attempt kicks
 		}
 		if tq.inflight == 0 && q.freeSlots(q.isLocal(tq.name)) == 0 || tq.inflight > 0 && starved[classIndex(tq.local)] {
@@ -222,7 +222,21 @@ func (q *Queue) dispatch(ctx context.Context, stop <-chan struct{}, wg *sync.Wai
 // ready reports whether tq has a due delivery and room in its pipeline.
 // Caller holds mu.
 func (q *Queue) ready(tq *targetQ, now time.Time) bool {
-	return tq.inflight < q.opt.TargetDepth && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now)
+	return tq.inflight < q.depth(tq) && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now)
+}
+
+// depth is how many attempts tq may have in flight: its class's pipeline
+// depth while it holds a slot (any target may start one without). Caller
+// holds mu.
+func (q *Queue) depth(tq *targetQ) int {
+	switch {
+	case tq.inflight == 0:
+		return 1
+	case tq.local:
+		return q.opt.LocalDepth
+	default:
+		return q.opt.TargetDepth
+	}
 }
 
 // start dispatches tq's earliest delivery behind the attempt dispatched
