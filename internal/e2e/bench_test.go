@@ -21,8 +21,39 @@ import (
 
 // sendOne submits one message over a fresh SMTP session.
 func sendOne(addr, subject string, body []byte) error {
+	_, err := sendAt(addr, subject, body)
+	return err
+}
+
+// sendAt submits one message over a fresh SMTP session and returns when
+// the server accepted it: the 250 reply to the message's final dot, not
+// the end of the session (QUIT is one more round trip, which a latency
+// measured from acceptance must not hide).
+func sendAt(addr, subject string, body []byte) (time.Time, error) {
 	msg := append([]byte("From: bench@example.org\r\nTo: root@localhost\r\nSubject: "+subject+"\r\n\r\n"), body...)
-	return smtp.SendMail(addr, nil, "bench@example.org", []string{"root@localhost"}, msg)
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer c.Close()
+	if err := c.Mail("bench@example.org"); err != nil {
+		return time.Time{}, err
+	}
+	if err := c.Rcpt("root@localhost"); err != nil {
+		return time.Time{}, err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return time.Time{}, err
+	}
+	if err := w.Close(); err != nil { // waits for the reply to the dot
+		return time.Time{}, err
+	}
+	at := time.Now()
+	return at, c.Quit()
 }
 
 // follow tails events.jsonl and reports when each title first appears.
@@ -143,11 +174,12 @@ func pacedSMTP(b *testing.B, addr, prefix string, total, rate int) []time.Time {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if err := sendOne(addr, prefix+strconv.Itoa(i), body); err != nil {
+			at, err := sendAt(addr, prefix+strconv.Itoa(i), body)
+			if err != nil {
 				b.Errorf("send %d: %v", i, err)
 				return
 			}
-			accepted[i] = time.Now()
+			accepted[i] = at
 		}(i)
 	}
 	wg.Wait()
