@@ -60,8 +60,15 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 
 // ingestWorkers is how many spool entries are converted and queued at
 // once. Each costs a few fsyncs; run side by side they share the file
-// system's journal commits, which is what lets ingest keep up with SMTP.
-const ingestWorkers = 8
+// system's journal commits, which is what lets ingest keep up with SMTP
+// when fsyncs are slow (a disk shared with busy neighbours: at 50 ms an
+// fsync, eight workers carried fewer than 100 mails a second). What they
+// hold in memory is bounded by ingestBytes of raw mail, however many
+// there are; one entry is always taken, whatever its size.
+const ingestWorkers = 32
+
+// ingestBytes is a variable so that tests can lower it.
+var ingestBytes int64 = 64 << 20
 
 // ingestPassSpan is how long one pass keeps taking in entries that arrive
 // while it runs. Entries signalled later wait for the next pass, which
@@ -122,6 +129,7 @@ func (a *App) ingestPending(ctx context.Context, wake <-chan struct{}) (failed m
 		wg    sync.WaitGroup
 		fmu   sync.Mutex
 		busy  atomic.Int32
+		held  atomic.Int64             // bytes of the entries being processed
 		freed = make(chan struct{}, 1) // a worker finished an entry
 	)
 	failed = map[string]error{}
@@ -140,6 +148,7 @@ func (a *App) ingestPending(ctx context.Context, wake <-chan struct{}) (failed m
 					a.spoolEntries.Add(-1)
 					a.spoolBytes.Add(-e.Size)
 				}
+				held.Add(-e.Size)
 				busy.Add(-1)
 				select {
 				case freed <- struct{}{}:
@@ -154,7 +163,9 @@ feed:
 		var send chan<- spool.Entry
 		var next spool.Entry
 		if len(entries) > 0 {
-			send, next = work, entries[0]
+			if busy.Load() == 0 || held.Load()+entries[0].Size <= ingestBytes {
+				send, next = work, entries[0]
+			}
 		} else if busy.Load() == 0 {
 			select {
 			case <-wake:
@@ -169,6 +180,7 @@ feed:
 		}
 		select {
 		case send <- next:
+			held.Add(next.Size)
 			busy.Add(1)
 			entries = entries[1:]
 		case <-freed:

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,4 +98,48 @@ func queued(t *testing.T, a *App, id string) bool {
 		}
 	}
 	return false
+}
+
+// The entries processed at once hold at most ingestBytes of mail between
+// them (one is always taken): with room for one, they queue one after the
+// other; with room for all, side by side.
+func TestIngestBoundsTheBytesInProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bytes   int64
+		wantMax func(int32) bool
+	}{
+		{"room for one", 6000, func(m int32) bool { return m == 1 }},
+		{"room for all", 64 << 20, func(m int32) bool { return m > 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(b int64) { ingestBytes = b }(ingestBytes)
+			ingestBytes = tc.bytes
+			a, _ := newEmbeddedApp(t)
+			for i := range 6 {
+				submitMail(t, a, fmt.Sprintf("Subject: m%d\r\n\r\n%s\r\n", i, strings.Repeat("x", 4000)))
+			}
+			var cur, most atomic.Int32
+			safeio.FailHook = func(step safeio.Step, path string) error {
+				if step == safeio.StepCreate && strings.Contains(path, "queue") && strings.HasSuffix(path, ".eml") {
+					n := cur.Add(1)
+					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+					}
+					time.Sleep(20 * time.Millisecond) // widens the window; synchronises nothing
+					cur.Add(-1)
+				}
+				return nil
+			}
+			defer func() { safeio.FailHook = nil }()
+			if failed, _ := a.ingestPending(context.Background(), nil); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+			if left, _ := a.spool.Pending(); len(left) != 0 {
+				t.Fatalf("%d entries left", len(left))
+			}
+			if m := most.Load(); !tc.wantMax(m) {
+				t.Errorf("ingestBytes %d: %d entries were queued at once", tc.bytes, m)
+			}
+		})
+	}
 }
