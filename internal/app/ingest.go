@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"herald/internal/delivery"
@@ -23,7 +24,7 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 	first := true
 	for {
 		a.ingestBusy.Store(time.Now().UnixNano())
-		failed := a.ingestPending(ctx)
+		failed, again := a.ingestPending(ctx, wake)
 		a.ingestBusy.Store(0)
 		// Heartbeat deadlines are judged only once what waited in the
 		// spool (successes included) has been fed.
@@ -35,6 +36,9 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 		a.noteFailures(failed, a.now())
 		a.careForSpool(time.Now())
 		retry = a.heal.policy.next(retry, len(failed) > 0)
+		if again && ctx.Err() == nil {
+			continue // new entries were signalled as the pass ended
+		}
 		delay := retry
 		if delay == 0 {
 			delay = a.heal.policy.idle
@@ -55,14 +59,35 @@ func (a *App) ingestLoop(ctx context.Context, wake <-chan struct{}) {
 
 // ingestWorkers is how many spool entries are converted and queued at
 // once. Each costs a few fsyncs; run side by side they share the file
-// system's journal commits, which is what lets ingest keep up with SMTP.
-const ingestWorkers = 8
+// system's journal commits, which is what lets ingest keep up with SMTP
+// when fsyncs are slow (a disk shared with busy neighbours: at 50 ms an
+// fsync, eight workers carried fewer than 100 mails a second). What they
+// hold in memory is bounded by ingestBytes of raw mail, however many
+// there are; one entry is always taken, whatever its size.
+const ingestWorkers = 32
+
+// ingestBytes is a variable so that tests can lower it.
+var ingestBytes int64 = 64 << 20
+
+// ingestPassSpan is how long one pass keeps taking in entries that arrive
+// while it runs. Entries signalled later wait for the next pass, which
+// starts at once: the bookkeeping between passes (failure ages, spool
+// upkeep) must run now and then however steady the stream of mail.
+const ingestPassSpan = time.Second
 
 // ingestPending processes every committed entry, oldest first, several at a
 // time. An entry that fails for a temporary reason (queue disk full) stays
 // in the spool and is tried again on the next pass; a corrupt one is
 // quarantined. It returns the entries that failed, by spool ID.
-func (a *App) ingestPending(ctx context.Context) map[string]error {
+//
+// The pass does not wait for its slowest entry before it looks at new
+// ones: when the spool signals (wake) while entries are still being
+// processed, it lists the spool again and hands what is new to the next
+// free worker, so a mail that arrives during a pass is picked up in
+// microseconds rather than after it (docs/flow.md). An entry is taken at
+// most once per pass. again reports that a signal came after the pass
+// stopped taking entries in, so the caller starts the next pass at once.
+func (a *App) ingestPending(ctx context.Context, wake <-chan struct{}) (failed map[string]error, again bool) {
 	if a.spool.Kicked() {
 		// sendmail -q: everything pending is due now (postqueue -f).
 		a.queue.Flush()
@@ -70,7 +95,7 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 	entries, err := a.spool.Pending()
 	if err != nil {
 		a.log.Error("listing the spool", "err", err)
-		return map[string]error{"": err}
+		return map[string]error{"": err}, false
 	}
 	var size int64
 	for _, e := range entries {
@@ -79,11 +104,35 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 	a.spool.NoteUsage(entries) // for the shim's per-uid limit
 	a.spoolEntries.Store(int64(len(entries)))
 	a.spoolBytes.Store(size)
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		seen[e.ID] = true
+	}
+	// relist adds the entries committed since the last listing.
+	relist := func() {
+		more, err := a.spool.PendingExcept(func(id string) bool { return seen[id] })
+		if err != nil {
+			a.log.Error("listing the spool", "err", err)
+			return
+		}
+		for _, e := range more {
+			seen[e.ID] = true
+			a.spoolEntries.Add(1)
+			a.spoolBytes.Add(e.Size)
+		}
+		entries = append(entries, more...)
+	}
+
 	work := make(chan spool.Entry)
-	var wg sync.WaitGroup
-	var fmu sync.Mutex
-	failed := map[string]error{}
-	for range min(ingestWorkers, len(entries)) {
+	var (
+		wg    sync.WaitGroup
+		fmu   sync.Mutex
+		busy  atomic.Int32
+		held  atomic.Int64             // bytes of the entries being processed
+		freed = make(chan struct{}, 1) // a worker finished an entry
+	)
+	failed = map[string]error{}
+	for range ingestWorkers {
 		wg.Go(func() {
 			for e := range work {
 				a.ingestBusy.Store(time.Now().UnixNano()) // progress, for Healthy
@@ -92,24 +141,60 @@ func (a *App) ingestPending(ctx context.Context) map[string]error {
 					fmu.Lock()
 					failed[e.ID] = err
 					fmu.Unlock()
-					continue
+				} else {
+					// The gauge follows the spool as it empties, not only at
+					// the start of the next pass.
+					a.spoolEntries.Add(-1)
+					a.spoolBytes.Add(-e.Size)
 				}
-				// The gauge follows the spool as it empties, not only at
-				// the start of the next pass.
-				a.spoolEntries.Add(-1)
-				a.spoolBytes.Add(-e.Size)
+				held.Add(-e.Size)
+				busy.Add(-1)
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			break
+	open := time.Now().Add(ingestPassSpan) // entries signalled before this join the pass
+feed:
+	for ctx.Err() == nil {
+		var send chan<- spool.Entry
+		var next spool.Entry
+		if len(entries) > 0 {
+			if busy.Load() == 0 || held.Load()+entries[0].Size <= ingestBytes {
+				send, next = work, entries[0]
+			}
+		} else if busy.Load() == 0 {
+			select {
+			case <-wake:
+				if time.Now().Before(open) {
+					relist()
+					continue
+				}
+				again = true
+			default:
+			}
+			break feed
 		}
-		work <- e
+		select {
+		case send <- next:
+			held.Add(next.Size)
+			busy.Add(1)
+			entries = entries[1:]
+		case <-freed:
+		case <-wake:
+			if time.Now().Before(open) {
+				relist()
+			} else {
+				again = true
+			}
+		case <-ctx.Done():
+		}
 	}
 	close(work)
 	wg.Wait()
-	return failed
+	return failed, again
 }
 
 // maxConvertAttempts is how often the conversion of one spool entry may

@@ -34,13 +34,13 @@ func TestMonitorEventResubmittedIsQueuedOnce(t *testing.T) {
 		if err := a.submitMonitorEvent(ev); err != nil {
 			t.Fatal(err)
 		}
-		a.ingestPending(context.Background())
+		a.ingestPending(context.Background(), nil)
 	}
 	forged := []byte(`{"id":"forged-id","severity":"info","title":"x","fields":{"type":"job"}}` + "\n")
 	if _, err := a.spool.Submit(spool.Envelope{Kind: spool.KindEvent, Source: "http"}, bytes.NewReader(forged), 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	a.ingestPending(context.Background())
+	a.ingestPending(context.Background(), nil)
 	ds, err := a.queue.List()
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func TestEntryThatCrashedTheDaemonIsSetAside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.ingestPending(context.Background())
+	a.ingestPending(context.Background(), nil)
 
 	if left, _ := a.spool.Pending(); len(left) != 0 {
 		t.Fatalf("the entry is still in the spool: %v", left)
@@ -92,7 +92,7 @@ func TestFinishedAttemptsDoNotCount(t *testing.T) {
 		}
 		a.spool.EndAttempts(entries[0])
 	}
-	a.ingestPending(context.Background())
+	a.ingestPending(context.Background(), nil)
 	ds, _ := a.queue.List()
 	if len(ds) == 0 || ds[0].EventID != entries[0].ID {
 		t.Fatalf("deliveries %+v, want the mail's own", ds)

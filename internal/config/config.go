@@ -63,7 +63,7 @@
 //	relay-username NAME            AUTH user; needs relay-password-file
 //	relay-password-file PATH       absolute; file holding the relay password
 //	max-delivery-age DURATION      give up retrying after this (default 5d)
-//	delivery-concurrency N         deliveries in flight at once (default 4)
+//	delivery-concurrency N         remote targets delivered to at once (default 16)
 //	history-retention DURATION     how long the event history keeps events (default 30d)
 //	history-max-size SIZE          the event history's size bound (default 64M)
 //	smtp-max-sessions N            concurrent SMTP sessions; one more is answered

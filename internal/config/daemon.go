@@ -48,7 +48,8 @@ type Daemon struct {
 	RelayUsername     string        `json:"relay-username,omitempty"`
 	RelayPasswordFile string        `json:"relay-password-file,omitempty"`
 	MaxDeliveryAge    time.Duration `json:"max-delivery-age"`
-	// DeliveryConcurrency bounds the deliveries in flight at once.
+	// DeliveryConcurrency bounds the remote targets delivered to at once
+	// (delivery.Options.Concurrency).
 	DeliveryConcurrency int `json:"delivery-concurrency"`
 	// MailDir holds local users' mailboxes (MAILDIR/USER) for sendmail
 	// targets delivering locally ("" = STATE/mail).
@@ -81,7 +82,7 @@ const (
 	DefaultMaxHeaderFields     = 10000
 	DefaultSMTPTimeout         = 5 * time.Minute
 	DefaultMaxDeliveryAge      = 5 * 24 * time.Hour
-	DefaultDeliveryConcurrency = 4
+	DefaultDeliveryConcurrency = 16
 )
 
 // DefaultDaemon returns the settings herald uses when herald.cfg is

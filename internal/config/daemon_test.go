@@ -30,7 +30,7 @@ func TestDaemonDefaults(t *testing.T) {
 		t.Errorf("http-listen %v", d.HTTPListen)
 	}
 	if d.MaxMessageSize != 32<<20 || d.MaxRecipients != 100 || d.SMTPTimeout != 5*time.Minute ||
-		d.MaxDeliveryAge != 120*time.Hour || d.DeliveryConcurrency != 4 || d.Flavor != FlavorPVE ||
+		d.MaxDeliveryAge != 120*time.Hour || d.DeliveryConcurrency != 16 || d.Flavor != FlavorPVE ||
 		d.SpoolDir != "" || d.Relay != "" || len(d.SMTPAllow) != 0 {
 		t.Errorf("defaults %+v", d)
 	}

@@ -360,8 +360,8 @@ func (q *Queue) Healthy(maxStall time.Duration) bool {
 		return true
 	}
 	for _, tq := range q.targets {
-		if !tq.busy && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall &&
-			!q.classFull(q.isLocal(tq.name)) {
+		if tq.inflight == 0 && len(tq.pending) > 0 && now.Sub(tq.pending[0].rec.NextAttempt) > maxStall &&
+			q.freeSlots(q.isLocal(tq.name)) > 0 {
 			return false
 		}
 	}

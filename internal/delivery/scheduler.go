@@ -18,11 +18,14 @@ import (
 )
 
 // This file holds the scheduler: Run's loop, dispatching due deliveries
-// within the per-class bounds and one in flight per target, the attempt
+// within the per-class bounds and each target's pipeline, the attempt
 // itself (recorded in flight before the target is called, the outcome
 // after) and the heaps of due work. Locking: q.mu guards the entries, the
 // per-target heaps and the counts; it is never held while a target is
-// called or a record is written.
+// called or a record is written. The order in which one target's attempts
+// call it is kept by a chain of channels, not by a lock: each attempt waits
+// for the turn channel of the one dispatched before it and closes its own
+// when it is done with the target.
 
 // Kick makes the scheduler look for due work now (new work, `sendmail -q`,
 // `herald queue retry`). It never blocks.
@@ -102,7 +105,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	gc := time.NewTicker(gcInterval)
 	defer gc.Stop()
 	for {
-		wait := q.dispatch(attemptCtx, &wg)
+		wait := q.dispatch(attemptCtx, ctx.Done(), &wg)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -149,46 +152,64 @@ func (q *Queue) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
 
 // dispatch starts every attempt that is due and allowed, and returns how
 // long until the next one is due (-1: nothing to wait for but a kick).
-func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+// Attempts waiting for their turn give up when stop is closed (shutdown).
+//
+// A target without attempts in flight needs a slot of its class; one that
+// has some fills its pipeline (depth) without another slot,
+// unless targets of its class wait for a slot: then it is left to drain
+// and give its slot up, so that a long backlog for one target does not
+// keep the others waiting.
+func (q *Queue) dispatch(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGroup) time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
 	q.lastTurn = now
-	// Targets with due work, most overdue first, so a busy queue stays fair
-	// under the global bound.
+	// Targets with due work, most overdue first. Each round starts one
+	// attempt per target, so slots go to the most overdue and pipelines
+	// fill evenly.
 	var due []*targetQ
+	var idle [2]int // due targets without a slot, per class (remote, local)
 	for _, tq := range q.targets {
-		if !tq.busy && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now) {
+		if q.ready(tq, now) {
 			due = append(due, tq)
+			if tq.inflight == 0 {
+				idle[classIndex(q.isLocal(tq.name))]++
+			}
 		}
+	}
+	var starved [2]bool // some target of the class waits for a slot
+	for c, local := range []bool{false, true} {
+		starved[c] = idle[c] > q.freeSlots(local)
 	}
 	slices.SortFunc(due, func(a, b *targetQ) int {
 		return cmp.Or(a.pending[0].rec.NextAttempt.Compare(b.pending[0].rec.NextAttempt), cmp.Compare(a.name, b.name))
 	})
-	for _, tq := range due {
-		local := q.isLocal(tq.name)
-		if q.classFull(local) {
-			continue // the other class may still have a slot
+	for len(due) > 0 {
+		next := due[:0]
+		for _, tq := range due {
+			if tq.inflight == 0 {
+				local := q.isLocal(tq.name)
+				if q.freeSlots(local) == 0 {
+					continue // the other class may still have a slot
+				}
+				tq.local = local
+				*q.busyCount(local)++
+			} else if starved[classIndex(tq.local)] {
+				continue // drains and gives its slot up
+			}
+			q.start(ctx, stop, wg, tq)
+			if q.ready(tq, now) {
+				next = append(next, tq)
+			}
 		}
-		e := heap.Pop(&tq.pending).(*entry)
-		prev := e.rec
-		e.rec.State = StateInflight
-		e.onDisk = true // every attempt writes its record
-		tq.busy = true
-		tq.local = local
-		q.inflight++
-		if local {
-			q.inflightLocal++
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			q.attempt(ctx, e, prev)
-		}()
+		due = next
 	}
 	wait := time.Duration(-1)
 	for _, tq := range q.targets {
-		if tq.busy || len(tq.pending) == 0 || q.classFull(q.isLocal(tq.name)) {
+		if tq.inflight >= q.depth(tq) || len(tq.pending) == 0 {
+			continue // a finishing attempt kicks
+		}
+		if tq.inflight == 0 && q.freeSlots(q.isLocal(tq.name)) == 0 || tq.inflight > 0 && starved[classIndex(tq.local)] {
 			continue // a finishing attempt kicks
 		}
 		d := max(tq.pending[0].rec.NextAttempt.Sub(now), 0)
@@ -199,6 +220,94 @@ func (q *Queue) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration 
 	return wait
 }
 
+// ready reports whether tq has a due delivery and room in its pipeline.
+// Caller holds mu.
+func (q *Queue) ready(tq *targetQ, now time.Time) bool {
+	return tq.inflight < q.depth(tq) && len(tq.pending) > 0 && !tq.pending[0].rec.NextAttempt.After(now)
+}
+
+// depth is how many attempts tq may have in flight: its class's pipeline
+// depth while it holds a slot (any target may start one without). Caller
+// holds mu.
+func (q *Queue) depth(tq *targetQ) int {
+	switch {
+	case tq.inflight == 0:
+		return 1
+	case tq.local:
+		return q.opt.LocalDepth
+	default:
+		return q.opt.TargetDepth
+	}
+}
+
+// start dispatches tq's earliest delivery behind the attempt dispatched
+// before it; tq holds its slot. Caller holds mu.
+func (q *Queue) start(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGroup, tq *targetQ) {
+	e := heap.Pop(&tq.pending).(*entry)
+	prev := e.rec
+	e.rec.State = StateInflight
+	e.onDisk = true // every attempt writes its record
+	tq.inflight++
+	t := turn{prev: tq.turn, stop: stop, mine: make(chan struct{})}
+	tq.turn = t.mine
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer t.pass()
+		q.attempt(ctx, e, prev, &t)
+	}()
+}
+
+// turn is an attempt's place in its target's pipeline: it may call the
+// target once prev is closed, and closes mine when it is done with it.
+type turn struct {
+	prev <-chan struct{} // nil: nothing before it
+	stop <-chan struct{}
+	mine chan struct{}
+	// taken: the attempt waited for prev; passed: mine is closed.
+	taken, passed bool
+}
+
+// wait blocks until the attempt may call the target, and reports false
+// when the queue shuts down first.
+func (t *turn) wait() bool {
+	if t.prev == nil {
+		t.taken = true
+		return true
+	}
+	select {
+	case <-t.prev:
+		t.taken = true
+		return true
+	default:
+	}
+	select {
+	case <-t.prev:
+		t.taken = true
+		return true
+	case <-t.stop:
+		return false
+	}
+}
+
+// pass hands the target to the next attempt. An attempt that never called
+// the target (it failed before, or shut down while waiting) hands it on
+// only once the attempt before it is done, so the order holds.
+func (t *turn) pass() {
+	if t.passed {
+		return
+	}
+	t.passed = true
+	if t.taken || t.prev == nil {
+		close(t.mine)
+		return
+	}
+	go func() {
+		<-t.prev
+		close(t.mine)
+	}()
+}
+
 // isLocal reports whether the named target delivers locally (target.Local)
 // and so takes a local slot. Caller holds mu.
 func (q *Queue) isLocal(name string) bool {
@@ -206,17 +315,36 @@ func (q *Queue) isLocal(name string) bool {
 	return ok && target.IsLocal(tg)
 }
 
-// classFull reports whether every slot of the class is taken. Caller holds
-// mu.
-func (q *Queue) classFull(local bool) bool {
+// classIndex numbers the classes: 0 remote, 1 local.
+func classIndex(local bool) int {
 	if local {
-		return q.inflightLocal >= q.opt.LocalConcurrency
+		return 1
 	}
-	return q.inflight-q.inflightLocal >= q.opt.Concurrency
+	return 0
+}
+
+// busyCount returns the count of targets holding a slot of the class.
+// Caller holds mu.
+func (q *Queue) busyCount(local bool) *int {
+	if local {
+		return &q.busyLocal
+	}
+	return &q.busy
+}
+
+// freeSlots returns how many targets of the class may still start
+// delivering. Caller holds mu.
+func (q *Queue) freeSlots(local bool) int {
+	bound := q.opt.Concurrency
+	if local {
+		bound = q.opt.LocalConcurrency
+	}
+	return max(bound-*q.busyCount(local), 0)
 }
 
 // attempt runs one delivery attempt; prev is the record before dispatch.
-func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
+// The target is called only in its turn (t).
+func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 	log := q.log.With("event_id", prev.EventID, "delivery_id", e.id, "target", prev.Target)
 	rec := prev
 	var (
@@ -228,10 +356,11 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 	)
 	defer func() { q.unmapMail(ev, mapped) }()
 	tg, ok := q.opt.Target(prev.Target)
+	withMail := ok && !target.IgnoresMail(tg)
 	if !ok {
 		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
 		derr = target.Permanent(errors.New(rec.LastError))
-	} else if ev, mapped, derr = q.readEventToDeliver(prev.EventID, !target.IgnoresMail(tg)); derr != nil {
+	} else if ev, derr = q.cachedEvent(prev.EventID, false); derr != nil {
 		failed("event unreadable: " + derr.Error())
 		derr = target.Permanent(derr)
 	}
@@ -259,11 +388,38 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record) {
 		return
 	}
 
+	if !t.wait() {
+		// Shut down before its turn came: the attempt never happened.
+		// Its record goes back to what it was; if that write fails, the
+		// record says in flight and the next start resolves it as after
+		// a crash.
+		rec = prev
+		if err := q.writeRecord(&rec); err != nil {
+			log.Warn("cannot take back an attempt that never started; the next start resolves it", "err", err)
+		}
+		q.settle(e, rec)
+		return
+	}
+	if withMail {
+		// The raw mail (up to max-message-size) is loaded in the attempt's
+		// turn, so the attempts waiting in a pipeline do not each hold one.
+		full, m, err := q.readEventToDeliver(prev.EventID, true)
+		if err != nil {
+			t.pass()
+			rec.State, rec.Finished, rec.LastError = StateDead, q.now(), "event unreadable: "+err.Error()
+			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: rec.LastError})
+			log.Error("delivery failed permanently", "attempts", rec.Attempts, "err", rec.LastError)
+			q.finish(e, rec, ev, target.Permanent(err), log)
+			return
+		}
+		ev, mapped = full, m
+	}
 	t0 := time.Now()
 	derr = q.deliver(ctx, tg, ev)
 	q.unmapMail(ev, mapped) // the target is done with the mail
 	mapped = nil
 	took := time.Since(t0)
+	t.pass() // the target's next attempt may call it while this one records its outcome
 	now := q.now()
 
 	switch {
@@ -344,12 +500,11 @@ func (q *Queue) settle(e *entry, rec record) Delivery {
 	q.mu.Lock()
 	e.rec = rec
 	if tq := q.targets[rec.Target]; tq != nil {
-		tq.busy = false
-		if tq.local {
-			q.inflightLocal--
+		tq.inflight--
+		if tq.inflight == 0 {
+			*q.busyCount(tq.local)--
 		}
 	}
-	q.inflight--
 	if rec.State == StatePending {
 		q.push(e)
 	}

@@ -242,7 +242,7 @@ func (q *Queue) storeEventFile(id string, ef *eventFile) error {
 // rewriteTargets changes the target list of a stored event: add (sorted)
 // joins it, the names in drop leave it. The event and its mail's envelope
 // are kept byte for byte, and the .eml is not touched. The caller
-// serialises writers of the event's file (eventLock under fileMu's read
+// serialises writers of the event's file (eventMu under fileMu's read
 // lock, or fileMu's write lock).
 func (q *Queue) rewriteTargets(id string, add []listedTarget, drop []string) error {
 	ef, err := q.readEventFile(id)

@@ -21,8 +21,8 @@ import (
 
 // sendOne submits one message over a fresh SMTP session.
 func sendOne(addr, subject string, body []byte) error {
-	msg := append([]byte("From: bench@example.org\r\nTo: root@localhost\r\nSubject: "+subject+"\r\n\r\n"), body...)
-	return smtp.SendMail(addr, nil, "bench@example.org", []string{"root@localhost"}, msg)
+	_, err := sendAccepted(addr, subject, body)
+	return err
 }
 
 // sendAccepted submits one message over a fresh SMTP session and returns

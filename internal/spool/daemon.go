@@ -285,7 +285,12 @@ func (s *Spool) removePartial(p string, size int64) bool {
 // Pending returns the committed entries of both directories, oldest first.
 // Entries that cannot be parsed are quarantined (with a log line) and left
 // out; entries that cannot be read right now are logged and left out.
-func (s *Spool) Pending() ([]Entry, error) {
+func (s *Spool) Pending() ([]Entry, error) { return s.PendingExcept(nil) }
+
+// PendingExcept is Pending without the entries whose ID skip reports
+// (entries the caller already has): their files are not even opened, so
+// listing again while a long backlog is processed stays cheap.
+func (s *Spool) PendingExcept(skip func(id string) bool) ([]Entry, error) {
 	var all []Entry
 	for _, d := range s.entryDirs() {
 		names, err := readNames(d.path)
@@ -293,7 +298,7 @@ func (s *Spool) Pending() ([]Entry, error) {
 			return nil, &spoolError{op: "list", err: err}
 		}
 		for _, name := range names {
-			if !ValidID(name) {
+			if !ValidID(name) || skip != nil && skip(name) {
 				continue
 			}
 			p := filepath.Join(d.path, name)

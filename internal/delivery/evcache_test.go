@@ -1,0 +1,110 @@
+package delivery
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"herald/internal/event"
+	"herald/internal/target"
+)
+
+func mailEvent(id string, raw []byte) *event.Event {
+	ev := newEvent(id)
+	ev.Mail = &event.Mail{Raw: raw, From: "a@b", Recipients: []string{"root@h", "ops@h"}, UID: 1000}
+	return ev
+}
+
+// The attempts of one event share one read of its file, each getting a
+// copy of its own (a target changing its event changes no other target's),
+// and a rewritten event file is read again.
+func TestEventCacheCopiesAndFollowsTheFile(t *testing.T) {
+	h := newHarness(t, t.TempDir(), map[string]target.Target{"a": nop{}}, nil)
+	q := h.open()
+	defer q.Close()
+	if err := q.Enqueue(mailEvent("ev1", []byte("Subject: x\r\n\r\nbody\r\n")), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := q.readEvent("ev1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := q.cachedEvent("ev1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, want) {
+		t.Fatalf("loaded %+v, want %+v", first, want)
+	}
+	first.Title = "changed by a target"
+	first.Fields["type"] = "changed"
+	first.Mail.Recipients[0] = "changed@h"
+	if n := len(q.cache.m); n != 1 {
+		t.Fatalf("cache holds %d entries, want 1", n)
+	}
+	again, err := q.cachedEvent("ev1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, want) {
+		t.Errorf("second load %+v, want the event as stored %+v", again, want)
+	}
+	blind, err := q.cachedEvent("ev1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blind.Mail == nil || blind.Mail.Raw != nil || blind.Mail.From != "a@b" || blind.Title != want.Title {
+		t.Errorf("load without the mail: %+v", blind)
+	}
+
+	// A rewrite of the event file (a new inode) is read again.
+	ef, err := q.readEventFile("ev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := newEvent("ev1")
+	ev.Title = "rewritten"
+	if ef.Event, err = json.Marshal(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.storeEventFile("ev1", ef); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.cachedEvent("ev1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Title != "rewritten" {
+		t.Errorf("after a rewrite: title %q, want the file's", got.Title)
+	}
+}
+
+// The cache stays within its bounds, and a big mail is not kept.
+func TestEventCacheBounds(t *testing.T) {
+	var c eventCache
+	big := mailEvent("big", bytes.Repeat([]byte("x"), cacheMailMax+1))
+	c.put("big", true, fileID{ino: 1}, big)
+	if len(c.m) != 0 {
+		t.Errorf("a mail of %d bytes was cached", cacheMailMax+1)
+	}
+	raw := bytes.Repeat([]byte("y"), 512<<10)
+	for i := range 2 * cacheEntries {
+		id := fmt.Sprint("ev", i)
+		c.put(id, i%2 == 0, fileID{ino: int64(i)}, mailEvent(id, raw))
+		if len(c.m) > cacheEntries || c.bytes > cacheBytes || len(c.order) != len(c.m) {
+			t.Fatalf("after %d puts: %d entries, %d bytes, order %d", i+1, len(c.m), c.bytes, len(c.order))
+		}
+	}
+	last := fmt.Sprint("ev", 2*cacheEntries-1)
+	if c.get(last, false, fileID{ino: 2*cacheEntries - 1}) == nil {
+		t.Error("the newest entry was evicted")
+	}
+	if c.get(last, false, fileID{ino: 1}) != nil {
+		t.Error("an entry served a different version of its file")
+	}
+	if c.get("ev0", true, fileID{ino: 0}) != nil {
+		t.Error("the oldest entry was not evicted")
+	}
+}
