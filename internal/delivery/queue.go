@@ -92,6 +92,9 @@ type Options struct {
 	OnDead func(d Delivery, ev *event.Event)
 	// OnOutcome is called after every attempt (metrics); may be nil.
 	OnOutcome func(d Delivery, err error)
+	// Fail injects failures into the queue's journal (safeio.JournalOptions.Fail).
+	// Tests only.
+	Fail func(step safeio.Step, path string) error
 }
 
 // Delivery is the state of one (event, target) delivery.
@@ -123,6 +126,9 @@ type Queue struct {
 	log  *slog.Logger
 	now  func() time.Time
 	lock *os.File // flock on Dir/lock: one process owns the queue
+	// j writes every queue file (store.go): concurrent attempts' records
+	// share its commits.
+	j    *safeio.Journal
 	kick chan struct{}
 
 	// fileMu keeps the operations that remove event files (Drop, garbage
@@ -241,6 +247,14 @@ func Open(opt Options) (*Queue, error) {
 		return nil, fmt.Errorf("delivery: lock %s: %w", q.dir, err)
 	}
 	q.lock = lf
+	// The journal replays what a crash left before load reads the files;
+	// the lock makes this process its only writer.
+	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{Logger: q.log, Fail: opt.Fail})
+	if err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	q.j = j
 	if err := q.load(); err != nil {
 		_ = q.Close()
 		return nil, fmt.Errorf("delivery: %w", err)
@@ -262,9 +276,14 @@ func (q *Queue) Close() error {
 	if q.lock == nil {
 		return nil
 	}
+	var jerr error
+	if q.j != nil {
+		jerr = q.j.Close()
+		q.j = nil
+	}
 	err := q.lock.Close()
 	q.lock = nil
-	return err
+	return errors.Join(jerr, err)
 }
 
 // mkdirDurable creates dir (0700) when missing and makes its entry durable.

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,8 +24,9 @@ import (
 //	                        the deliveries they held become dead letters
 //	                        (corrupt.go)
 //
-// Every file is written whole with safeio (temp file, fsync, rename, fsync
-// directory). The .eml is written before the .json that commits it, and the
+// Every file is written whole, and removed, through the queue's journal
+// (safeio.Journal in Dir/journal: one fdatasync shared by every write
+// waiting, then temp file and rename; docs/durability.md). The .eml is written before the .json that commits it, and the
 // .json names every target the event was queued for: a target named there
 // without a record file is a pending delivery that was never attempted
 // (created when it was queued, due then, no attempts). So Enqueue costs one
@@ -189,14 +189,22 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
 	ef := eventFile{Event: evJSON, Targets: targets}
-	if ev.Mail != nil {
-		if err := safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode); err != nil {
-			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
-		}
-		uid := ev.Mail.UID
-		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
+	if ev.Mail == nil {
+		return q.storeEventFile(ev.ID, &ef)
 	}
-	return q.storeEventFile(ev.ID, &ef)
+	uid := ev.Mail.UID
+	ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
+	b, err := json.Marshal(&ef)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	// One commit, the mail's record before the event file's: a torn tail
+	// can keep the mail without its event (removed at Open), never the
+	// reverse.
+	if err := q.j.Apply(safeio.WriteOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), safeio.WriteOp(q.eventPath(ev.ID), b, fileMode)); err != nil {
+		return fmt.Errorf("store event %s and its mail: %w", ev.ID, err)
+	}
+	return nil
 }
 
 // storeEventFile writes events/ID.json durably and atomically.
@@ -205,7 +213,7 @@ func (q *Queue) storeEventFile(id string, ef *eventFile) error {
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", id, err)
 	}
-	if err := safeio.WriteFile(q.eventPath(id), b, fileMode); err != nil {
+	if err := q.j.WriteFile(q.eventPath(id), b, fileMode); err != nil {
 		return fmt.Errorf("store event %s: %w", id, err)
 	}
 	return nil
@@ -304,7 +312,7 @@ func (q *Queue) writeRecord(r *record) error {
 		return err
 	}
 	id := deliveryID(r.EventID, r.Target)
-	if err := safeio.WriteFile(q.recordPath(id), b, fileMode); err != nil {
+	if err := q.j.WriteFile(q.recordPath(id), b, fileMode); err != nil {
 		return fmt.Errorf("store delivery %s: %w", id, err)
 	}
 	return nil
@@ -353,19 +361,14 @@ func (q *Queue) quarantine(path string, why error) string {
 	return dst
 }
 
-// removeFiles removes paths and fsyncs their directory once, so that the
-// removals are durable before anything that depends on them.
-func removeFiles(dir string, paths []string) error {
-	var errs []error
-	for _, p := range paths {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+// removeFiles removes paths (all in dir) with one journal commit, so that
+// the removals are durable before anything that depends on them.
+func (q *Queue) removeFiles(dir string, paths []string) error {
+	if len(paths) == 0 {
+		return nil
 	}
-	if len(paths) > 0 {
-		if err := safeio.SyncDir(dir); err != nil {
-			errs = append(errs, err)
-		}
+	if err := q.j.Remove(paths...); err != nil {
+		return fmt.Errorf("remove from %s: %w", dir, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -483,6 +483,10 @@ func (j *Journal) committer() {
 			continue // more may have arrived meanwhile: they form the next batch
 		}
 		if closed {
+			if j.broken != nil {
+				j.triedFix = time.Time{} // one last try, whatever the rate
+				j.repair()
+			}
 			j.rotate()
 			if j.seg != nil { // broken: the segment stays for the next Open
 				j.closeErr = &JournalError{Op: "close", Err: fmt.Errorf("ops not applied, left for replay: %w", j.broken)}
