@@ -26,6 +26,7 @@ import (
 	"herald/internal/monitor"
 	"herald/internal/noise"
 	"herald/internal/router"
+	"herald/internal/safeio"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/target"
@@ -174,6 +175,11 @@ func New(opt Options) (*App, error) {
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// The journal replays before recovery reads the directories
+	// (docs/durability.md).
+	if err := sp.OpenJournal(safeio.JournalOptions{Logger: a.log}); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	removed, quarantined, err := sp.Recover()
