@@ -24,6 +24,7 @@ package safeio
 // checkpointer goroutine (the closed segments it holds).
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,6 +57,8 @@ const (
 	// above MaxJournaled never become records, so it only has to hold
 	// MaxJournaled plus a path.
 	maxRecord = 16 << 20
+	// maxSegmentOffset bounds an offset a cancel record names.
+	maxSegmentOffset = 1 << 40
 )
 
 // segMagic opens every segment; the number is the format version.
@@ -70,6 +73,7 @@ const (
 	opWrite   byte = 'W' // path, perm, data: the file's whole new content
 	opRemove  byte = 'R' // path
 	opInstall byte = 'I' // path, src: rename the fsynced file src to path
+	opCancel  byte = 'C' // offsets: earlier records of this segment replay skips
 )
 
 // StepApply is where a committed op is applied to the file system; a
@@ -185,6 +189,7 @@ type Journal struct {
 type request struct {
 	ops  []Op
 	rels []string
+	offs []int64 // where each op's record starts, in j.buf, then in the segment
 	done chan result
 }
 
@@ -293,13 +298,17 @@ func (j *Journal) Remove(paths ...string) error {
 // after a crash a torn tail may keep a prefix of them, never a later op
 // without an earlier one.
 //
-// An error means the ops are not acknowledged. If the commit failed they
-// are not in the journal; if applying a committed op failed (a full disk
-// while creating the file) the journal answers every op with an error until
-// it has applied that op again from its segment (tried at once and then at
-// most once a second), and the failed ops take effect then, or at the next
-// Open: a caller told "failed" may later see its change, never lose one it
-// was told succeeded.
+// An error means the ops are not acknowledged, and none of them takes
+// effect later: if the commit failed they are not in the journal; if
+// applying a committed op failed (a full disk while creating the file, a
+// read-only directory) a cancel record makes replay skip it, the call's
+// later ops and later ops on its paths (ops of the call applied before it
+// stay, as with a sequence of direct writes). Only if that cancel record
+// cannot be committed either does the journal answer every op with an
+// error until it has applied the failed ops from its segment (tried at
+// once and then at most once a second) or, failing that, at the next Open:
+// then a caller told "failed" may later see its change. Never does a
+// caller lose a change it was told succeeded.
 func (j *Journal) Apply(ops ...Op) error {
 	if len(ops) == 0 {
 		return nil
@@ -536,7 +545,9 @@ func (j *Journal) commit(batch []*request) {
 			r.done <- result{err: &JournalError{Op: "append", Err: ferr}}
 			continue
 		}
+		r.offs = make([]int64, len(r.ops))
 		for i := range r.ops {
+			r.offs[i] = int64(len(j.buf))
 			j.buf = appendRecord(j.buf, &r.ops[i], r.rels[i])
 		}
 		live = append(live, r)
@@ -544,39 +555,82 @@ func (j *Journal) commit(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-	if err := j.flush(live); err != nil {
+	base, err := j.flush(live)
+	if err != nil {
 		for _, r := range live {
 			r.done <- result{err: &JournalError{Op: "commit", Err: err}}
 		}
 		return
 	}
-	// Committed: apply in journal order. A failure stops the batch there
-	// (later ops may touch the same path) and breaks the journal until the
-	// rest is applied from the segment.
+	// Committed: apply in journal order. An op that cannot be applied (a
+	// full disk, a read-only directory) fails its request: the request's
+	// later ops, and later ops on the same paths, are not applied either,
+	// and one cancel record, committed before anyone is answered, makes
+	// replay skip them all. The file states stay what the journal says.
+	var cancel []int64
+	var failed map[string]bool
+	errs := make([]error, len(live))
 	for ri, r := range live {
 		for i := range r.ops {
 			o := &r.ops[i]
-			err := j.applyStep(o)
-			if err == nil {
-				continue
-			}
-			j.broken = err
-			j.log.Error("journal: cannot apply a committed op; repairing", "path", o.path, "err", err)
-			fixed := j.repair()
-			for _, rr := range live[ri:] {
-				if fixed {
-					rr.done <- result{committed: true}
-				} else {
-					rr.done <- result{committed: true, err: &JournalError{Op: "apply " + o.path, Err: err}}
+			if errs[ri] == nil && !failed[o.path] {
+				err := j.applyStep(o)
+				if err == nil {
+					continue
 				}
+				j.log.Error("journal: cannot apply a committed op; cancelling it", "path", o.path, "err", err)
+				errs[ri] = err
+			} else if errs[ri] == nil {
+				errs[ri] = fmt.Errorf("an earlier op on %s failed", o.path)
 			}
-			return
+			if failed == nil {
+				failed = map[string]bool{}
+			}
+			failed[o.path] = true
+			cancel = append(cancel, base+r.offs[i])
 		}
-		r.done <- result{committed: true}
+	}
+	if len(cancel) > 0 {
+		if err := j.commitCancel(cancel); err != nil {
+			// The cancelled ops stay in the segment: the journal applies
+			// them when it repairs itself (or at the next Open), so their
+			// callers, told of a failure, may see them later.
+			j.broken = err
+			j.log.Error("journal: cannot commit the cancel record; ops fail until the journal repairs itself", "segment", j.segPath, "err", err)
+		}
+	}
+	for ri, r := range live {
+		switch {
+		case errs[ri] == nil:
+			r.done <- result{committed: true}
+		case j.broken != nil:
+			r.done <- result{committed: true, err: &JournalError{Op: "apply", Err: errs[ri]}}
+		default:
+			r.done <- result{err: &JournalError{Op: "apply", Err: errs[ri]}}
+		}
 	}
 	if j.segSize >= j.opt.SegmentSize {
 		j.rotate()
 	}
+}
+
+// commitCancel appends and flushes a record that cancels the records at
+// offs of the current segment.
+func (j *Journal) commitCancel(offs []int64) error {
+	j.buf = appendCancel(j.buf[:0], offs)
+	_, err := j.seg.Write(j.buf)
+	if err == nil {
+		if err = j.opt.Sync(j.seg); err == nil {
+			j.segSize += int64(len(j.buf))
+			return nil
+		}
+	}
+	// Cut the record off again, so that what the segment says is known:
+	// the ops stand, and repair applies them.
+	if terr := j.seg.Truncate(j.segSize); terr != nil {
+		err = errors.Join(err, terr)
+	}
+	return fmt.Errorf("cancel record in %s: %w", j.segPath, err)
 }
 
 // flush appends j.buf to the current segment (opening one if needed) and
@@ -584,10 +638,10 @@ func (j *Journal) commit(batch []*request) {
 // closed: after a failed fdatasync, later flushes of the same file prove
 // nothing about the failed data (the kernel may have dropped those dirty
 // pages), so the next batch goes into a new segment.
-func (j *Journal) flush(batch []*request) error {
+func (j *Journal) flush(batch []*request) (int64, error) {
 	if j.seg == nil {
 		if err := j.newSegment(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	good := j.segSize
@@ -619,14 +673,14 @@ func (j *Journal) flush(batch []*request) error {
 			j.log.Warn("journal: cannot flush the cut segment", "segment", j.segPath, "err", serr)
 		}
 		j.rotate()
-		return err
+		return 0, err
 	}
 	j.segSize += int64(len(j.buf))
 	n := countOps(batch)
 	j.segOps += n
 	j.ops.Add(uint64(n))
 	j.commits.Add(1)
-	return nil
+	return good, nil
 }
 
 func countOps(batch []*request) int {
@@ -674,8 +728,10 @@ func (j *Journal) rotate() {
 	j.seg, j.segPath = nil, ""
 }
 
-// repair applies the current segment again (every path's last op in it),
-// once the journal is broken; it reports whether the journal works again.
+// repair applies the current segment again (every path's last op in it,
+// cancelled ones skipped), once the journal is broken because a cancel
+// record could not be committed; it reports whether the journal works
+// again. The ops the cancel was for are applied then.
 func (j *Journal) repair() bool {
 	if j.broken == nil {
 		return true
@@ -826,7 +882,17 @@ func (j *Journal) replay(segs []string) (int, error) {
 				return 0, err
 			}
 		}
-		all = append(all, recs...)
+		cancelled := map[int64]bool{}
+		for _, r := range recs {
+			for _, c := range r.cancel {
+				cancelled[c] = true
+			}
+		}
+		for _, r := range recs {
+			if r.kind != opCancel && !cancelled[r.off] {
+				all = append(all, r)
+			}
+		}
 	}
 	last := make(map[string]int, len(all))
 	for i, r := range all {
@@ -926,6 +992,22 @@ type record struct {
 	rel, src string
 	data     []byte
 	perm     os.FileMode
+	off      int64   // where it starts in its segment
+	cancel   []int64 // opCancel: the offsets it cancels
+}
+
+// appendCancel appends a record cancelling the records at offs.
+func appendCancel(buf []byte, offs []int64) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, opCancel)
+	buf = binary.AppendUvarint(buf, uint64(len(offs)))
+	for _, o := range offs {
+		buf = binary.AppendUvarint(buf, uint64(o))
+	}
+	payload := buf[start+8:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli))
+	return buf
 }
 
 // decodeSegment reads a segment's records. good is the length of the
@@ -958,6 +1040,15 @@ func decodeSegment(b []byte) (recs []record, good int, err error) {
 		if err != nil {
 			return recs, off, err
 		}
+		r.off = int64(off)
+		if r.kind == opCancel {
+			for _, c := range r.cancel {
+				i, found := slices.BinarySearchFunc(recs, c, func(x record, c int64) int { return cmp.Compare(x.off, c) })
+				if !found || recs[i].kind == opCancel {
+					return recs, off, fmt.Errorf("cancel record names no earlier record at %d", c)
+				}
+			}
+		}
 		recs = append(recs, r)
 		off += 8 + n
 	}
@@ -977,6 +1068,25 @@ func decodePayload(p []byte) (record, error) {
 		return s, true
 	}
 	r.kind, p = p[0], p[1:]
+	if r.kind == opCancel {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n == 0 || n > uint64(len(p)) {
+			return bad("cancel count")
+		}
+		p = p[k:]
+		for range n {
+			o, k := binary.Uvarint(p)
+			if k <= 0 || o > maxSegmentOffset {
+				return bad("cancel offset")
+			}
+			r.cancel = append(r.cancel, int64(o))
+			p = p[k:]
+		}
+		if len(p) != 0 {
+			return bad("trailing bytes")
+		}
+		return r, nil
+	}
 	var ok bool
 	if r.rel, ok = str(); !ok || !validRel(r.rel) {
 		return bad("path")

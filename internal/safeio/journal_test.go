@@ -320,45 +320,79 @@ func TestJournalCommitErrorFailsBatch(t *testing.T) {
 }
 
 // An op that is committed but cannot be applied (a full disk creating the
-// file) breaks the journal: ops fail until the committed op is applied
-// again from its segment; then it is there and the journal works.
-func TestJournalApplyFailureRepairs(t *testing.T) {
+// file, a read-only directory) fails and is cancelled: it never takes effect,
+// nor do the call's later ops; the call's earlier ops stay, and the
+// journal goes on.
+func TestJournalApplyFailureCancels(t *testing.T) {
 	root := t.TempDir()
-	p, q := filepath.Join(root, "p"), filepath.Join(root, "q")
+	p, q, r := filepath.Join(root, "p"), filepath.Join(root, "q"), filepath.Join(root, "r")
 	var full atomic.Bool
 	full.Store(true)
 	j := openJ(t, root, JournalOptions{SegmentAge: time.Hour, Fail: func(s Step, path string) error {
-		if s == StepApply && full.Load() {
+		if s == StepApply && path == p && full.Load() {
 			return syscall.ENOSPC
 		}
 		return nil
 	}})
-	if err := j.WriteFile(p, []byte("committed"), 0o600); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("write on a full disk: %v, want ENOSPC", err)
+	err := j.Apply(WriteOp(q, []byte("q"), 0o600), WriteOp(p, []byte("p"), 0o600), WriteOp(r, []byte("r"), 0o600))
+	var je *JournalError
+	if !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &je) || !je.Temporary() {
+		t.Fatalf("apply on a full disk: %v, want a temporary error with ENOSPC", err)
 	}
-	if err := j.WriteFile(q, []byte("q"), 0o600); err == nil || !strings.Contains(err.Error(), "earlier op") {
-		t.Fatalf("write while broken: %v, want the journal's refusal", err)
+	if got := readOrAbsent(t, q) + "," + readOrAbsent(t, p) + "," + readOrAbsent(t, r); got != "q,<absent>,<absent>" {
+		t.Fatalf("after the failure: %s", got)
 	}
-	full.Store(false)
-	waitFor(t, "the journal to repair itself", func() bool { return j.WriteFile(q, []byte("q"), 0o600) == nil })
-	if got := readOrAbsent(t, p) + readOrAbsent(t, q); got != "committedq" {
-		t.Fatalf("after repair: %q", got)
+	if err := j.WriteFile(filepath.Join(root, "other"), []byte("o"), 0o600); err != nil {
+		t.Fatalf("the journal stopped after a cancelled op: %v", err)
 	}
-	// And a crash while broken: the next Open applies the committed op.
-	root2 := t.TempDir()
-	p2 := filepath.Join(root2, "p")
-	j2 := openJ(t, root2, JournalOptions{SegmentAge: time.Hour, Fail: func(s Step, path string) error {
-		if s == StepApply {
-			return syscall.ENOSPC
+	// A crash now: replay skips the cancelled ops.
+	openJ(t, root, JournalOptions{})
+	if got := readOrAbsent(t, q) + "," + readOrAbsent(t, p) + "," + readOrAbsent(t, r) + "," + readOrAbsent(t, filepath.Join(root, "other")); got != "q,<absent>,<absent>,o" {
+		t.Fatalf("after replay: %s", got)
+	}
+}
+
+// If even the cancel record cannot be committed, the journal refuses ops
+// until it has applied the failed op from its segment (its caller, told of
+// a failure, then sees it: never the reverse), or the next Open does.
+func TestJournalBrokenRepairs(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		root := t.TempDir()
+		p, q := filepath.Join(root, "p"), filepath.Join(root, "q")
+		var full atomic.Bool
+		full.Store(true)
+		var syncs atomic.Int64
+		j := openJ(t, root, JournalOptions{SegmentAge: time.Hour,
+			Fail: func(s Step, path string) error {
+				if s == StepApply && full.Load() {
+					return syscall.ENOSPC
+				}
+				return nil
+			},
+			Sync: func(f *os.File) error {
+				if syncs.Add(1) == 2 { // the cancel record's flush
+					return syscall.EIO
+				}
+				return fdatasync(f)
+			}})
+		if err := j.WriteFile(p, []byte("committed"), 0o600); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("write on a full disk: %v, want ENOSPC", err)
 		}
-		return nil
-	}})
-	if err := j2.WriteFile(p2, []byte("committed"), 0o600); err == nil {
-		t.Fatal("write succeeded on a full disk")
-	}
-	openJ(t, root2, JournalOptions{}) // the first one "crashed": it never closes
-	if got := readOrAbsent(t, p2); got != "committed" {
-		t.Fatalf("after restart: %q", got)
+		if err := j.WriteFile(q, []byte("q"), 0o600); err == nil || !strings.Contains(err.Error(), "earlier op") {
+			t.Fatalf("write while broken: %v, want the journal's refusal", err)
+		}
+		full.Store(false)
+		if crash {
+			openJ(t, root, JournalOptions{}) // the first one never closes
+			if got := readOrAbsent(t, p); got != "committed" {
+				t.Fatalf("after restart: %q", got)
+			}
+			continue
+		}
+		waitFor(t, "the journal to repair itself", func() bool { return j.WriteFile(q, []byte("q"), 0o600) == nil })
+		if got := readOrAbsent(t, p) + readOrAbsent(t, q); got != "committedq" {
+			t.Fatalf("after repair: %q", got)
+		}
 	}
 }
 
@@ -511,6 +545,7 @@ func FuzzDecodeSegment(f *testing.F) {
 	}
 	f.Add(seg)
 	f.Add(seg[:len(seg)-3])
+	f.Add(appendCancel(slices.Clone(seg), []int64{int64(len(segMagic))}))
 	f.Add([]byte(segMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -523,6 +558,10 @@ func FuzzDecodeSegment(f *testing.F) {
 		}
 		out := []byte(segMagic)
 		for _, r := range recs {
+			if r.kind == opCancel {
+				out = appendCancel(out, r.cancel)
+				continue
+			}
 			o := Op{kind: r.kind, data: r.data, perm: r.perm, src: r.src}
 			out = appendRecord(out, &o, r.rel)
 		}
