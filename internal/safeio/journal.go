@@ -15,15 +15,17 @@ package safeio
 //     durable with one syncfs(2) and deletes the segment. Segments are
 //     deleted strictly in order.
 //   - Opening the journal replays what is left: for every path, the last
-//     op the segments hold, in journal order; a torn tail is cut off. Then
-//     the same checkpoint. The owners of the files read their directories
-//     only after that.
+//     op the segments hold, in journal order (a write whose file already
+//     holds its content is skipped); a torn tail is cut off. The replayed
+//     segments are then checkpointed in the background like closed ones.
+//     The owners of the files read their directories only after the replay.
 //
 // The lock story: mu guards the queue of requests and closed; everything
 // else belongs to the committer goroutine (the segment, broken) or to the
 // checkpointer goroutine (the closed segments it holds).
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -250,22 +252,14 @@ func OpenJournal(root string, opt JournalOptions) (*Journal, error) {
 		if err != nil {
 			return nil, &JournalError{Op: "replay", Err: err}
 		}
-		if err := j.opt.SyncFS(j.root); err != nil {
-			return nil, &JournalError{Op: "replay", Err: fmt.Errorf("syncfs %s: %w", j.root, err)}
-		}
-		for _, s := range segs {
-			if err := os.Remove(s); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, &JournalError{Op: "replay", Err: err}
-			}
-		}
-		if err := SyncDir(j.dir); err != nil {
-			return nil, &JournalError{Op: "replay", Err: err}
-		}
+		// The replayed segments are checkpointed like any closed one, in
+		// the background and before any new segment: the start-up does
+		// not wait for a syncfs, and a crash before it replays them again.
 		j.log.Info("journal replayed", "dir", j.dir, "segments", len(segs), "ops", n)
 		seq, _ := segSeq(segs[len(segs)-1])
 		j.segSeq = seq
 	}
-	go j.checkpointer()
+	go j.checkpointer(segs)
 	go j.committer()
 	return j, nil
 }
@@ -755,9 +749,8 @@ func (j *Journal) repair() bool {
 // checkpointer makes closed segments durable in the file system and
 // deletes them, in order. A segment whose checkpoint fails is kept (and so
 // is every later one) and tried again with the next.
-func (j *Journal) checkpointer() {
+func (j *Journal) checkpointer(held []string) {
 	defer close(j.ckptDone)
-	var held []string
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	try := func() {
@@ -787,6 +780,7 @@ func (j *Journal) checkpointer() {
 		}
 		j.ckptErr.Store(nil)
 	}
+	try()
 	for {
 		select {
 		case s, ok := <-j.ckpt:
@@ -830,6 +824,9 @@ func (j *Journal) applyStep(o *Op) error {
 func applyOp(kind byte, path, src string, data []byte, perm os.FileMode, replay bool) error {
 	switch kind {
 	case opWrite:
+		if replay && holds(path, data, perm) {
+			return nil // applied before the crash: no new file to write
+		}
 		f, err := os.CreateTemp(filepath.Dir(path), TempPrefix+filepath.Base(path)+"-")
 		if err != nil {
 			return err
@@ -863,6 +860,16 @@ func applyOp(kind byte, path, src string, data []byte, perm os.FileMode, replay 
 		return err
 	}
 	return fmt.Errorf("unknown op %q", kind)
+}
+
+// holds reports whether the file at path has exactly data and mode perm.
+func holds(path string, data []byte, perm os.FileMode) bool {
+	st, err := os.Lstat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != perm || st.Size() != int64(len(data)) {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(b, data)
 }
 
 // replay applies, for every path the segments name, its last op, in

@@ -144,9 +144,7 @@ func TestJournalSamePathOrder(t *testing.T) {
 	if got := readOrAbsent(t, a2) + readOrAbsent(t, b2); got != "45" {
 		t.Fatalf("after replay a+b = %q, want 45", got)
 	}
-	if segs := segmentNames(t, root2); len(segs) != 0 {
-		t.Errorf("segments left after replay: %v", segs)
-	}
+	waitFor(t, "the replayed segments' checkpoint", func() bool { return len(segmentNames(t, root2)) == 0 })
 }
 
 // A crash at every point of an op: before its commit it is absent after
@@ -205,9 +203,9 @@ func TestJournalCrashPoints(t *testing.T) {
 		if err := j.WriteFile(p, []byte("newer"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if segs := segmentNames(t, root); !slices.Equal(segs, []string{"0000000000000008.seg"}) {
-			t.Errorf("segments %v", segs)
-		}
+		waitFor(t, "the replayed segment's checkpoint", func() bool {
+			return slices.Equal(segmentNames(t, root), []string{"0000000000000008.seg"})
+		})
 	})
 	t.Run("after apply", func(t *testing.T) {
 		// Replay is idempotent: ops applied before the crash are applied
