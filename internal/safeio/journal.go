@@ -556,34 +556,38 @@ func (j *Journal) commit(batch []*request) {
 		}
 		return
 	}
-	// Committed: apply in journal order. An op that cannot be applied (a
-	// full disk, a read-only directory) fails its request: the request's
-	// later ops, and later ops on the same paths, are not applied either,
-	// and one cancel record, committed before anyone is answered, makes
-	// replay skip them all. The file states stay what the journal says.
-	var cancel []int64
-	var failed map[string]bool
+	// Committed: apply. Requests that share no path are independent and
+	// are applied in parallel (file creation is the expensive part);
+	// requests that share one are applied one after the other in journal
+	// order. An op that cannot be applied (a full disk, a read-only
+	// directory) fails its request: the request's later ops, and later ops
+	// on the same paths, are not applied either, and one cancel record,
+	// committed before anyone is answered, makes replay skip them all. The
+	// file states stay what the journal says.
 	errs := make([]error, len(live))
-	for ri, r := range live {
-		for i := range r.ops {
-			o := &r.ops[i]
-			if errs[ri] == nil && !failed[o.path] {
-				err := j.applyStep(o)
-				if err == nil {
-					continue
-				}
-				j.log.Error("journal: cannot apply a committed op; cancelling it", "path", o.path, "err", err)
-				errs[ri] = err
-			} else if errs[ri] == nil {
-				errs[ri] = fmt.Errorf("an earlier op on %s failed", o.path)
-			}
-			if failed == nil {
-				failed = map[string]bool{}
-			}
-			failed[o.path] = true
-			cancel = append(cancel, base+r.offs[i])
+	groups := conflictGroups(live)
+	cancels := make([][]int64, len(groups))
+	if len(groups) == 1 {
+		cancels[0] = j.applyGroup(live, groups[0], base, errs)
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, applyWorkers)
+		for gi, g := range groups {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				cancels[gi] = j.applyGroup(live, g, base, errs)
+				<-sem
+			}()
 		}
+		wg.Wait()
 	}
+	var cancel []int64
+	for _, c := range cancels {
+		cancel = append(cancel, c...)
+	}
+	slices.Sort(cancel)
 	if len(cancel) > 0 {
 		if err := j.commitCancel(cancel); err != nil {
 			// The cancelled ops stay in the segment: the journal applies
@@ -606,6 +610,81 @@ func (j *Journal) commit(batch []*request) {
 	if j.segSize >= j.opt.SegmentSize {
 		j.rotate()
 	}
+}
+
+// applyWorkers bounds the goroutines applying one batch.
+const applyWorkers = 8
+
+// conflictGroups partitions a batch's requests (by index) into groups such
+// that two requests touching the same path are in the same group, each
+// group in journal order.
+func conflictGroups(live []*request) [][]int {
+	parent := make([]int, len(live))
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := make(map[string]int, len(live))
+	for ri, r := range live {
+		for _, o := range r.ops {
+			if prev, ok := owner[o.path]; ok {
+				a, b := find(prev), find(ri)
+				if a != b {
+					parent[max(a, b)] = min(a, b)
+				}
+			} else {
+				owner[o.path] = ri
+			}
+		}
+	}
+	idx := map[int]int{}
+	var groups [][]int
+	for ri := range live {
+		root := find(ri)
+		gi, ok := idx[root]
+		if !ok {
+			gi = len(groups)
+			idx[root] = gi
+			groups = append(groups, nil)
+		}
+		groups[gi] = append(groups[gi], ri)
+	}
+	return groups
+}
+
+// applyGroup applies the requests live[g...] in order, setting errs for
+// those that fail, and returns the offsets of the records to cancel.
+func (j *Journal) applyGroup(live []*request, g []int, base int64, errs []error) []int64 {
+	var cancel []int64
+	var failed map[string]bool
+	for _, ri := range g {
+		r := live[ri]
+		for i := range r.ops {
+			o := &r.ops[i]
+			if errs[ri] == nil && !failed[o.path] {
+				err := j.applyStep(o)
+				if err == nil {
+					continue
+				}
+				j.log.Error("journal: cannot apply a committed op; cancelling it", "path", o.path, "err", err)
+				errs[ri] = err
+			} else if errs[ri] == nil {
+				errs[ri] = fmt.Errorf("an earlier op on %s failed", o.path)
+			}
+			if failed == nil {
+				failed = map[string]bool{}
+			}
+			failed[o.path] = true
+			cancel = append(cancel, base+r.offs[i])
+		}
+	}
+	return cancel
 }
 
 // commitCancel appends and flushes a record that cancels the records at

@@ -579,3 +579,71 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Requests of one batch that share a path are applied in journal order,
+// the others in parallel.
+func TestJournalBatchOrderSamePath(t *testing.T) {
+	root := t.TempDir()
+	release := make(chan struct{})
+	var calls atomic.Int64
+	j := openJ(t, root, JournalOptions{SegmentAge: time.Hour, Sync: func(f *os.File) error {
+		if calls.Add(1) == 1 {
+			<-release
+		}
+		return fdatasync(f)
+	}})
+	x := filepath.Join(root, "x")
+	go func() { _ = j.WriteFile(filepath.Join(root, "first"), nil, 0o600) }()
+	waitFor(t, "the first commit", func() bool { return calls.Load() == 1 })
+	errs := make(chan error, 20)
+	for i := range 10 {
+		go func() {
+			errs <- j.Apply(WriteOp(x, []byte(fmt.Sprint(i)), 0o600), WriteOp(filepath.Join(root, fmt.Sprint("y", i)), nil, 0o600))
+		}()
+		go func() { errs <- j.WriteFile(filepath.Join(root, fmt.Sprint("z", i)), []byte("z"), 0o600) }()
+		waitFor(t, "the request to queue", func() bool {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			return len(j.pending) == 2*(i+1)
+		})
+	}
+	close(release)
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readOrAbsent(t, x); got != "9" {
+		t.Fatalf("x = %q, want the last write's 9", got)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d flushes, want 2", calls.Load())
+	}
+}
+
+func TestConflictGroups(t *testing.T) {
+	req := func(paths ...string) *request {
+		r := &request{}
+		for _, p := range paths {
+			r.ops = append(r.ops, RemoveOp(p))
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		reqs []*request
+		want [][]int
+	}{
+		{"independent", []*request{req("a"), req("b"), req("c")}, [][]int{{0}, {1}, {2}}},
+		{"shared", []*request{req("a"), req("b"), req("a")}, [][]int{{0, 2}, {1}}},
+		{"chained", []*request{req("a", "b"), req("c"), req("b", "d"), req("d"), req("e")}, [][]int{{0, 2, 3}, {1}, {4}}},
+		{"joined late", []*request{req("a"), req("b"), req("a", "b")}, [][]int{{0, 1, 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := conflictGroups(tc.reqs)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("groups %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
