@@ -395,6 +395,13 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.history.Close(); err != nil {
 		a.log.Warn("history close", "err", err)
 	}
+	// Checkpoint the journals: a clean stop leaves nothing to replay.
+	if err := a.spool.Close(); err != nil {
+		a.log.Warn("spool close", "err", err)
+	}
+	if err := a.queue.Close(); err != nil {
+		a.log.Warn("queue close", "err", err)
+	}
 	a.log.Info("herald stopped")
 	return runErr
 }
