@@ -201,7 +201,9 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	// One commit, the mail's record before the event file's: a torn tail
 	// can keep the mail without its event (removed at Open), never the
 	// reverse.
-	if err := q.j.Apply(safeio.WriteOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), safeio.WriteOp(q.eventPath(ev.ID), b, fileMode)); err != nil {
+	// The mail is written in place: nobody reads it before the event file
+	// that commits it exists.
+	if err := q.j.Apply(safeio.InPlaceOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), safeio.WriteOp(q.eventPath(ev.ID), b, fileMode)); err != nil {
 		return fmt.Errorf("store event %s and its mail: %w", ev.ID, err)
 	}
 	return nil
@@ -312,7 +314,10 @@ func (q *Queue) writeRecord(r *record) error {
 		return err
 	}
 	id := deliveryID(r.EventID, r.Target)
-	if err := q.j.WriteFile(q.recordPath(id), b, fileMode); err != nil {
+	// In place: a record is read only by Open (after the journal's replay)
+	// and by the offline view of a stopped daemon, never while it is being
+	// written, so an attempt's two writes cost no new file each.
+	if err := q.j.Apply(safeio.InPlaceOp(q.recordPath(id), b, fileMode)); err != nil {
 		return fmt.Errorf("store delivery %s: %w", id, err)
 	}
 	return nil

@@ -73,6 +73,7 @@ const segExt = ".seg"
 // Op kinds, the first byte of a record's payload.
 const (
 	opWrite   byte = 'W' // path, perm, data: the file's whole new content
+	opInPlace byte = 'O' // as opWrite, applied in place (InPlaceOp)
 	opRemove  byte = 'R' // path
 	opInstall byte = 'I' // path, src: rename the fsynced file src to path
 	opCancel  byte = 'C' // offsets: earlier records of this segment replay skips
@@ -123,6 +124,17 @@ type Op struct {
 // readers see the old content or the new, never a part.
 func WriteOp(path string, data []byte, perm os.FileMode) Op {
 	return Op{kind: opWrite, path: path, data: data, perm: perm.Perm()}
+}
+
+// InPlaceOp is WriteOp for a file that nobody reads while the journal's
+// owner runs except the owner itself after the op returned (the queue's
+// delivery records, a mail whose event file commits it later): it is
+// overwritten in place, so it costs no new file (an inode, a rename) on
+// every write, but a reader racing the apply, or a reader of the files of
+// a crashed process before its journal is replayed, may see a part. After a
+// crash the replay restores it whole.
+func InPlaceOp(path string, data []byte, perm os.FileMode) Op {
+	return Op{kind: opInPlace, path: path, data: data, perm: perm.Perm()}
 }
 
 // RemoveOp removes the file at path; a missing file is no error.
@@ -315,7 +327,7 @@ func (j *Journal) Apply(ops ...Op) error {
 			return &JournalError{Op: "apply", Err: err}
 		}
 		req.rels[i] = rel
-		if o.kind == opWrite && len(o.data) > j.opt.MaxJournaled {
+		if (o.kind == opWrite || o.kind == opInPlace) && len(o.data) > j.opt.MaxJournaled {
 			// Too big to journal: the content goes the direct way, the
 			// rename is journaled.
 			t, err := writeTemp(o.path, o.data, o.perm)
@@ -924,6 +936,11 @@ func applyOp(kind byte, path, src string, data []byte, perm os.FileMode, replay 
 			return err
 		}
 		return nil
+	case opInPlace:
+		if replay && holds(path, data, perm) {
+			return nil
+		}
+		return overwrite(path, data, perm)
 	case opRemove:
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -939,6 +956,28 @@ func applyOp(kind byte, path, src string, data []byte, perm os.FileMode, replay 
 		return err
 	}
 	return fmt.Errorf("unknown op %q", kind)
+}
+
+// overwrite replaces the content of path with data in place: written from
+// the start, then cut to its length (not truncated to zero first, which
+// would make ext4 flush it at close).
+func overwrite(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW, perm)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteAt(data, 0)
+	if werr == nil {
+		werr = f.Truncate(int64(len(data)))
+	}
+	if werr == nil {
+		if st, err := f.Stat(); err != nil {
+			werr = err
+		} else if st.Mode().Perm() != perm {
+			werr = f.Chmod(perm)
+		}
+	}
+	return errors.Join(werr, f.Close())
 }
 
 // holds reports whether the file at path has exactly data and mode perm.
@@ -1057,7 +1096,7 @@ func appendRecord(buf []byte, o *Op, rel string) []byte {
 	buf = binary.AppendUvarint(buf, uint64(len(rel)))
 	buf = append(buf, rel...)
 	switch o.kind {
-	case opWrite:
+	case opWrite, opInPlace:
 		buf = binary.AppendUvarint(buf, uint64(o.perm))
 		buf = binary.AppendUvarint(buf, uint64(len(o.data)))
 		buf = append(buf, o.data...)
@@ -1178,7 +1217,7 @@ func decodePayload(p []byte) (record, error) {
 		return bad("path")
 	}
 	switch r.kind {
-	case opWrite:
+	case opWrite, opInPlace:
 		perm, k := binary.Uvarint(p)
 		if k <= 0 || perm > 0o777 {
 			return bad("mode")

@@ -537,7 +537,7 @@ func TestJournalRefusesPathsOutsideItsTree(t *testing.T) {
 func FuzzDecodeSegment(f *testing.F) {
 	j := &Journal{root: "/r"}
 	seg := []byte(segMagic)
-	for _, o := range []Op{WriteOp("/r/a/b", []byte("data"), 0o640), RemoveOp("/r/c"), {kind: opInstall, path: "/r/a/d", src: "/r/a/.tmp-d-1"}} {
+	for _, o := range []Op{WriteOp("/r/a/b", []byte("data"), 0o640), InPlaceOp("/r/e", []byte("x"), 0o600), RemoveOp("/r/c"), {kind: opInstall, path: "/r/a/d", src: "/r/a/.tmp-d-1"}} {
 		rel, _ := j.rel(o.path)
 		seg = appendRecord(seg, &o, rel)
 	}
@@ -645,5 +645,45 @@ func TestConflictGroups(t *testing.T) {
 				t.Fatalf("groups %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// In-place writes replace the content exactly (shorter, longer, another
+// mode) without a new file, and replay like any write.
+func TestJournalInPlace(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "rec")
+	j := openJ(t, root, JournalOptions{SegmentAge: time.Hour})
+	var ino uint64
+	for i, c := range []string{"a long first content", "short", "", "longer than the short one"} {
+		if err := j.Apply(InPlaceOp(p, []byte(c), 0o600)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readOrAbsent(t, p); got != c {
+			t.Fatalf("write %d: %q, want %q", i, got, c)
+		}
+		st, _ := os.Stat(p)
+		n := st.Sys().(*syscall.Stat_t).Ino
+		if i > 0 && n != ino {
+			t.Errorf("write %d made a new file", i)
+		}
+		ino = n
+	}
+	if err := j.Apply(InPlaceOp(p, []byte("mode"), 0o640)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	// Replay over a torn overwrite restores the whole content.
+	root2 := t.TempDir()
+	p2 := filepath.Join(root2, "rec")
+	if err := os.WriteFile(p2, []byte("half-writ"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeSegment(t, root2, 1, []Op{InPlaceOp(p2, []byte("whole record"), 0o600)})
+	openJ(t, root2, JournalOptions{})
+	if got := readOrAbsent(t, p2); got != "whole record" {
+		t.Fatalf("after replay %q", got)
 	}
 }
