@@ -95,6 +95,8 @@ type Options struct {
 	// Fail injects failures into the queue's journal (safeio.JournalOptions.Fail).
 	// Tests only.
 	Fail func(step safeio.Step, path string) error
+	// journalSync replaces the journal's flush (tests: a slow disk).
+	journalSync func(*os.File) error
 }
 
 // Delivery is the state of one (event, target) delivery.
@@ -249,7 +251,7 @@ func Open(opt Options) (*Queue, error) {
 	q.lock = lf
 	// The journal replays what a crash left before load reads the files;
 	// the lock makes this process its only writer.
-	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{Logger: q.log, Fail: opt.Fail})
+	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{Logger: q.log, Fail: opt.Fail, Sync: opt.journalSync})
 	if err != nil {
 		_ = q.Close()
 		return nil, fmt.Errorf("delivery: %w", err)
