@@ -8,9 +8,12 @@ package safeio
 //     file under its final name) is appended to the current segment as one
 //     record: length, CRC32C, payload.
 //   - One committer goroutine fdatasyncs the segment once for every op
-//     waiting, then applies the committed ops to the file system in journal
-//     order (temporary file and rename, no fsync), and only then wakes their
-//     callers. Every file state on disk therefore has its record committed.
+//     waiting, then applies the committed ops to the file system (temporary
+//     file and rename, or in place for InPlaceOp; no fsync), ops on one path
+//     in journal order and independent ones in parallel, and only then wakes
+//     their callers. Every file state on disk therefore has its record
+//     committed. An op that cannot be applied is cancelled by a record of
+//     its own before its caller hears of the failure.
 //   - A checkpoint closes a segment (by size or age), makes the file system
 //     durable with one syncfs(2) and deletes the segment. Segments are
 //     deleted strictly in order.
@@ -73,8 +76,8 @@ const (
 )
 
 // StepApply is where a committed op is applied to the file system; a
-// failure injected there behaves as a failed rename (the journal then
-// repairs itself, see Journal.Apply).
+// failure injected there behaves as a failed rename (the op is cancelled,
+// see Journal.Apply).
 const StepApply Step = "apply"
 
 // JournalOptions configure a Journal; the zero value is usable.
@@ -133,9 +136,9 @@ func InPlaceOp(path string, data []byte, perm os.FileMode) Op {
 // RemoveOp removes the file at path; a missing file is no error.
 func RemoveOp(path string) Op { return Op{kind: opRemove, path: path} }
 
-// JournalError is a failure of the journal: the op was not made durable (or,
-// for Applied errors, durable but not yet visible). It is temporary: the
-// caller answers "try again later".
+// JournalError is a failure of the journal: the ops were not made durable
+// and visible (see Journal.Apply). It is temporary: the caller answers "try
+// again later".
 type JournalError struct {
 	Op  string
 	Err error
