@@ -280,8 +280,9 @@ func (q *Queue) Close() error {
 	}
 	var jerr error
 	if q.j != nil {
+		// q.j stays: a late write (an admin request racing the shutdown)
+		// gets the journal's "closed" error, not a nil pointer.
 		jerr = q.j.Close()
-		q.j = nil
 	}
 	err := q.lock.Close()
 	q.lock = nil

@@ -41,14 +41,12 @@ func (s *Spool) OpenJournal(opt safeio.JournalOptions) error {
 }
 
 // Close stops the spool's journal, if it has one, making every write
-// durable in the directories.
+// durable in the directories. Later submissions fail (temporarily).
 func (s *Spool) Close() error {
 	if s.j == nil {
 		return nil
 	}
-	err := s.j.Close()
-	s.j = nil
-	return err
+	return s.j.Close()
 }
 
 // maxJournaled is the largest entry the journal takes whole.
