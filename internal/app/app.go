@@ -25,6 +25,7 @@ import (
 	"herald/internal/metrics"
 	"herald/internal/monitor"
 	"herald/internal/noise"
+	"herald/internal/safeio"
 	"herald/internal/smtpd"
 	"herald/internal/spool"
 	"herald/internal/target"
@@ -173,6 +174,11 @@ func New(opt Options) (*App, error) {
 
 	sp, err := spool.OpenDir(s.SpoolDir(), a.log)
 	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// The journal replays before recovery reads the directories
+	// (docs/durability.md).
+	if err := sp.OpenJournal(safeio.JournalOptions{Logger: a.log}); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	removed, quarantined, err := sp.Recover()
@@ -388,6 +394,13 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Wait()
 	if err := a.history.Close(); err != nil {
 		a.log.Warn("history close", "err", err)
+	}
+	// Checkpoint the journals: a clean stop leaves nothing to replay.
+	if err := a.spool.Close(); err != nil {
+		a.log.Warn("spool close", "err", err)
+	}
+	if err := a.queue.Close(); err != nil {
+		a.log.Warn("queue close", "err", err)
 	}
 	a.log.Info("herald stopped")
 	return runErr

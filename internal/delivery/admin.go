@@ -295,7 +295,7 @@ func (q *Queue) Drop(id string) error {
 	evDir, recDir := filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)
 	if lastRef && !onDisk {
 		// The event file is all there is: removing it drops the delivery.
-		if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+		if err := q.removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
 			return fmt.Errorf("delivery: drop %s: %w", id, err)
 		}
 	} else {
@@ -307,11 +307,11 @@ func (q *Queue) Drop(id string) error {
 				return fmt.Errorf("delivery: drop %s: %w", id, err)
 			}
 		}
-		if err := removeFiles(recDir, []string{q.recordPath(id)}); err != nil {
+		if err := q.removeFiles(recDir, []string{q.recordPath(id)}); err != nil {
 			return fmt.Errorf("delivery: drop %s: %w", id, err)
 		}
 		if lastRef {
-			if err := removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
+			if err := q.removeFiles(evDir, []string{q.eventPath(rec.EventID), q.mailPath(rec.EventID)}); err != nil {
 				q.log.Warn("cannot remove dropped event's files", "event_id", rec.EventID, "err", err)
 			}
 		}

@@ -2,11 +2,8 @@ package delivery
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"time"
-
-	"herald/internal/safeio"
 )
 
 // This file holds garbage collection: finished deliveries are kept for a
@@ -75,15 +72,12 @@ func (q *Queue) gc() {
 	var recs, emls []string
 	var errs []error
 	if len(whole) > 0 {
-		var gone []string
-		for _, evID := range whole {
-			if err := os.Remove(q.eventPath(evID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-				continue
-			}
-			gone = append(gone, evID)
+		gone := whole
+		paths := make([]string, len(whole))
+		for i, evID := range whole {
+			paths[i] = q.eventPath(evID)
 		}
-		if err := safeio.SyncDir(evDir); err != nil {
+		if err := q.removeFiles(evDir, paths); err != nil {
 			errs = append(errs, err)
 			gone = nil // not known durable: the records stay
 		}
@@ -105,11 +99,11 @@ func (q *Queue) gc() {
 		}
 		recs = append(recs, c.recs...)
 	}
-	if err := removeFiles(recDir, recs); err != nil {
+	if err := q.removeFiles(recDir, recs); err != nil {
 		errs = append(errs, err)
 	}
 	if len(emls) > 0 {
-		if err := removeFiles(evDir, emls); err != nil {
+		if err := q.removeFiles(evDir, emls); err != nil {
 			errs = append(errs, err)
 		}
 	}

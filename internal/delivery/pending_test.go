@@ -16,21 +16,21 @@ import (
 	"herald/internal/target"
 )
 
-// countRenames counts the durable writes (safeio renames) made while fn
-// runs, by file name.
-func countRenames(t *testing.T, fn func()) map[string]int {
+// countRenames counts the durable writes (ops the journal applies) made
+// while fn runs, by file name.
+func countRenames(t *testing.T, h *harness, fn func()) map[string]int {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]int{}
-	safeio.FailHook = func(s safeio.Step, path string) error {
-		if s == safeio.StepRename {
+	h.setFail(func(s safeio.Step, path string) error {
+		if s == safeio.StepApply {
 			mu.Lock()
 			got[filepath.Base(path)]++
 			mu.Unlock()
 		}
 		return nil
-	}
-	defer func() { safeio.FailHook = nil }()
+	})
+	defer h.setFail(nil)
 	fn()
 	mu.Lock()
 	defer mu.Unlock()
@@ -59,7 +59,7 @@ func TestEnqueueIsOneDurableWrite(t *testing.T) {
 			q := h.open()
 			defer q.Close()
 			var err error
-			got := countRenames(t, func() { err = q.Enqueue(tc.ev, names) })
+			got := countRenames(t, h, func() { err = q.Enqueue(tc.ev, names) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestEnqueueIsOneDurableWrite(t *testing.T) {
 			if recs := dirNames(t, filepath.Join(dir, recordsDir)); len(recs) != 0 {
 				t.Errorf("record files before any attempt: %v", recs)
 			}
-			got = countRenames(t, func() { err = q.Enqueue(tc.ev, names[:3]) })
+			got = countRenames(t, h, func() { err = q.Enqueue(tc.ev, names[:3]) })
 			if err != nil || len(got) != 0 {
 				t.Errorf("Enqueue of deliveries already queued wrote %v (error %v), want nothing", got, err)
 			}
@@ -114,7 +114,7 @@ func TestEnqueueAddsTargetsLater(t *testing.T) {
 	again.Title = "changed"
 	again.Mail = &event.Mail{Raw: []byte("other bytes"), From: "x@y"}
 	var err error
-	got := countRenames(t, func() { err = q.Enqueue(again, []string{"c", "b"}) })
+	got := countRenames(t, h, func() { err = q.Enqueue(again, []string{"c", "b"}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,14 +292,14 @@ func TestDropRewriteFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	injected := errors.New("injected failure")
-	safeio.FailHook = func(s safeio.Step, path string) error {
-		if s == safeio.StepRename && filepath.Base(path) == "ev1.json" {
+	h.setFail(func(s safeio.Step, path string) error {
+		if s == safeio.StepSync && filepath.Base(path) == "ev1.json" {
 			return injected
 		}
 		return nil
-	}
+	})
 	err := q.Drop("ev1.a")
-	safeio.FailHook = nil
+	h.setFail(nil)
 	if !errors.Is(err, injected) {
 		t.Fatalf("Drop = %v, want the injected failure", err)
 	}
@@ -481,14 +481,14 @@ func TestCollectionRewriteFailureKeepsRecord(t *testing.T) {
 	h2 := newHarness(t, dir, targets, nil)
 	q2 := h2.open()
 	h2.clock.Advance(2 * time.Hour)
-	safeio.FailHook = func(s safeio.Step, path string) error {
-		if s == safeio.StepRename && filepath.Base(path) == "ev1.json" {
+	h2.setFail(func(s safeio.Step, path string) error {
+		if s == safeio.StepSync && filepath.Base(path) == "ev1.json" {
 			return errors.New("injected failure")
 		}
 		return nil
-	}
+	})
 	q2.gc()
-	safeio.FailHook = nil
+	h2.setFail(nil)
 	if err := q2.Close(); err != nil {
 		t.Fatal(err)
 	}

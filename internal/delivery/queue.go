@@ -109,6 +109,11 @@ type Options struct {
 	OnDead func(d Delivery, ev *event.Event)
 	// OnOutcome is called after every attempt (metrics); may be nil.
 	OnOutcome func(d Delivery, err error)
+	// Fail injects failures into the queue's journal (safeio.JournalOptions.Fail).
+	// Tests only.
+	Fail func(step safeio.Step, path string) error
+	// journalSync replaces the journal's flush (tests: a slow disk).
+	journalSync func(*os.File) error
 }
 
 // Delivery is the state of one (event, target) delivery.
@@ -142,6 +147,9 @@ type Queue struct {
 	log  *slog.Logger
 	now  func() time.Time
 	lock *os.File // flock on Dir/lock: one process owns the queue
+	// j writes every queue file (store.go): concurrent attempts' records
+	// share its commits.
+	j    *safeio.Journal
 	kick chan struct{}
 	// cache spares the attempts of one event reading its file each
 	// (evcache.go).
@@ -278,6 +286,14 @@ func Open(opt Options) (*Queue, error) {
 		return nil, fmt.Errorf("delivery: lock %s: %w", q.dir, err)
 	}
 	q.lock = lf
+	// The journal replays what a crash left before load reads the files;
+	// the lock makes this process its only writer.
+	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{Logger: q.log, Fail: opt.Fail, Sync: opt.journalSync})
+	if err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	q.j = j
 	if err := q.load(); err != nil {
 		_ = q.Close()
 		return nil, fmt.Errorf("delivery: %w", err)
@@ -299,9 +315,15 @@ func (q *Queue) Close() error {
 	if q.lock == nil {
 		return nil
 	}
+	var jerr error
+	if q.j != nil {
+		// q.j stays: a late write (an admin request racing the shutdown)
+		// gets the journal's "closed" error, not a nil pointer.
+		jerr = q.j.Close()
+	}
 	err := q.lock.Close()
 	q.lock = nil
-	return err
+	return errors.Join(jerr, err)
 }
 
 // mkdirDurable creates dir (0700) when missing and makes its entry durable.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,6 +152,16 @@ type harness struct {
 	stop     func()
 	logs     *syncBuffer
 	opt      Options
+	fail     atomic.Pointer[func(safeio.Step, string) error]
+}
+
+// setFail injects failures into the queue's journal (nil: none).
+func (h *harness) setFail(f func(s safeio.Step, path string) error) {
+	if f == nil {
+		h.fail.Store(nil)
+		return
+	}
+	h.fail.Store(&f)
 }
 
 type syncBuffer struct {
@@ -190,6 +201,12 @@ func newHarness(t *testing.T, dir string, targets map[string]target.Target, twea
 			h.dead <- d
 		},
 		OnOutcome: func(d Delivery, err error) { h.outcomes <- d },
+	}
+	h.opt.Fail = func(s safeio.Step, path string) error {
+		if f := h.fail.Load(); f != nil {
+			return (*f)(s, path)
+		}
+		return nil
 	}
 	if tweak != nil {
 		tweak(&h.opt)
@@ -675,11 +692,11 @@ func TestEnqueueRejectsBadNames(t *testing.T) {
 // TestEnqueueWriteFailures injects a failure at every step of every file
 // write of an Enqueue (a new mail event to 3 targets, and targets added to an
 // event already queued): it must return an error, leave no partial file, and
-// leave a state that Open accepts, with nothing of the failed call queued,
-// and that a second Enqueue completes without duplicates.
+// leave a state that Open accepts, with nothing of the failed call queued
+// (a write the journal committed but could not apply is cancelled), and
+// that a second Enqueue completes without duplicates.
 func TestEnqueueWriteFailures(t *testing.T) {
-	// StepSyncDir names the directory, not the file: TestSyncDirFailure.
-	steps := []safeio.Step{safeio.StepCreate, safeio.StepWrite, safeio.StepSync, safeio.StepClose, safeio.StepRename}
+	steps := []safeio.Step{safeio.StepWrite, safeio.StepSync, safeio.StepApply}
 	cases := []struct {
 		name   string
 		before []string // queued first, without failure
@@ -701,14 +718,14 @@ func TestEnqueueWriteFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 				injected := errors.New("injected failure")
-				safeio.FailHook = func(s safeio.Step, path string) error {
+				h.setFail(func(s safeio.Step, path string) error {
 					if s == step && filepath.Base(path) == tc.file {
 						return injected
 					}
 					return nil
-				}
+				})
 				err := q.Enqueue(ev, []string{"a", "b", "c"})
-				safeio.FailHook = nil
+				h.setFail(nil)
 				if !errors.Is(err, injected) {
 					t.Fatalf("Enqueue = %v, want the injected failure", err)
 				}
@@ -755,24 +772,29 @@ func TestEnqueueWriteFailures(t *testing.T) {
 	}
 }
 
-// TestSyncDirFailure: safeio's directory sync is a step of its own (the
-// hook sees the directory's path); the event file is the commit of an
-// Enqueue, so its directory sync failing fails the Enqueue.
-func TestSyncDirFailure(t *testing.T) {
+// TestCommitFailure: the journal's flush is what makes the event file
+// durable; if it fails (EIO), the Enqueue fails and queues nothing.
+func TestCommitFailure(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, dir, map[string]target.Target{"a": &fake{}}, nil)
 	q := h.open()
 	defer q.Close()
-	safeio.FailHook = func(s safeio.Step, path string) error {
-		if s == safeio.StepSyncDir && filepath.Base(path) == eventsDir {
-			return errors.New("injected EIO")
+	h.setFail(func(s safeio.Step, path string) error {
+		if s == safeio.StepSync && filepath.Base(path) == "ev1.json" {
+			return syscall.EIO
 		}
 		return nil
-	}
+	})
 	err := q.Enqueue(newEvent("ev1"), []string{"a"})
-	safeio.FailHook = nil
-	if err == nil {
-		t.Fatal("Enqueue succeeded although the event file was not durable")
+	h.setFail(nil)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Enqueue = %v, want EIO: the event file was not durable", err)
+	}
+	if got := h.list(); len(got) != 0 {
+		t.Fatalf("queued after a failed commit: %v", ids(got))
+	}
+	if _, err := os.Stat(filepath.Join(dir, eventsDir, "ev1.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("event file of a failed commit: %v", err)
 	}
 }
 

@@ -176,14 +176,14 @@ func (q *Queue) load() error {
 	// queue's owner, and we hold the lock, so it is gone.
 	if len(stale)+len(staleRecs) > 0 {
 		q.log.Info("removing uncommitted queue files", "count", len(stale)+len(staleRecs))
-		err := errors.Join(removeFiles(evDir, stale), removeFiles(recDir, staleRecs))
+		err := errors.Join(q.removeFiles(evDir, stale), q.removeFiles(recDir, staleRecs))
 		if err != nil {
 			q.log.Warn("cannot remove uncommitted queue files", "err", err)
 		}
 	}
 	if len(collected) > 0 {
 		q.log.Info("removing delivered records whose event was collected", "count", len(collected))
-		if err := removeFiles(recDir, collected); err != nil {
+		if err := q.removeFiles(recDir, collected); err != nil {
 			q.log.Warn("cannot remove delivered records whose event was collected", "err", err)
 		}
 	}
@@ -198,7 +198,7 @@ func (q *Queue) load() error {
 	}
 	if len(orphans) > 0 {
 		q.log.Info("removing events without deliveries", "count", len(orphans)/2)
-		if err := removeFiles(evDir, orphans); err != nil {
+		if err := q.removeFiles(evDir, orphans); err != nil {
 			q.log.Warn("cannot remove events without deliveries", "err", err)
 		}
 	}

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,8 +25,9 @@ import (
 //	                        the deliveries they held become dead letters
 //	                        (corrupt.go)
 //
-// Every file is written whole with safeio (temp file, fsync, rename, fsync
-// directory). The .eml is written before the .json that commits it, and the
+// Every file is written whole, and removed, through the queue's journal
+// (safeio.Journal in Dir/journal: one fdatasync shared by every write
+// waiting, then temp file and rename; docs/durability.md). The .eml is written before the .json that commits it, and the
 // .json names every target the event was queued for: a target named there
 // without a record file is a pending delivery that was never attempted
 // (created when it was queued, due then, no attempts). So Enqueue costs one
@@ -190,23 +190,41 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
 	ef := eventFile{Event: evJSON, Targets: targets}
-	if ev.Mail != nil {
+	if ev.Mail == nil {
+		return q.storeEventFile(ev.ID, &ef)
+	}
+	if ev.Mail.Open != nil {
+		// A large mail the daemon mapped from its spool entry: copied file
+		// to file the direct way (durable before the event file that
+		// commits it), its bytes never passing through memory.
 		if err := q.writeMail(ev); err != nil {
 			return fmt.Errorf("store mail of event %s: %w", ev.ID, err)
 		}
 		uid := ev.Mail.UID
 		ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
+		return q.storeEventFile(ev.ID, &ef)
 	}
-	return q.storeEventFile(ev.ID, &ef)
+	uid := ev.Mail.UID
+	ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
+	b, err := json.Marshal(&ef)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	// One commit, the mail's record before the event file's: a torn tail
+	// can keep the mail without its event (removed at Open), never the
+	// reverse.
+	// The mail is written in place: nobody reads it before the event file
+	// that commits it exists.
+	if err := q.j.Apply(safeio.InPlaceOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), safeio.WriteOp(q.eventPath(ev.ID), b, fileMode)); err != nil {
+		return fmt.Errorf("store event %s and its mail: %w", ev.ID, err)
+	}
+	return nil
 }
 
 // writeMail stores the raw mail of ev durably as events/ID.eml. A mail
 // the daemon mapped from its spool entry (event.Mail.Open) is copied file
 // to file, so its bytes never pass through memory.
 func (q *Queue) writeMail(ev *event.Event) error {
-	if ev.Mail.Open == nil {
-		return safeio.WriteFile(q.mailPath(ev.ID), ev.Mail.Raw, fileMode)
-	}
 	src, err := ev.Mail.Open()
 	if err != nil {
 		return err
@@ -233,7 +251,7 @@ func (q *Queue) storeEventFile(id string, ef *eventFile) error {
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", id, err)
 	}
-	if err := safeio.WriteFile(q.eventPath(id), b, fileMode); err != nil {
+	if err := q.j.WriteFile(q.eventPath(id), b, fileMode); err != nil {
 		return fmt.Errorf("store event %s: %w", id, err)
 	}
 	return nil
@@ -350,7 +368,10 @@ func (q *Queue) writeRecord(r *record) error {
 		return err
 	}
 	id := deliveryID(r.EventID, r.Target)
-	if err := safeio.WriteFile(q.recordPath(id), b, fileMode); err != nil {
+	// In place: a record is read only by Open (after the journal's replay)
+	// and by the offline view of a stopped daemon, never while it is being
+	// written, so an attempt's two writes cost no new file each.
+	if err := q.j.Apply(safeio.InPlaceOp(q.recordPath(id), b, fileMode)); err != nil {
 		return fmt.Errorf("store delivery %s: %w", id, err)
 	}
 	return nil
@@ -389,19 +410,14 @@ func (q *Queue) quarantine(path string, why error) string {
 	return dst
 }
 
-// removeFiles removes paths and fsyncs their directory once, so that the
-// removals are durable before anything that depends on them.
-func removeFiles(dir string, paths []string) error {
-	var errs []error
-	for _, p := range paths {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+// removeFiles removes paths (all in dir) with one journal commit, so that
+// the removals are durable before anything that depends on them.
+func (q *Queue) removeFiles(dir string, paths []string) error {
+	if len(paths) == 0 {
+		return nil
 	}
-	if len(paths) > 0 {
-		if err := safeio.SyncDir(dir); err != nil {
-			errs = append(errs, err)
-		}
+	if err := q.j.Remove(paths...); err != nil {
+		return fmt.Errorf("remove from %s: %w", dir, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }

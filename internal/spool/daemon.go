@@ -36,6 +36,9 @@ type Spool struct {
 	quarantine string
 	uid        int // the daemon's uid: the owner of incoming/ entries
 	log        *slog.Logger
+	// j, when set (OpenJournal), takes the daemon's own writes and
+	// removals (journal.go).
+	j *safeio.Journal
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{} // Watch channels, signalled by Submit
@@ -139,7 +142,13 @@ func (s *Spool) Submit(env Envelope, body io.Reader, maxSize int64) (string, err
 		_, _ = io.Copy(io.Discard, body) // the contract: read to the end
 		return "", err
 	}
-	id, err := writeEntry(s.incoming, 0o600, env, body, maxSize)
+	var id string
+	var err error
+	if s.j != nil {
+		id, err = s.submitJournaled(env, body, maxSize)
+	} else {
+		id, err = writeEntry(s.incoming, 0o600, env, body, maxSize)
+	}
 	if err == nil {
 		s.signal()
 	}
@@ -362,6 +371,9 @@ func (s *Spool) ReadAll(e Entry) ([]byte, error) {
 // Remove deletes e durably; call it only once the event made from e is
 // durably queued.
 func (s *Spool) Remove(e Entry) error {
+	if s.j != nil {
+		return s.removeJournaled(e.path)
+	}
 	if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -371,7 +383,11 @@ func (s *Spool) Remove(e Entry) error {
 // Quarantine moves e aside into quarantine/ and logs why; it is never
 // deleted.
 func (s *Spool) Quarantine(e Entry, reason error) error {
-	return s.quarantinePath(e.path, filepath.Base(filepath.Dir(e.path)), e.ID, reason)
+	if err := s.quarantinePath(e.path, filepath.Base(filepath.Dir(e.path)), e.ID, reason); err != nil {
+		return err
+	}
+	s.forget(e.path)
+	return nil
 }
 
 // quarantinePath moves the file p (name in the directory dirName) into

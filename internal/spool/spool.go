@@ -11,6 +11,7 @@
 //	STATE/spool/maildrop/    written by local submitters (shim, herald notify)
 //	STATE/spool/incoming/    written by the daemon itself (SMTP, HTTP API)
 //	STATE/spool/quarantine/  unreadable or corrupt entries, moved aside
+//	STATE/spool/journal/     the daemon's journal of its own writes (journal.go)
 //
 // One entry is one file named by its ID (16 hex digits of the submit time in
 // Unix nanoseconds, "-", 8 random hex digits: unique, and sorting by name sorts
@@ -28,7 +29,8 @@
 // flock(LOCK_EX) on its temporary file; recovery tries LOCK_EX|LOCK_NB to tell
 // a live writer (kept) from a dead one (its partial file is removed, with a
 // log line). Committed entries that cannot be parsed are moved to quarantine/
-// with a log line, never deleted.
+// with a log line, never deleted. The daemon's own entries and removals go
+// through its journal instead (journal.go): same files, one shared flush.
 //
 // # Permission model
 //

@@ -1,0 +1,145 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"herald/internal/safeio"
+)
+
+// The daemon's own writes (Submit into incoming/, Remove, and the removal
+// that follows a quarantine) can go through a journal in STATE/spool/journal
+// (safeio.Journal, docs/durability.md): concurrent SMTP sessions and pick-ups
+// then share one fdatasync instead of paying a file and a directory fsync
+// each. An entry up to the journal's MaxJournaled is buffered in memory and
+// written as one journaled op; a bigger one spills to a temporary file
+// written the direct way, whose installation under its ID is journaled. The
+// submitters' maildrop writes (Drop, another process) stay direct: the
+// journal is the daemon's alone.
+
+// OpenJournal opens the spool's journal, replaying what a crash left, and
+// routes the daemon's writes through it from now on. Call it before Recover
+// (which must see the replayed entries) and before the first Submit; Close
+// stops it.
+func (s *Spool) OpenJournal(opt safeio.JournalOptions) error {
+	if s.j != nil {
+		return errors.New("spool: journal already open")
+	}
+	if opt.Logger == nil {
+		opt.Logger = s.log
+	}
+	j, err := safeio.OpenJournal(s.root, opt)
+	if err != nil {
+		return &spoolError{op: "open journal", err: err}
+	}
+	s.j = j
+	return nil
+}
+
+// Close stops the spool's journal, if it has one, making every write
+// durable in the directories. Later submissions fail (temporarily).
+func (s *Spool) Close() error {
+	if s.j == nil {
+		return nil
+	}
+	return s.j.Close()
+}
+
+// maxJournaled is the largest entry the journal takes whole.
+func (s *Spool) maxJournaled() int {
+	return safeio.DefaultMaxJournaled
+}
+
+// submitJournaled is writeEntry through the journal.
+func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (string, error) {
+	if err := env.validate(); err != nil {
+		return "", err
+	}
+	now := time.Now()
+	if env.Received.IsZero() {
+		env.Received = now.UTC()
+	}
+	head, sizeAt, err := encodeHead(&env)
+	if err != nil {
+		return "", err
+	}
+	id := NewID(now)
+	dest := filepath.Join(s.incoming, id)
+
+	// Read up to one byte more than the journal takes whole: if the body
+	// ends before, it is one op; otherwise it spills.
+	lr := &limitReader{r: body, max: maxSize}
+	limit := max(int64(s.maxJournaled()-len(head)), -1)
+	buf := bytes.NewBuffer(make([]byte, 0, min(limit+1, 64<<10)+int64(len(head))))
+	buf.Write(head)
+	n, err := buf.ReadFrom(io.LimitReader(lr, limit+1))
+	if err != nil {
+		return "", bodyOrSpoolError(err)
+	}
+	if n <= limit {
+		b := buf.Bytes()
+		copy(b[sizeAt:], fmt.Appendf(nil, "%0*d", bodySizeDigits, n))
+		if err := s.j.WriteFile(dest, b, 0o600); err != nil {
+			return "", &spoolError{op: "commit entry", err: err}
+		}
+		return id, nil
+	}
+	// Too big for the journal: the direct way, installed through it.
+	t, err := safeio.Create(dest, 0o600)
+	if err != nil {
+		return "", &spoolError{op: "create entry", err: err}
+	}
+	defer t.Abort()
+	if err := lockFile(t.File); err != nil {
+		return "", &spoolError{op: "lock entry", err: err}
+	}
+	if _, err := t.Write(buf.Bytes()); err != nil {
+		return "", &spoolError{op: "write entry", err: err}
+	}
+	rest, err := t.ReadFrom(lr)
+	if err != nil {
+		return "", bodyOrSpoolError(err)
+	}
+	if _, err := t.WriteAt(fmt.Appendf(nil, "%0*d", bodySizeDigits, n+rest), sizeAt); err != nil {
+		return "", &spoolError{op: "write entry", err: err}
+	}
+	if err := s.j.Commit(t); err != nil {
+		return "", &spoolError{op: "commit entry", err: err}
+	}
+	return id, nil
+}
+
+// bodyOrSpoolError keeps the submitter's errors (too large, unreadable
+// input) apart from the spool's own.
+func bodyOrSpoolError(err error) error {
+	var be *BodyError
+	if errors.Is(err, ErrTooLarge) || errors.As(err, &be) {
+		return err
+	}
+	return &spoolError{op: "write entry", err: err}
+}
+
+// removeJournaled removes the entry file at p through the journal.
+func (s *Spool) removeJournaled(p string) error {
+	if err := s.j.Remove(p); err != nil {
+		return &spoolError{op: "remove entry", err: err}
+	}
+	return nil
+}
+
+// forget makes sure no journaled write brings back the entry file at p,
+// which was just moved aside: the path's last op becomes a removal.
+func (s *Spool) forget(p string) {
+	if s.j == nil {
+		return
+	}
+	if err := s.j.Remove(p); err != nil {
+		// After a crash before the next checkpoint the entry may come back
+		// from the journal and be processed (and set aside) again.
+		s.log.Warn("spool: cannot journal the removal of a quarantined entry", "file", p, "err", err)
+	}
+}
