@@ -36,7 +36,7 @@ func TestBigMailIsMappedNotRead(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if failed := a.ingestPending(context.Background()); len(failed) != 0 {
+	if failed, _ := a.ingestPending(context.Background(), nil); len(failed) != 0 {
 		t.Fatalf("entries failed: %v", failed)
 	}
 	runtime.ReadMemStats(&after)
