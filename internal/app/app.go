@@ -48,12 +48,15 @@ type Options struct {
 
 // App is one running herald daemon.
 type App struct {
-	opt     Options
-	log     *slog.Logger
-	now     func() time.Time
-	spool   *spool.Spool
-	queue   *delivery.Queue
-	metrics *metrics.Metrics
+	opt   Options
+	log   *slog.Logger
+	now   func() time.Time
+	spool *spool.Spool
+	queue *delivery.Queue
+	// beforeEnqueue, when set (tests only), runs in the pick-up worker
+	// just before an entry's event is queued.
+	beforeEnqueue func(spool.Entry)
+	metrics       *metrics.Metrics
 	// monitors runs the heartbeats and usage watches (monitors.go).
 	monitors *monitor.Engine
 	noise    *noise.Engine

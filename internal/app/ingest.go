@@ -313,6 +313,9 @@ func (a *App) ingest(e spool.Entry) error {
 	// Recorded first: once queued, the delivery's outcome may come at once.
 	// Recording twice (the entry processed again) is harmless.
 	a.history.Event(ev, targets, noiseRecords(decisions))
+	if a.beforeEnqueue != nil {
+		a.beforeEnqueue(e)
+	}
 	if err := a.queue.Enqueue(ev, now); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}

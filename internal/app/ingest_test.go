@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"herald/internal/safeio"
+	"herald/internal/spool"
 )
 
 // A mail that arrives while the pick-up is busy with a slow entry is
@@ -20,8 +20,8 @@ func TestPassTakesInEntriesSignalledWhileItRuns(t *testing.T) {
 	slow := submitMail(t, a, "Subject: slow\r\n\r\nx\r\n")
 	blocked := make(chan struct{})
 	release := make(chan struct{})
-	safeio.FailHook = func(step safeio.Step, path string) error {
-		if step == safeio.StepCreate && strings.Contains(path, slow) {
+	a.beforeEnqueue = func(e spool.Entry) {
+		if e.ID == slow {
 			select {
 			case <-blocked:
 			default:
@@ -29,9 +29,7 @@ func TestPassTakesInEntriesSignalledWhileItRuns(t *testing.T) {
 			}
 			<-release
 		}
-		return nil
 	}
-	defer func() { safeio.FailHook = nil }()
 	unblock := sync.OnceFunc(func() { close(release) })
 	defer unblock()
 
@@ -61,7 +59,7 @@ func TestPassTakesInEntriesSignalledWhileItRuns(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if queued(t, a, slow) {
-		t.Fatal("the slow entry was queued although its write is held")
+		t.Fatal("the slow entry was queued although it is held")
 	}
 
 	unblock()
@@ -120,17 +118,13 @@ func TestIngestBoundsTheBytesInProcess(t *testing.T) {
 				submitMail(t, a, fmt.Sprintf("Subject: m%d\r\n\r\n%s\r\n", i, strings.Repeat("x", 4000)))
 			}
 			var cur, most atomic.Int32
-			safeio.FailHook = func(step safeio.Step, path string) error {
-				if step == safeio.StepCreate && strings.Contains(path, "queue") && strings.HasSuffix(path, ".eml") {
-					n := cur.Add(1)
-					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-					}
-					time.Sleep(20 * time.Millisecond) // widens the window; synchronises nothing
-					cur.Add(-1)
+			a.beforeEnqueue = func(spool.Entry) {
+				n := cur.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
-				return nil
+				time.Sleep(20 * time.Millisecond) // widens the window; synchronises nothing
+				cur.Add(-1)
 			}
-			defer func() { safeio.FailHook = nil }()
 			if failed, _ := a.ingestPending(context.Background(), nil); len(failed) != 0 {
 				t.Fatalf("failed: %v", failed)
 			}
