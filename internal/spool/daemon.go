@@ -43,6 +43,10 @@ type Spool struct {
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{} // Watch channels, signalled by Submit
 
+	// The conversion attempts' log (attempts.go), opened on first use.
+	attemptsOnce sync.Once
+	attempts     *attempts
+
 	// Disk limits and the uids' use (disk.go), under mu; what was last
 	// published, under pubMu, which serialises writing the limits file.
 	limits    Limits

@@ -40,9 +40,17 @@ func (s *Spool) OpenJournal(opt safeio.JournalOptions) error {
 	return nil
 }
 
-// Close stops the spool's journal, if it has one, making every write
-// durable in the directories. Later submissions fail (temporarily).
+// Close closes the attempt log and stops the spool's journal, if it has
+// one, making every write durable in the directories. Later submissions fail (temporarily).
 func (s *Spool) Close() error {
+	if a := s.attempts; a != nil {
+		a.mu.Lock()
+		if a.f != nil {
+			_ = a.f.Close()
+			a.f = nil
+		}
+		a.mu.Unlock()
+	}
 	if s.j == nil {
 		return nil
 	}
