@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // holds reports whether the file at path has exactly data and mode perm.
@@ -124,7 +125,9 @@ func segSeq(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is built on first use, not at start-up: the shim links this
+// package and never checksums anything.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // appendRecord appends op's record: payload length and CRC32C (little
 // endian), then the payload.
@@ -146,7 +149,7 @@ func appendRecord(buf []byte, o *Op, rel string) []byte {
 	}
 	payload := buf[start+8:]
 	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli()))
 	return buf
 }
 
@@ -170,7 +173,7 @@ func appendCancel(buf []byte, offs []int64) []byte {
 	}
 	payload := buf[start+8:]
 	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli()))
 	return buf
 }
 
@@ -197,7 +200,7 @@ func decodeSegment(b []byte) (recs []record, good int, err error) {
 			return recs, off, errors.New("torn record")
 		}
 		payload := b[off+8 : off+8+n]
-		if crc32.Checksum(payload, castagnoli) != sum {
+		if crc32.Checksum(payload, castagnoli()) != sum {
 			return recs, off, errors.New("record checksum mismatch")
 		}
 		r, err := decodePayload(payload)
