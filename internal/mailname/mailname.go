@@ -87,19 +87,9 @@ func Valid(v string) bool {
 	return true
 }
 
-// FromConfig returns the mail-name of a herald.cfg file, "" when the file
-// or the key is missing or the value is not a host name. A line scan, for
-// the shim's start-up; herald check validates the file.
-func FromConfig(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return ConfigValue(data)
-}
-
-// ConfigValue returns the mail-name value of herald.cfg text (see
-// FromConfig).
+// ConfigValue returns the mail-name value of herald.cfg text, "" when the
+// key is missing or the value is not a host name. A line scan, for the
+// shim's start-up; herald check validates the file.
 func ConfigValue(data []byte) string {
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)

@@ -46,24 +46,17 @@ func TestSystem(t *testing.T) {
 	}
 }
 
-func TestFromConfig(t *testing.T) {
-	dir := t.TempDir()
+func TestConfigValue(t *testing.T) {
 	tests := []struct{ content, want string }{
 		{"# x\nmail-name Host.Example.org.\n", "host.example.org"},
 		{"mail-name bad!name\n", ""},
 		{"relay x:25\n", ""},
+		{"", ""}, // a missing file reads as nothing
 	}
-	for i, tt := range tests {
-		p := filepath.Join(dir, "h"+string(rune('0'+i)))
-		if err := os.WriteFile(p, []byte(tt.content), 0o644); err != nil {
-			t.Fatal(err)
+	for _, tt := range tests {
+		if got := ConfigValue([]byte(tt.content)); got != tt.want {
+			t.Errorf("ConfigValue(%q) = %q, want %q", tt.content, got, tt.want)
 		}
-		if got := FromConfig(p); got != tt.want {
-			t.Errorf("FromConfig(%q) = %q, want %q", tt.content, got, tt.want)
-		}
-	}
-	if got := FromConfig(filepath.Join(dir, "missing")); got != "" {
-		t.Errorf("missing file: %q", got)
 	}
 }
 

@@ -293,7 +293,7 @@ func TestUserIdentity(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	e, _ := onlyEntry(t, s)
-	who := whoami()
+	who := whoami(MailName())
 	if e.Env.From != who.login+"@"+hostname() {
 		t.Errorf("envelope sender %q, want %s@%s", e.Env.From, who.login, hostname())
 	}

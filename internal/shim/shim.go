@@ -100,46 +100,60 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return deliver(prog, o, stdin, stderr)
 }
 
-// spoolDir returns the spool directory: herald.cfg's spool-dir when set,
-// else STATE/spool. A directory named by HERALD_STATE_DIR or
-// HERALD_CONFIG_DIR is the caller's choice, so the shim first gives up its
-// setgid group (and a setuid owner, should it ever be installed so):
-// otherwise any user could use the shim's group to write wherever that
-// group may write.
-func spoolDir() (string, error) {
-	state, cfgDir := os.Getenv("HERALD_STATE_DIR"), os.Getenv("HERALD_CONFIG_DIR")
-	if state != "" || cfgDir != "" {
+// heraldCfg returns the text of herald.cfg, nil when it cannot be read.
+// The shim reads the file once per call and takes the two keys it needs
+// from that text (spoolDirIn, mailNameIn). A directory named by
+// HERALD_STATE_DIR or HERALD_CONFIG_DIR is the caller's choice, so the
+// shim first gives up its setgid group (and a setuid owner, should it ever
+// be installed so): otherwise any user could use the shim's group to read
+// or write wherever that group may.
+func heraldCfg() ([]byte, error) {
+	cfgDir := os.Getenv("HERALD_CONFIG_DIR")
+	if cfgDir != "" || os.Getenv("HERALD_STATE_DIR") != "" {
 		if err := dropPrivileges(); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if cfgDir == "" {
 		cfgDir = DefaultConfigDir
 	}
-	if dir := configSpoolDir(filepath.Join(cfgDir, "herald.cfg")); dir != "" {
-		return dir, nil
+	data, _ := os.ReadFile(filepath.Join(cfgDir, "herald.cfg"))
+	return data, nil
+}
+
+// spoolDir returns the spool directory (spoolDirIn of herald.cfg).
+func spoolDir() (string, error) {
+	cfg, err := heraldCfg()
+	if err != nil {
+		return "", err
 	}
+	return spoolDirIn(cfg), nil
+}
+
+// spoolDirIn returns herald.cfg's spool-dir when cfg sets one, else
+// STATE/spool.
+func spoolDirIn(cfg []byte) string {
+	if dir := configSpoolDir(cfg); dir != "" {
+		return dir
+	}
+	state := os.Getenv("HERALD_STATE_DIR")
 	if state == "" {
 		state = DefaultStateDir
 	}
-	return filepath.Join(state, "spool"), nil
+	return filepath.Join(state, "spool")
 }
 
 // DefaultConfigDir is where herald.cfg is read when HERALD_CONFIG_DIR is
 // not set.
 const DefaultConfigDir = "/etc/herald"
 
-// configSpoolDir returns the spool-dir of herald.cfg, "" when the file or
-// the key is missing. The shim reads only this one key, with a line scan
-// rather than the config package, to start fast; `herald check` validates
-// the file (spool-dir must be an absolute path), and a relative or odd
-// value is ignored here.
-func configSpoolDir(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
+// configSpoolDir returns the spool-dir of herald.cfg text, "" when the key
+// is missing. The shim reads only its few keys, with a line scan rather
+// than the config package, to start fast; `herald check` validates the
+// file (spool-dir must be an absolute path), and a relative or odd value is
+// ignored here.
+func configSpoolDir(cfg []byte) string {
+	for _, line := range strings.Split(string(cfg), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "spool-dir" && filepath.IsAbs(f[1]) {
 			return filepath.Clean(f[1])
@@ -218,8 +232,9 @@ type identity struct {
 	host  string
 }
 
-func whoami() identity {
-	id := identity{login: strconv.Itoa(os.Getuid()), host: MailName()}
+// whoami is the sender; host is the mail name (mailNameIn).
+func whoami(host string) identity {
+	id := identity{login: strconv.Itoa(os.Getuid()), host: host}
 	// The real uid, never $USER or $LOGNAME: the caller controls those.
 	if u, err := user.LookupId(id.login); err == nil && u.Username != "" {
 		id.login = u.Username
@@ -229,15 +244,17 @@ func whoami() identity {
 }
 
 // MailName is the domain of the sender's address and of the Message-ID
-// (and the shim's -bs greeting):
-// herald.cfg's mail-name, else /etc/mailname, else the FQDN, as the daemon
-// qualifies bare addresses (internal/mailname: file reads only).
+// (and the shim's -bs greeting): mailNameIn of herald.cfg.
 func MailName() string {
-	cfgDir := os.Getenv("HERALD_CONFIG_DIR")
-	if cfgDir == "" {
-		cfgDir = DefaultConfigDir
-	}
-	if n := mailname.FromConfig(filepath.Join(cfgDir, "herald.cfg")); n != "" {
+	cfg, _ := heraldCfg() // a failed drop of privileges is reported on the way to the spool
+	return mailNameIn(cfg)
+}
+
+// mailNameIn is herald.cfg's mail-name in cfg, else /etc/mailname, else
+// the FQDN, as the daemon qualifies bare addresses (internal/mailname: file
+// reads only).
+func mailNameIn(cfg []byte) string {
+	if n := mailname.ConfigValue(cfg); n != "" {
 		return n
 	}
 	return mailname.System(mailname.File, mailname.HostsFile, hostname())
@@ -271,15 +288,16 @@ func deliver(prog string, o Options, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.Config
 	}
-	// Resolved first: a directory named by the environment drops the
-	// setgid group before the socket or the maildrop is reached.
-	dir, err := spoolDir()
+	// Read first: a directory named by the environment drops the setgid
+	// group before the socket or the maildrop is reached.
+	cfg, err := heraldCfg()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return sysexits.OSErr
 	}
+	dir := spoolDirIn(cfg)
 
-	who := whoami()
+	who := whoami(mailNameIn(cfg))
 	self := who.login + "@" + who.host
 	sender := self
 	if o.SenderSet {
