@@ -148,19 +148,10 @@ func encodeHead(env *Envelope) (head []byte, sizeAt int64, err error) {
 // writeEntry writes one entry into dir with the given file mode: magic,
 // envelope line, then body, committed through safeio.
 func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxSize int64) (string, error) {
-	if err := env.validate(); err != nil {
-		return "", err
-	}
-	now := time.Now()
-	if env.Received.IsZero() {
-		env.Received = now.UTC()
-	}
-	head, sizeAt, err := encodeHead(&env)
+	id, head, sizeAt, err := newEntry(&env)
 	if err != nil {
 		return "", err
 	}
-
-	id := NewID(now)
 	dest := filepath.Join(dir, id)
 	t, err := safeio.Create(dest, perm)
 	if err != nil {
@@ -175,13 +166,9 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	}
 	n, err := t.ReadFrom(&limitReader{r: body, max: maxSize})
 	if err != nil {
-		var be *BodyError
-		if errors.Is(err, ErrTooLarge) || errors.As(err, &be) {
-			return "", err
-		}
-		return "", &spoolError{op: "write entry", err: err}
+		return "", bodyOrSpoolError(err)
 	}
-	if _, err := t.WriteAt(fmt.Appendf(nil, "%0*d", bodySizeDigits, n), sizeAt); err != nil {
+	if _, err := t.WriteAt(bodySize(n), sizeAt); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
 	if err := t.Commit(); err != nil {
@@ -191,6 +178,27 @@ func writeEntry(dir string, perm os.FileMode, env Envelope, body io.Reader, maxS
 	}
 	return id, nil
 }
+
+// newEntry readies a new entry of env: checked, its receipt time set
+// (when the submitter gave none), a new ID, and the head to write with the
+// offset of its body size (encodeHead).
+func newEntry(env *Envelope) (id string, head []byte, sizeAt int64, err error) {
+	if err := env.validate(); err != nil {
+		return "", nil, 0, err
+	}
+	now := time.Now()
+	if env.Received.IsZero() {
+		env.Received = now.UTC()
+	}
+	if head, sizeAt, err = encodeHead(env); err != nil {
+		return "", nil, 0, err
+	}
+	return NewID(now), head, sizeAt, nil
+}
+
+// bodySize is the body_size digits for a body of n bytes, to write at the
+// offset encodeHead returned.
+func bodySize(n int64) []byte { return fmt.Appendf(nil, "%0*d", bodySizeDigits, n) }
 
 // withBodySize adds the body_size field (bodySizeField) to the end of the
 // envelope of head (magic line, envelope JSON object, "\n"), its digits all

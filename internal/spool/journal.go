@@ -3,10 +3,8 @@ package spool
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"path/filepath"
-	"time"
 
 	"herald/internal/safeio"
 )
@@ -64,18 +62,10 @@ func (s *Spool) maxJournaled() int {
 
 // submitJournaled is writeEntry through the journal.
 func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (string, error) {
-	if err := env.validate(); err != nil {
-		return "", err
-	}
-	now := time.Now()
-	if env.Received.IsZero() {
-		env.Received = now.UTC()
-	}
-	head, sizeAt, err := encodeHead(&env)
+	id, head, sizeAt, err := newEntry(&env)
 	if err != nil {
 		return "", err
 	}
-	id := NewID(now)
 	dest := filepath.Join(s.incoming, id)
 
 	// Read up to one byte more than the journal takes whole: if the body
@@ -90,7 +80,7 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	}
 	if n <= limit {
 		b := buf.Bytes()
-		copy(b[sizeAt:], fmt.Appendf(nil, "%0*d", bodySizeDigits, n))
+		copy(b[sizeAt:], bodySize(n))
 		if err := s.j.WriteFile(dest, b, 0o600); err != nil {
 			return "", &spoolError{op: "commit entry", err: err}
 		}
@@ -112,7 +102,7 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	if err != nil {
 		return "", bodyOrSpoolError(err)
 	}
-	if _, err := t.WriteAt(fmt.Appendf(nil, "%0*d", bodySizeDigits, n+rest), sizeAt); err != nil {
+	if _, err := t.WriteAt(bodySize(n+rest), sizeAt); err != nil {
 		return "", &spoolError{op: "write entry", err: err}
 	}
 	if err := s.j.Commit(t); err != nil {
