@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/safeio"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 const waitLimit = 10 * time.Second
@@ -150,7 +150,7 @@ type harness struct {
 	dead     chan Delivery
 	deadN    atomic.Int32
 	stop     func()
-	logs     *syncBuffer
+	logs     *testkit.Buffer
 	opt      Options
 	fail     atomic.Pointer[func(safeio.Step, string) error]
 }
@@ -164,27 +164,10 @@ func (h *harness) setFail(f func(s safeio.Step, path string) error) {
 	h.fail.Store(&f)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newHarness(t *testing.T, dir string, targets map[string]target.Target, tweak func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, clock: newClock(), targets: targets,
-		outcomes: make(chan Delivery, 1000), dead: make(chan Delivery, 1000), logs: &syncBuffer{}}
+		outcomes: make(chan Delivery, 1000), dead: make(chan Delivery, 1000), logs: &testkit.Buffer{}}
 	h.opt = Options{
 		Dir: dir,
 		Target: func(name string) (target.Target, bool) {

@@ -411,25 +411,15 @@ func (j *Journal) checkpointer(held []string) {
 	for {
 		select {
 		case s, ok := <-j.ckpt:
-			if !ok {
-				try()
-				return
-			}
-			held = append(held, s)
-			// Take every segment already waiting: one syncfs for all.
-			for more := true; more; {
-				select {
-				case s, ok := <-j.ckpt:
-					if !ok {
-						try()
-						return
-					}
-					held = append(held, s)
-				default:
-					more = false
-				}
+			closed := !ok
+			if ok {
+				// Take every segment already waiting: one syncfs for all.
+				held, closed = takeWaiting(j.ckpt, append(held, s))
 			}
 			try()
+			if closed {
+				return
+			}
 		case <-retry.C:
 			try()
 		}
@@ -547,4 +537,20 @@ func syncFS(dir string) error {
 	}
 	cerr := d.Close()
 	return errors.Join(err, serr, cerr)
+}
+
+// takeWaiting appends to held the segments waiting in ch without blocking;
+// closed reports that ch was closed.
+func takeWaiting(ch <-chan string, held []string) (_ []string, closed bool) {
+	for {
+		select {
+		case s, ok := <-ch:
+			if !ok {
+				return held, true
+			}
+			held = append(held, s)
+		default:
+			return held, false
+		}
+	}
 }
