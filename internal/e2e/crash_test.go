@@ -86,32 +86,9 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	// The killer: SIGKILL at random points, restart at once.
-	stopKiller := make(chan struct{})
-	killerDone := make(chan int)
-	go func() {
-		kills := 0
-		for {
-			select {
-			case <-stopKiller:
-				killerDone <- kills
-				return
-			case <-time.After(time.Duration(150+rand.IntN(450)) * time.Millisecond):
-			}
-			d.kill()
-			kills++
-			if err := d.tryStart(); err != nil {
-				t.Error(err)
-				killerDone <- kills
-				return
-			}
-		}
-	}()
+	stopKiller := d.killRepeatedly(t, 150*time.Millisecond, 450*time.Millisecond)
 	clients.Wait()
-	close(stopKiller)
-	kills := <-killerDone
-	if d.cmd == nil {
-		d.start()
-	}
+	kills := stopKiller()
 
 	mu.Lock()
 	want := len(acked)
@@ -160,4 +137,38 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// killRepeatedly SIGKILLs the daemon at random moments (every to
+// every+spread) and restarts it at once, until the returned stop is called;
+// stop leaves the daemon running and returns how many kills there were.
+func (d *daemon) killRepeatedly(t *testing.T, every, spread time.Duration) (stop func() int) {
+	stopKiller := make(chan struct{})
+	killerDone := make(chan int)
+	go func() {
+		kills := 0
+		for {
+			select {
+			case <-stopKiller:
+				killerDone <- kills
+				return
+			case <-time.After(every + time.Duration(rand.Int64N(int64(spread)))):
+			}
+			d.kill()
+			kills++
+			if err := d.tryStart(); err != nil {
+				t.Error(err)
+				killerDone <- kills
+				return
+			}
+		}
+	}()
+	return func() int {
+		close(stopKiller)
+		kills := <-killerDone
+		if d.cmd == nil {
+			d.start()
+		}
+		return kills
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -227,32 +226,9 @@ func TestShimSocketCrashBurst(t *testing.T) {
 			}
 		})
 	}
-	stopKiller := make(chan struct{})
-	killerDone := make(chan int)
-	go func() {
-		kills := 0
-		for {
-			select {
-			case <-stopKiller:
-				killerDone <- kills
-				return
-			case <-time.After(time.Duration(100+rand.IntN(300)) * time.Millisecond):
-			}
-			d.kill()
-			kills++
-			if err := d.tryStart(); err != nil {
-				t.Error(err)
-				killerDone <- kills
-				return
-			}
-		}
-	}()
+	stopKiller := d.killRepeatedly(t, 100*time.Millisecond, 300*time.Millisecond)
 	wg.Wait()
-	close(stopKiller)
-	kills := <-killerDone
-	if d.cmd == nil {
-		d.start()
-	}
+	kills := stopKiller()
 	mu.Lock()
 	want := len(acked)
 	mu.Unlock()
