@@ -37,7 +37,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 	if !ok {
 		failed(fmt.Sprintf("target %s no longer exists", prev.Target))
 		derr = target.Permanent(errors.New(rec.LastError))
-	} else if ev, derr = q.cachedEvent(prev.EventID, false); derr != nil {
+	} else if ev, derr = q.cachedEvent(prev.EventID); derr != nil {
 		failed("event unreadable: " + derr.Error())
 		derr = target.Permanent(derr)
 	}
