@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"herald/internal/version"
 )
 
@@ -19,13 +17,13 @@ import (
 // these add when each event type was last seen and which host an
 // instance is.
 var (
-	descLastEvent = prometheus.NewDesc("herald_last_event_timestamp_seconds",
-		"Unix time at which herald last made an event of this type (types bounded as in herald_events_total). "+
+	famLastEvent = &family{name: "herald_last_event_timestamp_seconds", typ: "gauge",
+		help: "Unix time at which herald last made an event of this type (types bounded as in herald_events_total). " +
 			"time() minus this finds a job that stopped reporting.",
-		[]string{"type"}, nil)
-	descInfo = prometheus.NewDesc("herald_info",
-		"Always 1; labels the instance with the host name herald puts into its events and herald's version.",
-		[]string{"hostname", "version"}, nil)
+		labels: []string{"type"}}
+	famInfo = &family{name: "herald_info", typ: "gauge",
+		help:   "Always 1; labels the instance with the host name herald puts into its events and herald's version.",
+		labels: []string{"hostname", "version"}}
 )
 
 // fleetState is kept under Metrics.mu.
@@ -67,24 +65,21 @@ func (m *Metrics) LastEvents() map[string]time.Time {
 	return out
 }
 
-// fleetCollector exposes the fleet metrics.
-type fleetCollector Metrics
-
-func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descLastEvent
-	ch <- descInfo
-}
-
-func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
-	m := (*Metrics)(c)
+// writeFleet writes the fleet metrics.
+func (m *Metrics) writeFleet(e *expo) {
 	last := m.LastEvents()
-	m.mu.Lock()
-	host := m.fleet.hostname
-	m.mu.Unlock()
-	for typ, t := range last {
-		ch <- prometheus.MustNewConstMetric(descLastEvent, prometheus.GaugeValue, float64(t.UnixMilli())/1000, typ)
+	host := ""
+	if m != nil {
+		m.mu.Lock()
+		host = m.fleet.hostname
+		m.mu.Unlock()
 	}
-	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, host, label(version.Version))
+	var s []sample
+	for typ, t := range last {
+		s = append(s, sample{values: []string{typ}, value: float64(t.UnixMilli()) / 1000})
+	}
+	e.family(famLastEvent, s)
+	e.family(famInfo, []sample{{values: []string{host, label(version.Version)}, value: 1}})
 }
 
 // RestoreLastEvents seeds the last-event times, e.g. with those saved

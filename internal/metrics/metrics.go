@@ -1,7 +1,8 @@
 // Package metrics holds the daemon's Prometheus metrics: counters for
 // accepted messages, events and delivery outcomes, gauges of the delivery
-// queue and the spool read at scrape time, and the Go and process
-// collectors, all in a registry of its own (never the global default one).
+// queue and the spool read at scrape time, and the Go runtime's and the
+// process's standard series, written in the text exposition format
+// (expo.go; docs/metrics.md).
 // The same figures are available as plain Go values (Snapshot) for
 // `herald status`.
 //
@@ -13,16 +14,11 @@
 package metrics
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // MaxEventTypes bounds the distinct values of the type label of
@@ -63,8 +59,6 @@ type SpoolFunc func() (entries int, bytes int64)
 // concurrent use. A nil *Metrics ignores counts and sources and has an
 // empty Snapshot, so code paths can call it unconditionally.
 type Metrics struct {
-	reg *prometheus.Registry
-
 	mu         sync.Mutex
 	accepted   map[string]uint64
 	events     map[typeSeverity]uint64
@@ -73,40 +67,37 @@ type Metrics struct {
 	queue      QueueFunc
 	spool      SpoolFunc
 	fleet      fleetState
-	monitors   *monitorCollector // monitors.go; nil until SetMonitors
+	monitors   func() []Monitor // monitors.go; nil until SetMonitors
 }
 
 type typeSeverity struct{ typ, severity string }
 type targetOutcome struct{ target, outcome string }
 
-// The metric descriptions.
+// The metric families.
 var (
-	descAccepted = prometheus.NewDesc("herald_messages_accepted_total",
-		"Messages and events acknowledged to a submitter (durably spooled), by ingest path.",
-		[]string{"source"}, nil)
-	descEvents = prometheus.NewDesc("herald_events_total",
-		"Events made from spool entries and herald's own events, by type and severity.",
-		[]string{"type", "severity"}, nil)
-	descDeliveries = prometheus.NewDesc("herald_deliveries_total",
-		"Delivery attempts by target and outcome (delivered, retry, dead).",
-		[]string{"target", "outcome"}, nil)
-	descQueue = prometheus.NewDesc("herald_queue_deliveries",
-		"Deliveries in the queue by state (pending, inflight, dead).",
-		[]string{"state"}, nil)
-	descOldest = prometheus.NewDesc("herald_queue_oldest_pending_seconds",
-		"Age of the oldest delivery that is neither done nor dead (0 when there is none).",
-		nil, nil)
-	descSpoolBytes = prometheus.NewDesc("herald_spool_bytes",
-		"Bytes of message payload waiting in the spool.", nil, nil)
-	descSpoolEntries = prometheus.NewDesc("herald_spool_entries",
-		"Committed entries waiting in the spool.", nil, nil)
+	famAccepted = &family{name: "herald_messages_accepted_total", typ: "counter",
+		help:   "Messages and events acknowledged to a submitter (durably spooled), by ingest path.",
+		labels: []string{"source"}}
+	famEvents = &family{name: "herald_events_total", typ: "counter",
+		help:   "Events made from spool entries and herald's own events, by type and severity.",
+		labels: []string{"type", "severity"}}
+	famDeliveries = &family{name: "herald_deliveries_total", typ: "counter",
+		help:   "Delivery attempts by target and outcome (delivered, retry, dead).",
+		labels: []string{"target", "outcome"}}
+	famQueue = &family{name: "herald_queue_deliveries", typ: "gauge",
+		help:   "Deliveries in the queue by state (pending, inflight, dead).",
+		labels: []string{"state"}}
+	famOldest = &family{name: "herald_queue_oldest_pending_seconds", typ: "gauge",
+		help: "Age of the oldest delivery that is neither done nor dead (0 when there is none)."}
+	famSpoolBytes = &family{name: "herald_spool_bytes", typ: "gauge",
+		help: "Bytes of message payload waiting in the spool."}
+	famSpoolEntries = &family{name: "herald_spool_entries", typ: "gauge",
+		help: "Committed entries waiting in the spool."}
 )
 
-// New returns a Metrics with its own registry holding herald's metrics and
-// the Go and process collectors.
+// New returns an empty Metrics.
 func New() *Metrics {
 	m := &Metrics{
-		reg:        prometheus.NewRegistry(),
 		accepted:   make(map[string]uint64),
 		events:     make(map[typeSeverity]uint64),
 		types:      make(map[string]struct{}),
@@ -117,26 +108,7 @@ func New() *Metrics {
 	for _, s := range sources {
 		m.accepted[s] = 0
 	}
-	m.reg.MustRegister(
-		(*collector)(m),
-		(*fleetCollector)(m),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 	return m
-}
-
-// Registry returns the registry, for tests and for registering more
-// collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// Handler serves the registry in the Prometheus exposition formats.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		// A failing collector (a gauge callback that panics, say) must not
-		// take the whole scrape down.
-		ErrorHandling: promhttp.ContinueOnError,
-	})
 }
 
 // Accepted counts one message or event acknowledged to its submitter;
@@ -214,8 +186,8 @@ func (m *Metrics) SetSources(queue func() (pending, inflight, dead int, oldest t
 	m.mu.Unlock()
 }
 
-// label makes s a valid, bounded label value: valid UTF-8 (client_golang
-// refuses anything else), at most maxLabelLen bytes.
+// label makes s a valid, bounded label value: valid UTF-8 (the exposition
+// format allows nothing else), at most maxLabelLen bytes.
 func label(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
@@ -299,37 +271,31 @@ func (m *Metrics) Snapshot() Snapshot {
 	return s
 }
 
-// collector exposes Metrics to the registry. The counters are kept in plain
-// maps (and exported as constant metrics) rather than in CounterVecs so that
-// Snapshot and a scrape read one and the same set of numbers.
-type collector Metrics
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descEvents, descDeliveries,
-		descQueue, descOldest, descSpoolBytes, descSpoolEntries} {
-		ch <- d
+// writeHerald writes herald's own counters and gauges. The counters are
+// kept in plain maps rather than one type per series so that Snapshot and a
+// scrape read one and the same set of numbers.
+func (m *Metrics) writeHerald(e *expo) {
+	s := m.Snapshot()
+	counts := func(l []Count) []sample {
+		out := make([]sample, len(l))
+		for i, v := range l {
+			out[i] = sample{values: v.Labels, value: float64(v.Value)}
+		}
+		return out
 	}
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := (*Metrics)(c).Snapshot()
-	for _, v := range s.Accepted {
-		ch <- prometheus.MustNewConstMetric(descAccepted, prometheus.CounterValue, float64(v.Value), v.Labels...)
-	}
-	for _, v := range s.Events {
-		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(v.Value), v.Labels...)
-	}
-	for _, v := range s.Deliveries {
-		ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(v.Value), v.Labels...)
-	}
+	e.family(famAccepted, counts(s.Accepted))
+	e.family(famEvents, counts(s.Events))
+	e.family(famDeliveries, counts(s.Deliveries))
 	if q := s.Queue; q != nil {
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(q.Pending), "pending")
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(q.Inflight), "inflight")
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(q.Dead), "dead")
-		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, q.OldestPending.Seconds())
+		e.family(famQueue, []sample{
+			{values: []string{"dead"}, value: float64(q.Dead)},
+			{values: []string{"inflight"}, value: float64(q.Inflight)},
+			{values: []string{"pending"}, value: float64(q.Pending)},
+		})
+		e.family(famOldest, one(q.OldestPending.Seconds()))
 	}
 	if sp := s.Spool; sp != nil {
-		ch <- prometheus.MustNewConstMetric(descSpoolEntries, prometheus.GaugeValue, float64(sp.Entries))
-		ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(sp.Bytes))
+		e.family(famSpoolBytes, one(float64(sp.Bytes)))
+		e.family(famSpoolEntries, one(float64(sp.Entries)))
 	}
 }

@@ -1,11 +1,6 @@
 package metrics
 
-import (
-	"sync"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "time"
 
 // Monitor is one monitor's figures at scrape time. Monitor names come from
 // the configuration, so the series count is bounded by it.
@@ -20,60 +15,48 @@ type Monitor struct {
 }
 
 var (
-	descMonitorUp = prometheus.NewDesc("herald_monitor_up",
-		"1 while the monitor (heartbeat or usage watch) is up or new, 0 while it is down; paused monitors are left out.",
-		[]string{"monitor"}, nil)
-	descMonitorLastSuccess = prometheus.NewDesc("herald_monitor_last_success_timestamp_seconds",
-		"Unix time of the heartbeat's last success (the event's own time); absent before the first.",
-		[]string{"monitor"}, nil)
+	famMonitorUp = &family{name: "herald_monitor_up", typ: "gauge",
+		help:   "1 while the monitor (heartbeat or usage watch) is up or new, 0 while it is down; paused monitors are left out.",
+		labels: []string{"monitor"}}
+	famMonitorLastSuccess = &family{name: "herald_monitor_last_success_timestamp_seconds", typ: "gauge",
+		help:   "Unix time of the heartbeat's last success (the event's own time); absent before the first.",
+		labels: []string{"monitor"}}
 )
 
-// monitorCollector reads the monitors through a callback at scrape time.
-type monitorCollector struct {
-	mu  sync.Mutex
-	get func() []Monitor
-}
-
-// SetMonitors registers the monitors' callback; it is called at every
-// scrape, outside any lock of Metrics. Calling it again replaces the
-// callback.
+// SetMonitors sets the monitors' callback; it is called at every scrape,
+// outside any lock of Metrics. Calling it again replaces the callback.
 func (m *Metrics) SetMonitors(get func() []Monitor) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.monitors == nil {
-		m.monitors = &monitorCollector{}
-		m.reg.MustRegister(m.monitors)
+	m.monitors = get
+	m.mu.Unlock()
+}
+
+// writeMonitors writes the monitors' series.
+func (m *Metrics) writeMonitors(e *expo) {
+	if m == nil {
+		return
 	}
-	m.monitors.mu.Lock()
-	m.monitors.get = get
-	m.monitors.mu.Unlock()
-}
-
-func (c *monitorCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descMonitorUp
-	ch <- descMonitorLastSuccess
-}
-
-func (c *monitorCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	get := c.get
-	c.mu.Unlock()
+	m.mu.Lock()
+	get := m.monitors
+	m.mu.Unlock()
 	if get == nil {
 		return
 	}
+	var up, last []sample
 	for _, mo := range get() {
-		up := 0.0
+		v := 0.0
 		if mo.Up {
-			up = 1
+			v = 1
 		}
-		name := label(mo.Name)
-		ch <- prometheus.MustNewConstMetric(descMonitorUp, prometheus.GaugeValue, up, name)
+		name := []string{label(mo.Name)}
+		up = append(up, sample{values: name, value: v})
 		if !mo.LastSuccess.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descMonitorLastSuccess, prometheus.GaugeValue,
-				float64(mo.LastSuccess.UnixNano())/1e9, name)
+			last = append(last, sample{values: name, value: float64(mo.LastSuccess.UnixNano()) / 1e9})
 		}
 	}
+	e.family(famMonitorUp, up)
+	e.family(famMonitorLastSuccess, last)
 }
