@@ -94,7 +94,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 // batch and every event gets a temporary error.
 func TestDeliverBatchFailureLeavesTheFileAsBefore(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
+		name    string
 		breakIt func(*Target)
 	}{
 		{"write", func(tg *Target) {

@@ -91,7 +91,7 @@ func TestDeliverBatchIsDeliverInOrderWithOneFsync(t *testing.T) {
 // as before the batch and every event gets a temporary error.
 func TestDeliverBatchFailureLeavesTheMailboxAsBefore(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
+		name    string
 		breakIt func(*Target)
 	}{
 		{"write", func(tg *Target) {
