@@ -20,7 +20,8 @@ import (
 // a record is written.
 
 // attempt runs one delivery attempt; prev is the record before dispatch.
-// The target is called only in its turn (t).
+// The target is called only in its turn (t); for a target.Batcher, by the
+// attempt whose turn it is for the attempts it takes along (batch.go).
 func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 	log := q.log.With("event_id", prev.EventID, "delivery_id", e.id, "target", prev.Target)
 	rec := prev
@@ -32,6 +33,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 		failed = func(msg string) { rec.State, rec.Finished, rec.LastError = StateDead, q.now(), msg; dead = true }
 	)
 	defer func() { q.unmapMail(ev, mapped) }()
+	defer q.leaveSlot(t.slot) // an attempt that ends early is never taken along
 	tg, ok := q.opt.Target(prev.Target)
 	withMail := ok && !target.IgnoresMail(tg)
 	if !ok {
@@ -65,7 +67,12 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 		return
 	}
 
-	if !t.wait() {
+	q.slotReadyFor(t.slot, ev)
+
+	batcher, batches := target.AsBatcher(tg)
+	var res batchResult
+	switch q.waitTurn(t, batches) {
+	case turnStopped:
 		// Shut down before its turn came: the attempt never happened.
 		// Its record goes back to what it was; if that write fails, the
 		// record says in flight and the next start resolves it as after
@@ -76,27 +83,46 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 		}
 		q.settle(e, rec)
 		return
-	}
-	if withMail {
-		// The raw mail (up to max-message-size) is loaded in the attempt's
-		// turn, so the attempts waiting in a pipeline do not each hold one.
-		full, m, err := q.readEventToDeliver(prev.EventID, true)
-		if err != nil {
-			t.pass()
-			rec.State, rec.Finished, rec.LastError = StateDead, q.now(), "event unreadable: "+err.Error()
-			rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: rec.LastError})
-			log.Error("delivery failed permanently", "attempts", rec.Attempts, "err", rec.LastError)
-			q.finish(e, rec, ev, target.Permanent(err), log)
-			return
+	case turnClaimed:
+		// An attempt ahead delivers this one with its own (batch.go); it
+		// always answers, so this one waits even at shutdown.
+		<-t.slot.done
+		res = t.slot.res
+	case turnMine:
+		if batches {
+			q.deliverBatch(ctx, batcher, withMail, t.members)
+			res = t.slot.res
+			break
 		}
-		ev, mapped = full, m
+		if withMail {
+			// The raw mail (up to max-message-size) is loaded in the
+			// attempt's turn, so the attempts waiting in a pipeline do not
+			// each hold one.
+			full, m, err := q.readEventToDeliver(prev.EventID, true)
+			if err != nil {
+				res.unreadable = err
+				break
+			}
+			ev, mapped = full, m
+		}
+		t0 := time.Now()
+		res.err = q.deliver(ctx, tg, ev)
+		q.unmapMail(ev, mapped) // the target is done with the mail
+		mapped = nil
+		res.took = time.Since(t0)
 	}
-	t0 := time.Now()
-	derr = q.deliver(ctx, tg, ev)
-	q.unmapMail(ev, mapped) // the target is done with the mail
-	mapped = nil
-	took := time.Since(t0)
 	t.pass() // the target's next attempt may call it while this one records its outcome
+	if res.ev != nil {
+		ev = res.ev
+	}
+	if res.unreadable != nil {
+		rec.State, rec.Finished, rec.LastError = StateDead, q.now(), "event unreadable: "+res.unreadable.Error()
+		rec.addHistory(Attempt{Time: start, Outcome: "dead", Error: rec.LastError})
+		log.Error("delivery failed permanently", "attempts", rec.Attempts, "err", rec.LastError)
+		q.finish(e, rec, ev, target.Permanent(res.unreadable), log)
+		return
+	}
+	derr, took := res.err, res.took
 	now := q.now()
 
 	switch {

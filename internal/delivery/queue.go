@@ -22,14 +22,16 @@
 // TargetDepth (LocalDepth for local ones) attempts of one target are in
 // flight at once, each recording itself durably while the one before it
 // calls the target, but the target is called by one attempt at a time, in
-// the order they were dispatched.
+// the order they were dispatched. A target.Batcher is called once for a run
+// of attempts recorded ahead (batch.go), each recording its own outcome.
 // So a slow target never runs in parallel with itself, deliveries to one
 // target keep their order, and the fsync of each in-flight record overlaps
 // the call before it instead of adding to it (docs/flow.md).
 //
 // The files, by concern: queue.go (the Queue, Open, Enqueue), recovery.go
 // (reading the queue back and settling interrupted attempts), scheduler.go
-// (Run, dispatch and the attempt), admin.go (list, show, retry, drop,
+// (Run, dispatch and the attempt), batch.go (attempts delivered together),
+// admin.go (list, show, retry, drop,
 // flush, mailq's view), gc.go (removing what is done), corrupt.go (damaged
 // files become dead letters), store.go (the on-disk layout). The lock
 // story: fileMu (Enqueue shared; Drop and gc exclusive) is taken before
@@ -80,10 +82,16 @@ type Options struct {
 	// at 100 ms a record fsync (a disk shared with busy neighbours), 16 in
 	// flight still carry 160 deliveries/s to one target.
 	TargetDepth int
-	// LocalDepth is TargetDepth for local targets (default 2). Their
-	// calls write and fsync themselves, so one record written ahead hides
-	// its fsync; more would only take the disk from the spool, whose
-	// fsyncs the submitters wait for.
+	// LocalDepth is TargetDepth for local targets (default 16). Their
+	// calls write and fsync themselves; a target that delivers batches
+	// (target.Batcher: file, mbox) takes along, in one call and one fsync,
+	// the attempts recorded in flight behind the one whose turn it is, so
+	// the deeper the pipeline the more a backlog shares each fsync. 16
+	// makes a batch of up to 16 events per fsync, while the records of the
+	// next batch, written through the queue's journal, share its commits
+	// with the outcomes of the last one; deeper would add little per fsync
+	// and hold more of the disk from the spool, whose fsyncs the
+	// submitters wait for.
 	LocalDepth int
 	// MaxAge is how long temporary failures are retried before the delivery
 	// is given up (default 120 h).
@@ -211,6 +219,10 @@ type targetQ struct {
 	// target (or will never call it): the next attempt calls the target
 	// only then. nil: no attempt was dispatched yet.
 	turn <-chan struct{}
+	// waiting are the places, in dispatch order, of the attempts of a
+	// Batcher target that are recording themselves or waiting for their
+	// turn: the ones a batch may take along (batch.go).
+	waiting []*batchSlot
 }
 
 // Open opens (creating it when missing) the queue in opt.Dir and recovers
@@ -238,7 +250,7 @@ func Open(opt Options) (*Queue, error) {
 		opt.TargetDepth = 16
 	}
 	if opt.LocalDepth < 1 {
-		opt.LocalDepth = 2
+		opt.LocalDepth = 16
 	}
 	if opt.MaxAge <= 0 {
 		opt.MaxAge = 120 * time.Hour

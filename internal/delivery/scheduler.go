@@ -244,6 +244,11 @@ func (q *Queue) start(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGr
 	tq.inflight++
 	t := turn{prev: tq.turn, stop: stop, mine: make(chan struct{})}
 	tq.turn = t.mine
+	if tg, ok := q.opt.Target(tq.name); ok {
+		if _, ok := target.AsBatcher(tg); ok {
+			t.slot = newSlot(tq, prev.EventID) // batch.go
+		}
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -260,6 +265,11 @@ type turn struct {
 	mine chan struct{}
 	// taken: the attempt waited for prev; passed: mine is closed.
 	taken, passed bool
+	// slot is the attempt's place among those a batch may take along (a
+	// Batcher target's; nil otherwise); members, once its turn came, the
+	// attempts it delivers for, its own first (batch.go).
+	slot    *batchSlot
+	members []*batchSlot
 }
 
 // wait blocks until the attempt may call the target, and reports false

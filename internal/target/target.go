@@ -42,6 +42,23 @@ func IgnoresMail(t Target) bool {
 	return ok && mb.IgnoresMail()
 }
 
+// Batcher is implemented by targets that can deliver several events at
+// once more cheaply than one by one: a local file target appends them in
+// order under one open and lock, and makes them durable with one fsync
+// (docs/flow.md, step 6). DeliverBatch returns one result per event, in the
+// order of evs; nil means that event is delivered. A failure leaves the
+// destination as it was before the failed part, so each failed event can be
+// delivered again without a second copy.
+type Batcher interface {
+	DeliverBatch(ctx context.Context, evs []*event.Event) []error
+}
+
+// AsBatcher returns t's batch delivery, if it has one.
+func AsBatcher(t Target) (Batcher, bool) {
+	b, ok := t.(Batcher)
+	return b, ok
+}
+
 // Verifier is implemented by targets that can tell, after a crash, whether
 // a delivery that was in flight actually happened. Local targets (file,
 // mbox) can; remote ones cannot, and the queue then delivers again

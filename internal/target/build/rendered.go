@@ -21,8 +21,15 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 		return t
 	}
 	rt := renderedTarget{Target: t, r: r}
-	if v, ok := t.(target.Verifier); ok {
+	v, verifies := t.(target.Verifier)
+	b, batches := target.AsBatcher(t)
+	switch {
+	case verifies && batches:
+		return renderedBatchVerifier{renderedBatcher{rt, b}, v}
+	case verifies:
 		return renderedVerifier{rt, v}
+	case batches:
+		return renderedBatcher{rt, b}
 	}
 	return rt
 }
@@ -46,6 +53,30 @@ type renderedVerifier struct {
 }
 
 func (t renderedVerifier) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
+	return t.v.Delivered(ctx, ev)
+}
+
+// renderedBatcher passes the wrapped target's batch delivery on
+// (target.Batcher), each event rendered as Deliver renders it.
+type renderedBatcher struct {
+	renderedTarget
+	b target.Batcher
+}
+
+func (t renderedBatcher) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	out := make([]*event.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = t.r.Render(ev)
+	}
+	return t.b.DeliverBatch(ctx, out)
+}
+
+type renderedBatchVerifier struct {
+	renderedBatcher
+	v target.Verifier
+}
+
+func (t renderedBatchVerifier) Delivered(ctx context.Context, ev *event.Event) (bool, error) {
 	return t.v.Delivered(ctx, ev)
 }
 

@@ -2,7 +2,8 @@
 // JSON (the event form of docs/interfaces.md §2) to a file, such as STATE/events.jsonl of the
 // embedded default. Writers take flock(LOCK_EX) for each append, so several
 // herald processes, and anything else that honours flock, never interleave
-// lines; every append is fsynced before Deliver returns.
+// lines; every append is fsynced before Deliver returns. A batch of events
+// (DeliverBatch) is appended under one flock and fsynced once.
 package file
 
 import (
@@ -27,6 +28,12 @@ import (
 // Target appends events to one JSON lines file.
 type Target struct {
 	path string
+
+	// wrap, when set, wraps the file's writer and sync replaces the
+	// fsync of the appended lines; tests use them to count fsyncs and to
+	// make a write or the fsync fail.
+	wrap func(io.Writer) io.Writer
+	sync func(*os.File) error
 }
 
 // Both interfaces, checked at compile time: the queue relies on Delivered
@@ -34,6 +41,7 @@ type Target struct {
 var (
 	_ target.Target   = (*Target)(nil)
 	_ target.Verifier = (*Target)(nil)
+	_ target.Batcher  = (*Target)(nil)
 )
 
 // New returns a target that appends to path. Nothing is opened until the
@@ -43,27 +51,57 @@ func New(path string) *Target { return &Target{path: path} }
 // Path returns the file the target appends to.
 func (t *Target) Path() string { return t.path }
 
-// Deliver appends ev as one JSON line and fsyncs the file.
+// Deliver appends ev as one JSON line and fsyncs the file: a batch of one.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
-	// event.JSONLine leaves <, > and & readable (json.Marshal would write
-	// \u003c...), as people read this file.
-	line, err := event.JSONLine(ev)
-	if err != nil {
-		return target.Permanent(fmt.Errorf("file: encode event: %w", err))
+	return t.DeliverBatch(ctx, []*event.Event{ev})[0]
+}
+
+// DeliverBatch appends the events as JSON lines, in order, under one flock,
+// and makes them durable with one fsync (target.Batcher). An event that
+// cannot be encoded fails alone (permanently); if the append or the fsync
+// fails, the file is cut back to where it was and every event that was to
+// be written gets the error.
+func (t *Target) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	errs := make([]error, len(evs))
+	lines := make([][]byte, len(evs))
+	var todo []int // the events that encoded
+	for i, ev := range evs {
+		// event.JSONLine leaves <, > and & readable (json.Marshal would
+		// write \u003c...), as people read this file.
+		line, err := event.JSONLine(ev)
+		if err != nil {
+			errs[i] = target.Permanent(fmt.Errorf("file: encode event: %w", err))
+			continue
+		}
+		lines[i] = line
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return errs
+	}
+	fail := func(err error) []error {
+		for _, i := range todo {
+			errs[i] = err
+		}
+		return errs
 	}
 
 	f, err := openAppend(t.path)
 	if err != nil {
-		return target.Temporary(fmt.Errorf("file: %w", err), 0)
+		return fail(target.Temporary(fmt.Errorf("file: %w", err), 0))
 	}
 	defer f.Close() // closing also drops the flock; a close error after fsync loses nothing
 	if err := lock(ctx, f, unix.LOCK_EX); err != nil {
-		return target.Temporary(fmt.Errorf("file: lock %s: %w", t.path, err), 0)
+		return fail(target.Temporary(fmt.Errorf("file: lock %s: %w", t.path, err), 0))
 	}
-	if err := appendLine(f, line); err != nil {
-		return target.Temporary(fmt.Errorf("file: append to %s: %w", t.path, err), 0)
+	batch := make([][]byte, 0, len(todo))
+	for _, i := range todo {
+		batch = append(batch, lines[i])
 	}
-	return nil
+	if err := t.appendLines(f, batch); err != nil {
+		return fail(target.Temporary(fmt.Errorf("file: append to %s: %w", t.path, err), 0))
+	}
+	return errs
 }
 
 // openAppend opens path for appending (read-write, so the last byte can be
@@ -78,28 +116,43 @@ func openAppend(path string) (*os.File, error) {
 	return safeio.OpenAppend(path, os.O_RDWR, 0o640)
 }
 
-// appendLine writes line at the end of the locked file f. A previous writer
-// that died mid-line left no final '\n': one is written first so that the
-// torn line stays alone and the new one parses. If the write or the fsync
-// fails, the file is cut back to where it was.
-func appendLine(f *os.File, line []byte) error {
+// appendLines writes lines at the end of the locked file f and fsyncs it
+// once. A previous writer that died mid-line left no final '\n': one is
+// written first so that the torn line stays alone and the new ones parse.
+// If a write or the fsync fails, the file is cut back to where it was.
+func (t *Target) appendLines(f *os.File, lines [][]byte) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	size := st.Size()
+	var w io.Writer = f
+	if t.wrap != nil {
+		w = t.wrap(w)
+	}
+	// Lines go out through a buffer, so a batch costs few writes and never
+	// more memory than the buffer and its longest line.
+	bw := bufio.NewWriterSize(w, 64<<10)
 	if size > 0 {
 		var last [1]byte
 		if _, err := f.ReadAt(last[:], size-1); err != nil {
 			return fmt.Errorf("read last byte: %w", err)
 		}
 		if last[0] != '\n' {
-			line = append([]byte{'\n'}, line...)
+			err = bw.WriteByte('\n')
 		}
 	}
-	_, err = f.Write(line)
+	for _, line := range lines {
+		if err != nil {
+			break
+		}
+		_, err = bw.Write(line)
+	}
 	if err == nil {
-		err = f.Sync()
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = t.syncFile(f)
 	}
 	if err != nil {
 		// Cut back whatever part went in, so that the retry does not leave a
@@ -113,6 +166,14 @@ func appendLine(f *os.File, line []byte) error {
 		return err
 	}
 	return nil
+}
+
+// syncFile fsyncs f, or calls the test's hook instead.
+func (t *Target) syncFile(f *os.File) error {
+	if t.sync != nil {
+		return t.sync(f)
+	}
+	return f.Sync()
 }
 
 // lock takes flock(how) on f, polling so that ctx can end the wait: a blocked

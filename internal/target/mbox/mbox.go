@@ -54,6 +54,9 @@ type Target struct {
 	// wrap, when set, wraps the mailbox writer; tests use it to make a write
 	// fail midway.
 	wrap func(io.Writer) io.Writer
+	// sync, when set, replaces the fsync of appended messages; tests count
+	// fsyncs and make one fail.
+	sync func(*os.File) error
 	// create, when set, makes a missing mailbox (with its owner: see
 	// CreateWith) instead of Deliver creating it as the daemon's user.
 	create func() error
@@ -64,6 +67,7 @@ type Target struct {
 var (
 	_ target.Target   = (*Target)(nil)
 	_ target.Verifier = (*Target)(nil)
+	_ target.Batcher  = (*Target)(nil)
 )
 
 // New returns a target that appends to the mailbox at path. hostname names
@@ -83,42 +87,68 @@ func (t *Target) CreateWith(create func() error) *Target {
 // Path returns the mailbox the target appends to.
 func (t *Target) Path() string { return t.path }
 
-// Deliver appends ev to the mailbox under both locks and fsyncs it. A
-// failed write is cut back off the mailbox before the locks are released,
-// so readers never see half a message.
+// Deliver appends ev to the mailbox under both locks and fsyncs it: a
+// batch of one.
 func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
+	return t.DeliverBatch(ctx, []*event.Event{ev})[0]
+}
+
+// DeliverBatch appends the events to the mailbox, in order, under one
+// taking of both locks, and makes them durable with one fsync
+// (target.Batcher). A failed write is cut back off the mailbox before the
+// locks are released, so readers never see half a message: a message whose
+// own mail cannot be read is cut back alone and fails alone; if the
+// mailbox itself fails (a write, the fsync), everything the batch wrote is
+// cut back and every event gets the error.
+func (t *Target) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	errs := make([]error, len(evs))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
 	if t.create != nil {
 		if _, err := os.Lstat(t.path); errors.Is(err, fs.ErrNotExist) {
 			if err := t.create(); err != nil {
-				return target.Temporary(fmt.Errorf("mbox: create %s: %w", t.path, err), 0)
+				return fail(target.Temporary(fmt.Errorf("mbox: create %s: %w", t.path, err), 0))
 			}
 		}
 	}
 	f, err := openMailbox(t.path)
 	if err != nil {
-		return target.Temporary(fmt.Errorf("mbox: %w", err), 0)
+		return fail(target.Temporary(fmt.Errorf("mbox: %w", err), 0))
 	}
 	defer f.Close() // the locks are released explicitly below; this only frees the fd
 	unlock, err := lockMailbox(ctx, f, t.path)
 	if err != nil {
-		return target.Temporary(fmt.Errorf("mbox: %w", err), 0)
+		return fail(target.Temporary(fmt.Errorf("mbox: %w", err), 0))
 	}
-	werr := t.appendLocked(f, ev)
-	// An unlock error is deliberately not returned when the message is
-	// durable: the queue would deliver it a second time, and a lock file we
-	// could not remove is taken for stale after StaleLockAge anyway.
+	each, werr := t.appendLocked(f, evs)
+	// An unlock error is deliberately not returned when the messages are
+	// durable: the queue would deliver them a second time, and a lock file
+	// we could not remove is taken for stale after StaleLockAge anyway.
 	uerr := unlock()
 	if werr != nil {
-		return target.Temporary(fmt.Errorf("mbox: append to %s: %w", t.path, errors.Join(werr, uerr)), 0)
+		return fail(target.Temporary(fmt.Errorf("mbox: append to %s: %w", t.path, errors.Join(werr, uerr)), 0))
 	}
-	return nil
+	for i, err := range each {
+		if err != nil {
+			errs[i] = target.Temporary(fmt.Errorf("mbox: append to %s: %w", t.path, err), 0)
+		}
+	}
+	return errs
 }
 
-// appendLocked writes one message at the end of the locked mailbox f.
-func (t *Target) appendLocked(f *os.File, ev *event.Event) error {
+// appendLocked writes the events as messages at the end of the locked
+// mailbox f and fsyncs it once. each holds the failures of single messages
+// (their mail could not be read), each already cut back off the mailbox;
+// err is a failure of the mailbox itself, after which the mailbox is cut
+// back to its size before the batch.
+func (t *Target) appendLocked(f *os.File, evs []*event.Event) (each []error, err error) {
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	size := st.Size()
 	// The previous message must end in a blank line, or our From_ line would
@@ -128,7 +158,7 @@ func (t *Target) appendLocked(f *os.File, ev *event.Event) error {
 		var tail [2]byte
 		n := int64(min(size, 2))
 		if _, err := f.ReadAt(tail[2-n:], size-n); err != nil {
-			return fmt.Errorf("read mailbox end: %w", err)
+			return nil, fmt.Errorf("read mailbox end: %w", err)
 		}
 		switch {
 		case tail[1] != '\n':
@@ -141,28 +171,83 @@ func (t *Target) appendLocked(f *os.File, ev *event.Event) error {
 	if t.wrap != nil {
 		w = t.wrap(w)
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	_, err = bw.Write(sep)
-	if err == nil {
-		err = t.writeEntry(bw, ev, t.now())
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	each = make([]error, len(evs))
+	cut := false // a single message was cut back
+	for i, ev := range evs {
+		mark := size + cw.n + int64(bw.Buffered()) // where this message starts
+		var err error
+		if mark == size {
+			_, err = bw.Write(sep) // messages of this batch end in a blank line
+		}
+		if err == nil {
+			err = t.writeEntry(bw, ev, t.now())
+		}
+		if err == nil {
+			continue
+		}
+		if cw.err != nil {
+			break // the mailbox failed, not this message: all is cut back below
+		}
+		// This message's mail could not be read: what of it went in goes,
+		// and the batch goes on.
+		bw.Reset(cw)
+		if size+cw.n > mark {
+			if terr := f.Truncate(mark); terr != nil {
+				err = fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", err, mark, terr)
+				cw.err = err
+				break
+			}
+			cw.n = mark - size
+			cut = true
+		}
+		each[i] = err
 	}
+	err = cw.err
 	if err == nil {
 		err = bw.Flush()
 	}
-	if err == nil {
-		err = f.Sync()
+	if err == nil && (cw.n > 0 || cut) {
+		err = t.syncFile(f)
 	}
 	if err != nil {
 		// As local delivery agents do: leave the mailbox exactly as it was.
 		if terr := f.Truncate(size); terr != nil {
-			return fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", err, size, terr)
+			return nil, fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", err, size, terr)
 		}
 		if serr := f.Sync(); serr != nil {
-			return fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
+			return nil, fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return each, nil
+}
+
+// countingWriter counts the bytes that reached w and keeps w's first
+// error, so that appendLocked knows where the mailbox ends and whether it
+// was the mailbox that failed.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// syncFile fsyncs f, or calls the test's hook instead.
+func (t *Target) syncFile(f *os.File) error {
+	if t.sync != nil {
+		return t.sync(f)
+	}
+	return f.Sync()
 }
 
 // openMailbox opens path for appending, refusing symlinks and anything but
