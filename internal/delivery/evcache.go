@@ -20,7 +20,7 @@ import (
 // that needs it reads or maps it in its turn (readEventToDeliver). Bounded
 // by entry count and bytes, oldest out first.
 const (
-	cacheEntries = 256
+	cacheEntries = 2048
 	cacheBytes   = 32 << 20
 )
 
@@ -32,9 +32,10 @@ type eventCache struct {
 }
 
 type cached struct {
-	ev   *event.Event // never handed out: copies are
-	file fileID
-	size int
+	ev       *event.Event // never handed out: copies are
+	file     fileID
+	size     int
+	mailSize int // of the event's mail as its file says; -1: none
 }
 
 // fileID identifies one version of a file.
@@ -56,33 +57,41 @@ func statID(path string) (fileID, bool) {
 
 // cachedEvent is readEvent(id, false) through the cache.
 func (q *Queue) cachedEvent(id string) (*event.Event, error) {
-	file, ok := statID(q.eventPath(id))
-	if !ok {
-		return q.readEvent(id, false) // says what is wrong
-	}
-	if ev := q.cache.get(id, file); ev != nil {
-		return ev, nil
-	}
-	ev, err := q.readEvent(id, false)
-	if err != nil {
-		return nil, err
-	}
-	q.cache.put(id, file, ev)
-	return copyEvent(ev), nil
+	ev, _, err := q.cachedEventSized(id)
+	return ev, err
 }
 
-// get returns a copy of the cached event, or nil.
-func (c *eventCache) get(id string, file fileID) *event.Event {
+// cachedEventSized is cachedEvent that also returns the size of the
+// event's mail as its event file says (-1: none), for loading the mail.
+func (q *Queue) cachedEventSized(id string) (*event.Event, int, error) {
+	file, ok := statID(q.eventPath(id))
+	if !ok {
+		ev, _, size, err := q.decodeEvent(id) // says what is wrong
+		return ev, size, err
+	}
+	if ev, size := q.cache.get(id, file); ev != nil {
+		return ev, size, nil
+	}
+	ev, _, size, err := q.decodeEvent(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	q.cache.put(id, file, ev, size)
+	return copyEvent(ev), size, nil
+}
+
+// get returns a copy of the cached event and its mail's size, or nil.
+func (c *eventCache) get(id string, file fileID) (*event.Event, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
 	if e == nil || e.file != file {
-		return nil
+		return nil, 0
 	}
-	return copyEvent(e.ev)
+	return copyEvent(e.ev), e.mailSize
 }
 
-func (c *eventCache) put(id string, file fileID, ev *event.Event) {
+func (c *eventCache) put(id string, file fileID, ev *event.Event, mailSize int) {
 	size := len(ev.Title) + len(ev.Body) + 256
 	for k, v := range ev.Fields {
 		size += len(k) + len(v)
@@ -97,7 +106,7 @@ func (c *eventCache) put(id string, file fileID, ev *event.Event) {
 	} else {
 		c.order = append(c.order, id)
 	}
-	c.m[id] = &cached{ev: ev, file: file, size: size}
+	c.m[id] = &cached{ev: ev, file: file, size: size, mailSize: mailSize}
 	c.bytes += size
 	for len(c.order) > 0 && (len(c.m) > cacheEntries || c.bytes > cacheBytes) {
 		old := c.order[0]

@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -85,19 +86,80 @@ func TestEventCacheBounds(t *testing.T) {
 		id := fmt.Sprint("ev", i)
 		ev := newEvent(id)
 		ev.Body = body
-		c.put(id, fileID{ino: int64(i)}, ev)
+		c.put(id, fileID{ino: int64(i)}, ev, -1)
 		if len(c.m) > cacheEntries || c.bytes > cacheBytes || len(c.order) != len(c.m) {
 			t.Fatalf("after %d puts: %d entries, %d bytes, order %d", i+1, len(c.m), c.bytes, len(c.order))
 		}
 	}
 	last := fmt.Sprint("ev", 2*cacheEntries-1)
-	if c.get(last, fileID{ino: 2*cacheEntries - 1}) == nil {
+	if ev, _ := c.get(last, fileID{ino: 2*cacheEntries - 1}); ev == nil {
 		t.Error("the newest entry was evicted")
 	}
-	if c.get(last, fileID{ino: 1}) != nil {
+	if ev, _ := c.get(last, fileID{ino: 1}); ev != nil {
 		t.Error("an entry served a different version of its file")
 	}
-	if c.get("ev0", fileID{ino: 0}) != nil {
+	if ev, _ := c.get("ev0", fileID{ino: 0}); ev != nil {
 		t.Error("the oldest entry was not evicted")
+	}
+}
+
+// An attempt that needs the mail takes the event from the cache and reads
+// only the mail: the event file is not decoded a second time. (The file is
+// changed behind the cache's back, keeping its identity, to tell the two
+// apart.) The mail's size is still checked against the event file's.
+func TestDeliverWithMailUsesTheCache(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, map[string]target.Target{"a": nop{}}, nil)
+	q := h.open()
+	defer q.Close()
+	raw := []byte("Subject: x\r\n\r\nbody\r\n")
+	if err := q.Enqueue(mailEvent("ev1", raw), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.cachedEvent("ev1"); err != nil {
+		t.Fatal(err)
+	}
+	path := q.eventPath("ev1")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(b), `"title":"backup failed"`, `"title":"BACKUP FAILED"`, 1)
+	if changed == string(b) {
+		t.Fatalf("no title in %s", b)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(changed), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	ev, m, err := q.readEventToDeliver("ev1", true)
+	if err != nil || m != nil {
+		t.Fatalf("readEventToDeliver: %v (mapping %v)", err, m)
+	}
+	if ev.Title != "backup failed" {
+		t.Errorf("title %q: the event file was decoded again", ev.Title)
+	}
+	if string(ev.Mail.Raw) != string(raw) || ev.Mail.From != "a@b" || ev.Mail.UID != 1000 {
+		t.Errorf("mail %+v", ev.Mail)
+	}
+
+	// A mail that is not the size its event file says is refused.
+	if err := os.WriteFile(q.mailPath("ev1"), raw[:5], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.readEventToDeliver("ev1", true); err == nil || !strings.Contains(err.Error(), "want") {
+		t.Errorf("a short mail: %v", err)
 	}
 }

@@ -11,9 +11,20 @@ import (
 // streams the mail from its file for targets that can write it as it
 // comes (mbox). The caller ends the mapping with unmapMail once the
 // attempt is over.
+//
+// The event comes from the event cache (evcache.go), as the attempt's own
+// copy: an attempt that needs the mail does not read and decode the event
+// file a second time, only the mail.
 func (q *Queue) readEventToDeliver(id string, withMail bool) (*event.Event, *mmapfile.Mapping, error) {
-	ev, _, m, err := q.loadEvent(id, withMail, true)
-	return ev, m, err
+	ev, size, err := q.cachedEventSized(id)
+	if err != nil || !withMail || ev.Mail == nil {
+		return ev, nil, err
+	}
+	m, err := q.attachMail(ev, size, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, m, nil
 }
 
 // unmapMail ends a mapping readEventToDeliver made. The event's mail stops

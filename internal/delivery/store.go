@@ -320,45 +320,66 @@ func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []l
 // loadEvent is readEventAndTargets; with mapLarge, a mail of mmapfile.Min
 // bytes or more is mapped instead of read (mapped.go).
 func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []listedTarget, *mmapfile.Mapping, error) {
-	ef, err := q.readEventFile(id)
+	ev, targets, size, err := q.decodeEvent(id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	var mapped *mmapfile.Mapping
+	if withMail && ev.Mail != nil {
+		if mapped, err = q.attachMail(ev, size, mapLarge); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return ev, targets, mapped, nil
+}
+
+// decodeEvent reads events/ID.json: the event (its mail's envelope, not
+// the mail), its target list and the size of its mail (-1: none).
+func (q *Queue) decodeEvent(id string) (*event.Event, []listedTarget, int, error) {
+	ef, err := q.readEventFile(id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
 	ev := new(event.Event)
 	if err := json.Unmarshal(ef.Event, ev); err != nil {
-		return nil, nil, nil, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		return nil, nil, 0, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
 	if ev.ID != id {
-		return nil, nil, nil, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+		return nil, nil, 0, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
-	var mapped *mmapfile.Mapping
-	if ef.Mail != nil {
-		ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
-		if ef.Mail.UID != nil {
-			ev.Mail.UID = *ef.Mail.UID
-		}
-		if withMail && mapLarge && ef.Mail.Size >= mmapfile.Min {
-			m, err := mmapfile.Map(q.mailPath(id), 0, int64(ef.Mail.Size))
-			if err == nil {
-				mapped, ev.Mail.Raw, ev.Mail.Open = m, m.Bytes, m.Open
-				return ev, ef.Targets, mapped, nil
-			}
-			// Read it instead: the read below reports a missing or
-			// damaged file the way it always has.
-			q.log.Warn("cannot map a large mail; reading it", "event_id", id, "err", err)
-		}
-		if withMail {
-			raw, err := os.ReadFile(q.mailPath(id))
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("mail of event %s: %w", id, err)
-			}
-			if len(raw) != ef.Mail.Size {
-				return nil, nil, nil, fmt.Errorf("mail of event %s: %d bytes, want %d", id, len(raw), ef.Mail.Size)
-			}
-			ev.Mail.Raw = raw
-		}
+	if ef.Mail == nil {
+		return ev, ef.Targets, -1, nil
 	}
-	return ev, ef.Targets, mapped, nil
+	ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
+	if ef.Mail.UID != nil {
+		ev.Mail.UID = *ef.Mail.UID
+	}
+	return ev, ef.Targets, ef.Mail.Size, nil
+}
+
+// attachMail loads the raw mail of ev (size bytes, as its event file
+// says) into ev.Mail; with mapLarge, a mail of mmapfile.Min bytes or more
+// is mapped instead of read, and the mapping returned (mapped.go).
+func (q *Queue) attachMail(ev *event.Event, size int, mapLarge bool) (*mmapfile.Mapping, error) {
+	if mapLarge && size >= mmapfile.Min {
+		m, err := mmapfile.Map(q.mailPath(ev.ID), 0, int64(size))
+		if err == nil {
+			ev.Mail.Raw, ev.Mail.Open = m.Bytes, m.Open
+			return m, nil
+		}
+		// Read it instead: the read below reports a missing or damaged
+		// file the way it always has.
+		q.log.Warn("cannot map a large mail; reading it", "event_id", ev.ID, "err", err)
+	}
+	raw, err := os.ReadFile(q.mailPath(ev.ID))
+	if err != nil {
+		return nil, fmt.Errorf("mail of event %s: %w", ev.ID, err)
+	}
+	if len(raw) != size {
+		return nil, fmt.Errorf("mail of event %s: %d bytes, want %d", ev.ID, len(raw), size)
+	}
+	ev.Mail.Raw = raw
+	return nil, nil
 }
 
 // writeRecord stores a delivery record durably.
