@@ -92,6 +92,7 @@ func (a *App) ingestPending(ctx context.Context, wake <-chan struct{}) (failed m
 		// sendmail -q: everything pending is due now (postqueue -f).
 		a.queue.Flush()
 	}
+	a.spool.TakeFresh(nil) // the listing sees them
 	entries, err := a.spool.Pending()
 	if err != nil {
 		a.log.Error("listing the spool", "err", err)
@@ -108,12 +109,18 @@ func (a *App) ingestPending(ctx context.Context, wake <-chan struct{}) (failed m
 	for _, e := range entries {
 		seen[e.ID] = true
 	}
-	// relist adds the entries committed since the last listing.
+	// relist adds the entries committed since the last listing: those the
+	// daemon committed itself, from memory, unless something else may have
+	// come (spool.TakeFresh).
 	relist := func() {
-		more, err := a.spool.PendingExcept(func(id string) bool { return seen[id] })
-		if err != nil {
-			a.log.Error("listing the spool", "err", err)
-			return
+		skip := func(id string) bool { return seen[id] }
+		more, complete := a.spool.TakeFresh(skip)
+		if !complete {
+			var err error
+			if more, err = a.spool.PendingExcept(skip); err != nil {
+				a.log.Error("listing the spool", "err", err)
+				return
+			}
 		}
 		for _, e := range more {
 			seen[e.ID] = true

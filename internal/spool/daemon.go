@@ -43,6 +43,10 @@ type Spool struct {
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{} // Watch channels, signalled by Submit
 
+	// The entries this daemon's Submit committed since the ingest last
+	// looked (fresh.go).
+	fresh freshList
+
 	// The conversion attempts' log (attempts.go), opened on first use.
 	attemptsOnce sync.Once
 	attempts     *attempts
@@ -152,6 +156,9 @@ func (s *Spool) Submit(env Envelope, body io.Reader, maxSize int64) (string, err
 		id, err = s.submitJournaled(env, body, maxSize)
 	} else {
 		id, err = writeEntry(s.incoming, 0o600, env, body, maxSize)
+		if err == nil {
+			s.fresh.missed() // not kept in memory: the next look lists
+		}
 	}
 	if err == nil {
 		s.signal()
@@ -340,6 +347,9 @@ func (s *Spool) PendingExcept(skip func(id string) bool) ([]Entry, error) {
 
 // Read opens the raw message of e (the bytes after the envelope).
 func (s *Spool) Read(e Entry) (io.ReadCloser, error) {
+	if e.data != nil {
+		return io.NopCloser(bytes.NewReader(e.data[e.off:])), nil
+	}
 	f, err := os.OpenFile(e.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
@@ -353,6 +363,9 @@ func (s *Spool) Read(e Entry) (io.ReadCloser, error) {
 
 // ReadAll returns the raw message of e.
 func (s *Spool) ReadAll(e Entry) ([]byte, error) {
+	if e.data != nil {
+		return bytes.Clone(e.data[e.off:]), nil
+	}
 	r, err := s.Read(e)
 	if err != nil {
 		return nil, err
@@ -376,7 +389,11 @@ func (s *Spool) ReadAll(e Entry) ([]byte, error) {
 // durably queued.
 func (s *Spool) Remove(e Entry) error {
 	if s.j != nil {
-		return s.removeJournaled(e.path)
+		err := s.removeJournaled(e.path)
+		if err == nil {
+			s.fresh.gone(e.ID)
+		}
+		return err
 	}
 	if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -391,6 +408,7 @@ func (s *Spool) Quarantine(e Entry, reason error) error {
 		return err
 	}
 	s.forget(e.path)
+	s.fresh.gone(e.ID)
 	return nil
 }
 

@@ -81,9 +81,15 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	if n <= limit {
 		b := buf.Bytes()
 		copy(b[sizeAt:], bodySize(n))
+		s.fresh.expect(id)
 		if err := s.j.WriteFile(dest, b, 0o600); err != nil {
+			// Not committed, or committed but not applied: what the journal
+			// does later, the listing finds.
+			s.fresh.gone(id)
+			s.fresh.missed()
 			return "", &spoolError{op: "commit entry", err: err}
 		}
+		s.keepFresh(id, dest, b)
 		return id, nil
 	}
 	// Too big for the journal: the direct way, installed through it.
@@ -108,6 +114,7 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	if err := s.j.Commit(t); err != nil {
 		return "", &spoolError{op: "commit entry", err: err}
 	}
+	s.fresh.missed() // too big to keep in memory: the next look lists
 	return id, nil
 }
 

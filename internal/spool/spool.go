@@ -120,6 +120,9 @@ type Entry struct {
 
 	path string // the entry file
 	off  int64  // where the raw message starts in the file
+	// data, when set, is the whole entry file as this daemon's Submit
+	// committed it (fresh.go): Read serves it without opening the file.
+	data []byte
 }
 
 // Subdirectory names under STATE/spool.

@@ -1,10 +1,12 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +28,7 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	s.subs[ch] = struct{}{}
 	s.mu.Unlock()
 
-	f, err := s.inotify()
+	f, incomingWD, err := s.inotify()
 	if err != nil {
 		s.log.Warn("spool: inotify unavailable; polling the spool every 30s", "err", err)
 		go s.tick(ctx, ch)
@@ -41,17 +43,21 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	}()
 	go func() {
 		defer s.unsubscribe(ch)
-		// Each read returns at least one event; which one does not matter:
-		// the caller rescans the spool.
+		// Each read returns at least one event. An event that is not the
+		// daemon's own journaled entry (fresh.go) makes the next look list
+		// the directories.
 		buf := make([]byte, 64<<10)
 		for {
-			_, err := f.Read(buf)
+			n, err := f.Read(buf)
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
 					s.log.Warn("spool: inotify read failed; polling the spool every 30s", "err", err)
 					s.tick(ctx, ch)
 				}
 				return
+			}
+			if s.news(buf[:n], incomingWD) {
+				s.fresh.missed()
 			}
 			notify(ch)
 		}
@@ -61,19 +67,42 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 
 // inotify sets up a non-blocking inotify descriptor watching both entry
 // directories, wrapped in an *os.File so that reads use the runtime poller
-// and Close interrupts them.
-func (s *Spool) inotify() (*os.File, error) {
+// and Close interrupts them; incomingWD is incoming/'s watch.
+func (s *Spool) inotify() (_ *os.File, incomingWD int32, _ error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, d := range []string{s.maildrop, s.incoming} {
-		if _, err := unix.InotifyAddWatch(fd, d, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
+		wd, err := unix.InotifyAddWatch(fd, d, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE)
+		if err != nil {
 			_ = unix.Close(fd)
-			return nil, &os.PathError{Op: "inotify_add_watch", Path: d, Err: err}
+			return nil, 0, &os.PathError{Op: "inotify_add_watch", Path: d, Err: err}
+		}
+		if d == s.incoming {
+			incomingWD = int32(wd)
 		}
 	}
-	return os.NewFile(uintptr(fd), "inotify"), nil
+	return os.NewFile(uintptr(fd), "inotify"), incomingWD, nil
+}
+
+// news reports whether the inotify events in buf tell of anything but the
+// daemon's own entries in incoming/: a maildrop file, a file someone else
+// put into incoming/, or an overflowed event queue.
+func (s *Spool) news(buf []byte, incomingWD int32) bool {
+	for len(buf) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+		end := unix.SizeofInotifyEvent + int(ev.Len)
+		if end > len(buf) {
+			return true
+		}
+		name := string(bytes.TrimRight(buf[unix.SizeofInotifyEvent:end], "\x00"))
+		buf = buf[end:]
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || ev.Wd != incomingWD || !s.fresh.ownName(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // tick signals ch periodically until ctx is done.
@@ -86,6 +115,7 @@ func (s *Spool) tick(ctx context.Context, ch chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.fresh.missed()
 			notify(ch)
 		}
 	}
