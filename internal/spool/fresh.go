@@ -133,4 +133,3 @@ func (s *Spool) TakeFresh(skip func(id string) bool) (entries []Entry, complete 
 	sortEntries(entries)
 	return slices.Clip(entries), true
 }
-
