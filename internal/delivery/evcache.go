@@ -16,9 +16,11 @@ import (
 // is trusted only while the event file is the one it was read from (same
 // inode, size and modification time: a rewrite is a rename, so a new
 // inode), and each attempt gets a copy of its own, since a target may
-// change the event it is handed. The raw mail is never kept: an attempt
-// that needs it reads or maps it in its turn (readEventToDeliver). Bounded
-// by entry count and bytes, oldest out first.
+// change the event it is handed. A raw mail is never kept unless it came
+// inside the event file (inline, up to inlineMax bytes, with the same
+// read): an attempt that needs a mail of its own file reads or maps it in
+// its turn (readEventToDeliver). Bounded by entry count and bytes, oldest
+// out first.
 const (
 	cacheEntries = 2048
 	cacheBytes   = 32 << 20
@@ -35,7 +37,7 @@ type cached struct {
 	ev       *event.Event // never handed out: copies are
 	file     fileID
 	size     int
-	mailSize int // of the event's mail as its file says; -1: none
+	mail     storedMail // where the event's mail is, as its file says
 }
 
 // fileID identifies one version of a file.
@@ -61,38 +63,41 @@ func (q *Queue) cachedEvent(id string) (*event.Event, error) {
 	return ev, err
 }
 
-// cachedEventSized is cachedEvent that also returns the size of the
-// event's mail as its event file says (-1: none), for loading the mail.
-func (q *Queue) cachedEventSized(id string) (*event.Event, int, error) {
+// cachedEventSized is cachedEvent that also says where the event's mail
+// is (its size, and the mail itself when its event file holds it), for
+// loading the mail.
+func (q *Queue) cachedEventSized(id string) (*event.Event, storedMail, error) {
 	file, ok := statID(q.eventPath(id))
 	if !ok {
-		ev, _, size, err := q.decodeEvent(id) // says what is wrong
-		return ev, size, err
+		ev, _, sm, err := q.decodeEvent(id) // says what is wrong
+		return ev, sm, err
 	}
-	if ev, size := q.cache.get(id, file); ev != nil {
-		return ev, size, nil
+	if ev, sm := q.cache.get(id, file); ev != nil {
+		return ev, sm, nil
 	}
-	ev, _, size, err := q.decodeEvent(id)
+	ev, _, sm, err := q.decodeEvent(id)
 	if err != nil {
-		return nil, 0, err
+		return nil, sm, err
 	}
-	q.cache.put(id, file, ev, size)
-	return copyEvent(ev), size, nil
+	q.cache.put(id, file, ev, sm)
+	return copyEvent(ev), sm, nil
 }
 
-// get returns a copy of the cached event and its mail's size, or nil.
-func (c *eventCache) get(id string, file fileID) (*event.Event, int) {
+// get returns a copy of the cached event and where its mail is, or nil.
+func (c *eventCache) get(id string, file fileID) (*event.Event, storedMail) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
 	if e == nil || e.file != file {
-		return nil, 0
+		return nil, storedMail{}
 	}
-	return copyEvent(e.ev), e.mailSize
+	return copyEvent(e.ev), e.mail
 }
 
-func (c *eventCache) put(id string, file fileID, ev *event.Event, mailSize int) {
-	size := len(ev.Title) + len(ev.Body) + 256
+// put caches ev, which has no raw mail (an inline mail's bytes come in
+// mail, and count against the bound).
+func (c *eventCache) put(id string, file fileID, ev *event.Event, mail storedMail) {
+	size := len(ev.Title) + len(ev.Body) + len(mail.inline) + 256
 	for k, v := range ev.Fields {
 		size += len(k) + len(v)
 	}
@@ -106,7 +111,7 @@ func (c *eventCache) put(id string, file fileID, ev *event.Event, mailSize int) 
 	} else {
 		c.order = append(c.order, id)
 	}
-	c.m[id] = &cached{ev: ev, file: file, size: size, mailSize: mailSize}
+	c.m[id] = &cached{ev: ev, file: file, size: size, mail: mail}
 	c.bytes += size
 	for len(c.order) > 0 && (len(c.m) > cacheEntries || c.bytes > cacheBytes) {
 		old := c.order[0]

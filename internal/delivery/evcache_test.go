@@ -12,6 +12,12 @@ import (
 	"herald/internal/target"
 )
 
+// bigMail is a mail too big to be kept inside its event file: it is
+// stored as events/ID.eml.
+func bigMail(id string) []byte {
+	return []byte("Subject: " + id + "\r\n\r\n" + strings.Repeat("x", inlineMax) + "\r\n")
+}
+
 func mailEvent(id string, raw []byte) *event.Event {
 	ev := newEvent(id)
 	ev.Mail = &event.Mail{Raw: raw, From: "a@b", Recipients: []string{"root@h", "ops@h"}, UID: 1000}
@@ -86,7 +92,7 @@ func TestEventCacheBounds(t *testing.T) {
 		id := fmt.Sprint("ev", i)
 		ev := newEvent(id)
 		ev.Body = body
-		c.put(id, fileID{ino: int64(i)}, ev, -1)
+		c.put(id, fileID{ino: int64(i)}, ev, storedMail{size: -1})
 		if len(c.m) > cacheEntries || c.bytes > cacheBytes || len(c.order) != len(c.m) {
 			t.Fatalf("after %d puts: %d entries, %d bytes, order %d", i+1, len(c.m), c.bytes, len(c.order))
 		}
@@ -155,11 +161,58 @@ func TestDeliverWithMailUsesTheCache(t *testing.T) {
 		t.Errorf("mail %+v", ev.Mail)
 	}
 
-	// A mail that is not the size its event file says is refused.
-	if err := os.WriteFile(q.mailPath("ev1"), raw[:5], 0o600); err != nil {
+	// A small mail is kept inside its event file: no .eml.
+	if _, err := os.Stat(q.mailPath("ev1")); !os.IsNotExist(err) {
+		t.Errorf("an inline mail has an .eml: %v", err)
+	}
+
+	// A big one is an .eml, read (not decoded again) and refused when it
+	// is not the size its event file says.
+	big := bigMail("ev2")
+	if err := q.Enqueue(mailEvent("ev2", big), []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := q.readEventToDeliver("ev1", true); err == nil || !strings.Contains(err.Error(), "want") {
+	ev, _, err = q.readEventToDeliver("ev2", true)
+	if err != nil || string(ev.Mail.Raw) != string(big) {
+		t.Fatalf("big mail: %v, %d bytes", err, len(ev.Mail.Raw))
+	}
+	if err := os.WriteFile(q.mailPath("ev2"), big[:5], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.readEventToDeliver("ev2", true); err == nil || !strings.Contains(err.Error(), "want") {
 		t.Errorf("a short mail: %v", err)
+	}
+}
+
+// A queue written before mails were kept inline (every mail an .eml, no
+// "inline" in the event file) still delivers its mails.
+func TestEventFileWithoutInlineMail(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, map[string]target.Target{"a": nop{}}, nil)
+	q := h.open()
+	raw := []byte("Subject: old\r\n\r\nbody\r\n")
+	ef := fmt.Sprintf(`{"event":{"id":"old1","timestamp":"2025-05-23T11:00:00Z","severity":"info","title":"old"},`+
+		`"mail":{"from":"a@b","recipients":["root@h"],"size":%d,"uid":0},"targets":[{"name":"a","created":"2025-05-23T12:00:00Z"}]}`, len(raw))
+	if err := os.WriteFile(q.eventPath("old1"), []byte(ef), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(q.mailPath("old1"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := q.readEventToDeliver("old1", true)
+	if err != nil || string(ev.Mail.Raw) != string(raw) || ev.Mail.From != "a@b" {
+		t.Fatalf("old event file: %v %+v", err, ev)
+	}
+	// An empty mail, whatever wrote it, is an empty mail.
+	ef = strings.Replace(ef, fmt.Sprintf(`"size":%d`, len(raw)), `"size":0`, 1)
+	if err := os.WriteFile(q.eventPath("old1"), []byte(ef), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(q.mailPath("old1")); err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err = q.readEventToDeliver("old1", true)
+	if err != nil || ev.Mail.Raw == nil || len(ev.Mail.Raw) != 0 {
+		t.Fatalf("empty mail: %v %+v", err, ev.Mail)
 	}
 }

@@ -16,11 +16,11 @@ import (
 // copy: an attempt that needs the mail does not read and decode the event
 // file a second time, only the mail.
 func (q *Queue) readEventToDeliver(id string, withMail bool) (*event.Event, *mmapfile.Mapping, error) {
-	ev, size, err := q.cachedEventSized(id)
+	ev, sm, err := q.cachedEventSized(id)
 	if err != nil || !withMail || ev.Mail == nil {
 		return ev, nil, err
 	}
-	m, err := q.attachMail(ev, size, true)
+	m, err := q.attachMail(ev, sm, true)
 	if err != nil {
 		return nil, nil, err
 	}

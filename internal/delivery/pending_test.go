@@ -37,20 +37,24 @@ func countRenames(t *testing.T, h *harness, fn func()) map[string]int {
 	return got
 }
 
-// Enqueue commits an event for N targets with one durable write (two with a
-// mail: the mail, then the event file that commits it), and writes nothing
-// when everything asked for is already queued.
+// Enqueue commits an event for N targets with one durable write (a small
+// mail inside the event file; a big one its own file first, then the event
+// file that commits it), and writes nothing when everything asked for is
+// already queued.
 func TestEnqueueIsOneDurableWrite(t *testing.T) {
 	names := []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"}
 	mailEv := newEvent("ev2")
 	mailEv.Mail = &event.Mail{Raw: []byte("Subject: x\n\nbody\n"), From: "root@h", Recipients: []string{"root"}}
+	bigEv := newEvent("ev3")
+	bigEv.Mail = &event.Mail{Raw: bigMail("ev3"), From: "root@h", Recipients: []string{"root"}}
 	tests := []struct {
 		name string
 		ev   *event.Event
 		want map[string]int
 	}{
 		{"event", newEvent("ev1"), map[string]int{"ev1.json": 1}},
-		{"mail", mailEv, map[string]int{"ev2.eml": 1, "ev2.json": 1}},
+		{"mail", mailEv, map[string]int{"ev2.json": 1}},
+		{"big mail", bigEv, map[string]int{"ev3.eml": 1, "ev3.json": 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

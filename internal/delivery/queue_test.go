@@ -696,7 +696,8 @@ func TestEnqueueWriteFailures(t *testing.T) {
 				h := newHarness(t, dir, map[string]target.Target{"a": &fake{}, "b": &fake{}, "c": &fake{}}, nil)
 				q := h.open()
 				ev := newEvent("ev1")
-				ev.Mail = &event.Mail{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), From: "root@h", Recipients: []string{"root"}}
+				// Big enough for a file of its own (ev1.eml).
+				ev.Mail = &event.Mail{Raw: bigMail("ev1"), From: "root@h", Recipients: []string{"root"}}
 				if err := q.Enqueue(ev, tc.before); err != nil {
 					t.Fatal(err)
 				}

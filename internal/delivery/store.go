@@ -19,7 +19,9 @@ import (
 //	lock                    flock'ed by the one process that owns the queue
 //	events/ID.json          the event (docs/interfaces.md §2 form), its mail's envelope,
 //	                        and the targets it was queued for
-//	events/ID.eml           the raw mail, when the event came from one
+//	events/ID.eml           the raw mail, when the event came from one of
+//	                        more than inlineMax bytes (a smaller one is inside
+//	                        the .json, "inline")
 //	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on
 //	quarantine/             unreadable files, moved aside with a log line;
 //	                        the deliveries they held become dead letters
@@ -27,7 +29,9 @@ import (
 //
 // Every file is written whole, and removed, through the queue's journal
 // (safeio.Journal in Dir/journal: one fdatasync shared by every write
-// waiting, then temp file and rename; docs/durability.md). The .eml is written before the .json that commits it, and the
+// waiting, then temp file and rename; docs/durability.md). A mail up to
+// inlineMax bytes is kept in the .json itself, so that the event costs one
+// file, not two; a bigger one's .eml is written before the .json that commits it, and the
 // .json names every target the event was queued for: a target named there
 // without a record file is a pending delivery that was never attempted
 // (created when it was queued, due then, no attempts). So Enqueue costs one
@@ -166,7 +170,8 @@ type listedTarget struct {
 	Created time.Time `json:"created"`
 }
 
-// mailMeta is the envelope of the mail whose bytes are in events/ID.eml.
+// mailMeta is the envelope of the mail whose bytes are in events/ID.eml,
+// or in Inline.
 type mailMeta struct {
 	From       string   `json:"from"`
 	Recipients []string `json:"recipients"`
@@ -174,6 +179,22 @@ type mailMeta struct {
 	// UID is the submitting user (absent in files written before it was
 	// recorded: only root and herald see those in mailq).
 	UID *int `json:"uid,omitempty"`
+	// Inline is the mail itself when it has at most inlineMax bytes
+	// (base64 in the file); absent: the mail is events/ID.eml.
+	Inline []byte `json:"inline,omitempty"`
+}
+
+// inlineMax is the largest mail kept inside its event file. Notification
+// mail is small: a cron or backup report fits many times over, and each
+// event then costs one new file instead of two (on ext4, creating an inode
+// is the dearest part of queueing an event).
+const inlineMax = 64 << 10
+
+// storedMail says where an event's mail is: size bytes (-1: the event has
+// none), inline or in events/ID.eml.
+type storedMail struct {
+	size   int
+	inline []byte
 }
 
 func (q *Queue) eventPath(id string) string { return filepath.Join(q.dir, eventsDir, id+".json") }
@@ -206,6 +227,12 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	}
 	uid := ev.Mail.UID
 	ef.Mail = &mailMeta{From: ev.Mail.From, Recipients: ev.Mail.Recipients, Size: len(ev.Mail.Raw), UID: &uid}
+	if len(ev.Mail.Raw) <= inlineMax {
+		// Inline: one file, written and committed at once. (An empty mail
+		// is inline too: Inline is then absent, and Size 0 says so.)
+		ef.Mail.Inline = ev.Mail.Raw
+		return q.storeEventFile(ev.ID, &ef)
+	}
 	b, err := json.Marshal(&ef)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
@@ -320,13 +347,13 @@ func (q *Queue) readEventAndTargets(id string, withMail bool) (*event.Event, []l
 // loadEvent is readEventAndTargets; with mapLarge, a mail of mmapfile.Min
 // bytes or more is mapped instead of read (mapped.go).
 func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []listedTarget, *mmapfile.Mapping, error) {
-	ev, targets, size, err := q.decodeEvent(id)
+	ev, targets, sm, err := q.decodeEvent(id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var mapped *mmapfile.Mapping
 	if withMail && ev.Mail != nil {
-		if mapped, err = q.attachMail(ev, size, mapLarge); err != nil {
+		if mapped, err = q.attachMail(ev, sm, mapLarge); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -334,33 +361,44 @@ func (q *Queue) loadEvent(id string, withMail, mapLarge bool) (*event.Event, []l
 }
 
 // decodeEvent reads events/ID.json: the event (its mail's envelope, not
-// the mail), its target list and the size of its mail (-1: none).
-func (q *Queue) decodeEvent(id string) (*event.Event, []listedTarget, int, error) {
+// the mail), its target list and where its mail is.
+func (q *Queue) decodeEvent(id string) (*event.Event, []listedTarget, storedMail, error) {
+	none := storedMail{size: -1}
 	ef, err := q.readEventFile(id)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, none, err
 	}
 	ev := new(event.Event)
 	if err := json.Unmarshal(ef.Event, ev); err != nil {
-		return nil, nil, 0, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
+		return nil, nil, none, fmt.Errorf("event file %s: %w", q.eventPath(id), err)
 	}
 	if ev.ID != id {
-		return nil, nil, 0, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
+		return nil, nil, none, fmt.Errorf("event file %s holds event %q", q.eventPath(id), ev.ID)
 	}
 	if ef.Mail == nil {
-		return ev, ef.Targets, -1, nil
+		return ev, ef.Targets, none, nil
 	}
 	ev.Mail = &event.Mail{From: ef.Mail.From, Recipients: ef.Mail.Recipients, UID: -1}
 	if ef.Mail.UID != nil {
 		ev.Mail.UID = *ef.Mail.UID
 	}
-	return ev, ef.Targets, ef.Mail.Size, nil
+	return ev, ef.Targets, storedMail{size: ef.Mail.Size, inline: ef.Mail.Inline}, nil
 }
 
-// attachMail loads the raw mail of ev (size bytes, as its event file
+// attachMail loads the raw mail of ev (where and how big its event file
 // says) into ev.Mail; with mapLarge, a mail of mmapfile.Min bytes or more
 // is mapped instead of read, and the mapping returned (mapped.go).
-func (q *Queue) attachMail(ev *event.Event, size int, mapLarge bool) (*mmapfile.Mapping, error) {
+func (q *Queue) attachMail(ev *event.Event, sm storedMail, mapLarge bool) (*mmapfile.Mapping, error) {
+	size := sm.size
+	if sm.inline != nil || size == 0 {
+		// Inline (an empty mail is, whatever wrote it). A copy: the
+		// cache keeps the bytes it was given.
+		if len(sm.inline) != size {
+			return nil, fmt.Errorf("mail of event %s: %d bytes inline, want %d", ev.ID, len(sm.inline), size)
+		}
+		ev.Mail.Raw = append([]byte{}, sm.inline...)
+		return nil, nil
+	}
 	if mapLarge && size >= mmapfile.Min {
 		m, err := mmapfile.Map(q.mailPath(ev.ID), 0, int64(size))
 		if err == nil {
