@@ -34,10 +34,10 @@ type eventCache struct {
 }
 
 type cached struct {
-	ev       *event.Event // never handed out: copies are
-	file     fileID
-	size     int
-	mail     storedMail // where the event's mail is, as its file says
+	ev   *event.Event // never handed out: copies are
+	file fileID
+	size int
+	mail storedMail // where the event's mail is, as its file says
 }
 
 // fileID identifies one version of a file.
