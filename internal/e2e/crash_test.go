@@ -42,10 +42,12 @@ func TestCrashSafety(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		acked = map[string]bool{}
+		lives = map[int64]int{} // acknowledgements per incarnation of the daemon
 	)
 	ack := func(s string) {
 		mu.Lock()
 		acked[s] = true
+		lives[d.restarts.Load()]++
 		mu.Unlock()
 	}
 
@@ -91,12 +93,15 @@ func TestCrashSafety(t *testing.T) {
 	kills := stopKiller()
 
 	mu.Lock()
-	want := len(acked)
+	want, acking := len(acked), len(lives)
 	mu.Unlock()
-	// Many submissions fail while the daemon is down; a quarter getting
-	// through shows the burst really ran against a live daemon.
-	if want < smtpClients*perClient/4 {
-		t.Fatalf("only %d messages were acknowledged: the burst did not get through\n%s", want, d.log())
+	// Many submissions fail while the daemon is down, and how many get
+	// through depends on how busy the machine is. What shows that the
+	// burst really ran against the daemon and its restarts is that
+	// messages were acknowledged by most of its incarnations, not a count.
+	if want < 50 || kills >= 4 && acking < (kills+1)/2 {
+		t.Fatalf("%d messages were acknowledged, by %d of the daemon's %d incarnations: the burst did not get through\n%s",
+			want, acking, kills+1, d.log())
 	}
 	// Wait for every acknowledged message, then for the queue to go quiet.
 	deadline := time.Now().Add(2 * time.Minute)
@@ -129,7 +134,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("message %s delivered %d times", s, n)
 		}
 	}
-	t.Logf("%d messages acknowledged, %d events written, %d SIGKILLs", want, len(count), kills)
+	t.Logf("%d messages acknowledged (by %d of %d incarnations), %d events written, %d SIGKILLs", want, acking, kills+1, len(count), kills)
 }
 
 func tail(s string, n int) string {
@@ -156,6 +161,7 @@ func (d *daemon) killRepeatedly(t *testing.T, every, spread time.Duration) (stop
 			}
 			d.kill()
 			kills++
+			d.restarts.Add(1)
 			if err := d.tryStart(); err != nil {
 				t.Error(err)
 				killerDone <- kills

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -115,6 +116,9 @@ type daemon struct {
 	cmd        *exec.Cmd
 	logs       *testkit.Buffer
 	done       chan error
+	// restarts counts the restarts of killRepeatedly so far: which
+	// incarnation of the daemon a client talked to.
+	restarts atomic.Int64
 }
 
 const defaultNotifications = `file: events
