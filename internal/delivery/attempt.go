@@ -69,7 +69,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry, prev record, t *turn) {
 
 	q.slotReadyFor(t.slot, ev)
 
-	batcher, batches := target.AsBatcher(tg)
+	batcher, batches := tg.(target.Batcher)
 	var res batchResult
 	switch q.waitTurn(t, batches) {
 	case turnStopped:

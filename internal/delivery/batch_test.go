@@ -238,11 +238,7 @@ func TestBatchResultsAreEachAttempts(t *testing.T) {
 	ids := eventIDs(depth)
 	holdFirst(t, h, b, "f", ids, depth, newEvent)
 	close(b.gates[0])
-	got := map[string]Delivery{}
-	for range ids {
-		d := h.outcome()
-		got[d.EventID] = d
-	}
+	got := h.outcomesByEvent(len(ids))
 	for _, id := range ids {
 		d := got[id]
 		switch id {
@@ -358,11 +354,7 @@ func TestBatchLoadsEachMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(b.gates[0])
-	got := map[string]Delivery{}
-	for range ids {
-		d := h.outcome()
-		got[d.EventID] = d
-	}
+	got := h.outcomesByEvent(len(ids))
 	if d := got["ev02"]; d.State != StateDead || !strings.Contains(d.LastError, "unreadable") {
 		t.Errorf("ev02, whose mail vanished: %+v", d)
 	}

@@ -281,11 +281,7 @@ func TestRawMailIsLoadedInTheAttemptsTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(m.open)
-	got := map[string]Delivery{}
-	for range 2 {
-		d := h.outcome()
-		got[d.EventID] = d
-	}
+	got := h.outcomesByEvent(2)
 	if d := got["ev1"]; d.State != StateDone {
 		t.Errorf("ev1: %+v", d)
 	}

@@ -249,6 +249,18 @@ func (h *harness) outcome() Delivery {
 	}
 }
 
+// outcomesByEvent waits for n outcomes, which attempts recorded side by
+// side may report in any order, and returns them by event ID.
+func (h *harness) outcomesByEvent(n int) map[string]Delivery {
+	h.t.Helper()
+	got := make(map[string]Delivery, n)
+	for range n {
+		d := h.outcome()
+		got[d.EventID] = d
+	}
+	return got
+}
+
 func (h *harness) list() []Delivery {
 	l, err := h.q.List()
 	if err != nil {
@@ -820,15 +832,11 @@ func TestRetryAndDrop(t *testing.T) {
 	}
 	// The target is called for ev1, then ev2; their outcomes are recorded
 	// side by side, so they may be reported in either order.
-	got := map[string]Delivery{}
-	for range 2 {
-		d := h.outcome()
-		got[d.ID] = d
-	}
-	if d := got["ev1.relay"]; d.State != StateDead {
+	got := h.outcomesByEvent(2)
+	if d := got["ev1"]; d.State != StateDead {
 		t.Fatalf("%+v", d)
 	}
-	if d := got["ev2.relay"]; d.State != StatePending {
+	if d := got["ev2"]; d.State != StatePending {
 		t.Fatalf("%+v", d)
 	}
 	// Admin ops on what does not exist or cannot be touched.

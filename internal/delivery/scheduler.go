@@ -245,7 +245,7 @@ func (q *Queue) start(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGr
 	t := turn{prev: tq.turn, stop: stop, mine: make(chan struct{})}
 	tq.turn = t.mine
 	if tg, ok := q.opt.Target(tq.name); ok {
-		if _, ok := target.AsBatcher(tg); ok {
+		if _, ok := tg.(target.Batcher); ok {
 			t.slot = newSlot(tq, prev.EventID) // batch.go
 		}
 	}

@@ -125,15 +125,7 @@ func TestCrashSafety(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	d.stop()
-	count := map[string]int{}
-	for _, ev := range d.events() {
-		count[ev.Title]++
-	}
-	for s, n := range count {
-		if n > 1 {
-			t.Errorf("message %s delivered %d times", s, n)
-		}
-	}
+	count := d.titlesOnce(t)
 	t.Logf("%d messages acknowledged (by %d of %d incarnations), %d events written, %d SIGKILLs", want, acking, kills+1, len(count), kills)
 }
 

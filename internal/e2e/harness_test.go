@@ -252,6 +252,23 @@ func (d *daemon) stop() {
 }
 
 // events reads every event the file target wrote so far.
+// titlesOnce counts the events in the file target by title and reports
+// every title written more than once: the crash tests give each message a
+// title of its own, so a repeated one is a message delivered twice.
+func (d *daemon) titlesOnce(t *testing.T) map[string]int {
+	t.Helper()
+	count := map[string]int{}
+	for _, ev := range d.events() {
+		count[ev.Title]++
+	}
+	for s, n := range count {
+		if n > 1 {
+			t.Errorf("message %s delivered %d times", s, n)
+		}
+	}
+	return count
+}
+
 func (d *daemon) events() []event.Event {
 	d.t.Helper()
 	path := d.eventsFile

@@ -128,20 +128,23 @@ func formatValue(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// WriteTo writes every metric in the text exposition format. A source
+// Write writes every metric in the text exposition format. A source
 // callback that panics (the queue's, the spool's, the monitors') costs only
 // its own families: the others are still written, as a scrape that loses
 // one gauge is better than a scrape that fails.
-func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	e := &expo{w: bufio.NewWriterSize(cw, 16<<10)}
-	for _, section := range []func(*expo){m.writeHerald, m.writeFleet, m.writeMonitors, writeRuntime, writeProcess} {
+func (m *Metrics) Write(w io.Writer) error {
+	e := &expo{w: bufio.NewWriterSize(w, 16<<10)}
+	// Read once for the runtime's and the process's series; unreadable
+	// (nil), the series that come from it are left out.
+	st, _ := procStatus()
+	for _, section := range []func(*expo){m.writeHerald, m.writeFleet, m.writeMonitors,
+		func(e *expo) { writeRuntime(e, st) }, func(e *expo) { writeProcess(e, st) }} {
 		guard(e, section)
 	}
 	if err := e.w.Flush(); err != nil && e.err == nil {
 		e.err = err
 	}
-	return cw.n, e.err
+	return e.err
 }
 
 // guard runs one section, turning a panic into a comment line so that the
@@ -153,17 +156,6 @@ func guard(e *expo, section func(*expo)) {
 		}
 	}()
 	section(e)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // Handler serves the metrics in the text exposition format, gzipped when
@@ -183,7 +175,7 @@ func (m *Metrics) Handler() http.Handler {
 			return
 		}
 		// A write error is the client going away: nothing to tell it.
-		_, _ = m.WriteTo(out)
+		_ = m.Write(out)
 	})
 }
 

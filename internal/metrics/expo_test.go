@@ -76,7 +76,7 @@ func TestPanickingSourceKeepsTheRest(t *testing.T) {
 	m.SetMonitors(func() []Monitor { return []Monitor{{Name: "backup", Up: true}} })
 	m.Accepted("smtp")
 	var b strings.Builder
-	if _, err := m.WriteTo(&b); err != nil {
+	if err := m.Write(&b); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -286,9 +286,9 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for range 5 {
-			// WriteTo, not scrape: t.Fatal must not run off the test goroutine.
-			if _, err := m.WriteTo(io.Discard); err != nil {
-				t.Errorf("WriteTo: %v", err)
+			// Write, not scrape: t.Fatal must not run off the test goroutine.
+			if err := m.Write(io.Discard); err != nil {
+				t.Errorf("Write: %v", err)
 			}
 			_ = m.Snapshot()
 		}

@@ -56,12 +56,12 @@ var (
 // one is a family's only sample.
 func one(v float64) []sample { return []sample{{value: v}} }
 
-func writeRuntime(e *expo) {
+// writeRuntime writes the Go runtime's series; st is /proc/self/status
+// (procStatus; nil: unreadable).
+func writeRuntime(e *expo, st map[string]int64) {
 	e.family(famGoroutines, one(float64(runtime.NumGoroutine())))
-	if st, err := procStatus(); err == nil {
-		if n, ok := st["Threads"]; ok {
-			e.family(famThreads, one(float64(n)))
-		}
+	if n, ok := st["Threads"]; ok {
+		e.family(famThreads, one(float64(n)))
 	}
 	e.family(famGoInfo, []sample{{values: []string{runtime.Version()}, value: 1}})
 
@@ -87,20 +87,19 @@ func writeRuntime(e *expo) {
 	e.family(famLastGC, one(float64(ms.LastGC)/1e9))
 }
 
-func writeProcess(e *expo) {
+// writeProcess writes the process's series; st is as for writeRuntime.
+func writeProcess(e *expo, st map[string]int64) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		e.family(famCPU, one(cpu.Seconds()))
 	}
-	if st, err := procStatus(); err == nil {
-		// /proc/self/status gives kB.
-		if v, ok := st["VmRSS"]; ok {
-			e.family(famRSS, one(float64(v)*1024))
-		}
-		if v, ok := st["VmSize"]; ok {
-			e.family(famVSize, one(float64(v)*1024))
-		}
+	// /proc/self/status gives kB.
+	if v, ok := st["VmRSS"]; ok {
+		e.family(famRSS, one(float64(v)*1024))
+	}
+	if v, ok := st["VmSize"]; ok {
+		e.family(famVSize, one(float64(v)*1024))
 	}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		e.family(famOpenFDs, one(float64(len(ents)-1))) // less the directory's own fd

@@ -120,3 +120,17 @@ func OpenAppend(path string, flag int, perm os.FileMode) (*os.File, error) {
 	}
 	return os.OpenFile(path, flag, 0)
 }
+
+// CutBack undoes a failed append to f (opened with OpenAppend): the file is
+// truncated to size, what it was before the append, and fsynced, so that a
+// retry leaves neither a torn record nor a second copy. It returns cause,
+// with what went wrong while cutting back added to it.
+func CutBack(f *os.File, size int64, cause error) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", cause, size, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%w (and fsync after truncating failed: %v)", cause, err)
+	}
+	return cause
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -211,4 +212,32 @@ func umask() os.FileMode {
 	m := syscall.Umask(0)
 	syscall.Umask(m)
 	return os.FileMode(m)
+}
+
+// CutBack returns the file to its size before a failed append and keeps
+// the cause of the failure.
+func TestCutBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := OpenAppend(path, os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("kept\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("torn rec"); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("no space left")
+	if err := CutBack(f, 5, cause); !errors.Is(err, cause) || err.Error() != cause.Error() {
+		t.Fatalf("CutBack = %v, want the cause alone", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "kept\n" {
+		t.Fatalf("after CutBack the file holds %q", b)
+	}
+	f.Close()
+	if err := CutBack(f, 0, cause); !errors.Is(err, cause) || !strings.Contains(err.Error(), "truncating back to 0 bytes failed") {
+		t.Fatalf("CutBack on a closed file = %v", err)
+	}
 }

@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bytes"
 	"slices"
 	"sync"
 )
@@ -40,15 +39,10 @@ type freshList struct {
 }
 
 // keepFresh records the entry id that submitJournaled just committed to
-// dest from b (the whole file), parsed as openEntry parses the file.
-func (s *Spool) keepFresh(id, dest string, b []byte) {
-	env, off, bodySize, err := readHeader(bytes.NewReader(b))
-	if err != nil || bodySize >= 0 && int64(len(b))-off != bodySize {
-		// Cannot happen for what newEntry wrote; the listing will say what
-		// is wrong with the file.
-		s.fresh.missed()
-		return
-	}
+// dest: b is the whole file, env the envelope newEntry encoded at its head
+// (off bytes), so the entry is what openEntry would make of the file
+// without parsing it again.
+func (s *Spool) keepFresh(id, dest string, env Envelope, off int64, b []byte) {
 	env.UID = s.uid
 	s.fresh.add(Entry{ID: id, Env: env, Size: int64(len(b)) - off, path: dest, off: off, data: b})
 }

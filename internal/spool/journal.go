@@ -89,7 +89,7 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 			s.fresh.missed()
 			return "", &spoolError{op: "commit entry", err: err}
 		}
-		s.keepFresh(id, dest, b)
+		s.keepFresh(id, dest, env, int64(len(head)), b)
 		return id, nil
 	}
 	// Too big for the journal: the direct way, installed through it.

@@ -53,12 +53,6 @@ type Batcher interface {
 	DeliverBatch(ctx context.Context, evs []*event.Event) []error
 }
 
-// AsBatcher returns t's batch delivery, if it has one.
-func AsBatcher(t Target) (Batcher, bool) {
-	b, ok := t.(Batcher)
-	return b, ok
-}
-
 // Verifier is implemented by targets that can tell, after a crash, whether
 // a delivery that was in flight actually happened. Local targets (file,
 // mbox) can; remote ones cannot, and the queue then delivers again

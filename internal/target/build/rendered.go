@@ -22,7 +22,7 @@ func rendered(t target.Target, typ string, r *render.Renderer) target.Target {
 	}
 	rt := renderedTarget{Target: t, r: r}
 	v, verifies := t.(target.Verifier)
-	b, batches := target.AsBatcher(t)
+	b, batches := t.(target.Batcher)
 	switch {
 	case verifies && batches:
 		return renderedBatchVerifier{renderedBatcher{rt, b}, v}

@@ -55,7 +55,7 @@ func TestRenderedKeepsTheTargetsCapabilities(t *testing.T) {
 			tg = verifyingBatchFake{f}
 		}
 		w := rendered(tg, "mbox", r)
-		b, ok := target.AsBatcher(w)
+		b, ok := w.(target.Batcher)
 		if !ok {
 			t.Fatalf("verifies=%v: the rendered target lost DeliverBatch", verifies)
 		}
@@ -80,7 +80,7 @@ func TestRenderedKeepsTheTargetsCapabilities(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := target.AsBatcher(rendered(plainFake{}, "gotify", r)); ok {
+	if _, ok := rendered(plainFake{}, "gotify", r).(target.Batcher); ok {
 		t.Error("a target without DeliverBatch gained one through rendering")
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 // tornFile writes an events file whose last line a dead writer left
@@ -74,22 +75,6 @@ func TestDeliverBatchIsDeliverInOrderWithOneFsync(t *testing.T) {
 	}
 }
 
-// failAfter lets left bytes through, then fails.
-type failAfter struct {
-	w    io.Writer
-	left int
-}
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) > f.left {
-		n, _ := f.w.Write(p[:f.left])
-		f.left = 0
-		return n, errors.New("injected: no space left on device")
-	}
-	f.left -= len(p)
-	return f.w.Write(p)
-}
-
 // When a write or the fsync fails, the file is left exactly as before the
 // batch and every event gets a temporary error.
 func TestDeliverBatchFailureLeavesTheFileAsBefore(t *testing.T) {
@@ -98,7 +83,7 @@ func TestDeliverBatchFailureLeavesTheFileAsBefore(t *testing.T) {
 		breakIt func(*Target)
 	}{
 		{"write", func(tg *Target) {
-			tg.wrap = func(w io.Writer) io.Writer { return &failAfter{w: w, left: 100 << 10} }
+			tg.wrap = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, Left: 100 << 10} }
 		}},
 		{"fsync", func(tg *Target) {
 			tg.sync = func(*os.File) error { return errors.New("injected: fsync failed") }

@@ -63,8 +63,10 @@ func (t *Target) Deliver(ctx context.Context, ev *event.Event) error {
 // be written gets the error.
 func (t *Target) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 	errs := make([]error, len(evs))
-	lines := make([][]byte, len(evs))
-	var todo []int // the events that encoded
+	var (
+		todo  []int    // the events that encoded
+		batch [][]byte // their lines
+	)
 	for i, ev := range evs {
 		// event.JSONLine leaves <, > and & readable (json.Marshal would
 		// write \u003c...), as people read this file.
@@ -73,8 +75,8 @@ func (t *Target) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 			errs[i] = target.Permanent(fmt.Errorf("file: encode event: %w", err))
 			continue
 		}
-		lines[i] = line
 		todo = append(todo, i)
+		batch = append(batch, line)
 	}
 	if len(todo) == 0 {
 		return errs
@@ -93,10 +95,6 @@ func (t *Target) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 	defer f.Close() // closing also drops the flock; a close error after fsync loses nothing
 	if err := lock(ctx, f, unix.LOCK_EX); err != nil {
 		return fail(target.Temporary(fmt.Errorf("file: lock %s: %w", t.path, err), 0))
-	}
-	batch := make([][]byte, 0, len(todo))
-	for _, i := range todo {
-		batch = append(batch, lines[i])
 	}
 	if err := t.appendLines(f, batch); err != nil {
 		return fail(target.Temporary(fmt.Errorf("file: append to %s: %w", t.path, err), 0))
@@ -157,13 +155,7 @@ func (t *Target) appendLines(f *os.File, lines [][]byte) error {
 	if err != nil {
 		// Cut back whatever part went in, so that the retry does not leave a
 		// torn line or a second copy behind.
-		if terr := f.Truncate(size); terr != nil {
-			return fmt.Errorf("%w (and truncating back failed: %v)", err, terr)
-		}
-		if serr := f.Sync(); serr != nil {
-			return fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
-		}
-		return err
+		return safeio.CutBack(f, size, err)
 	}
 	return nil
 }

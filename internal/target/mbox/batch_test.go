@@ -12,6 +12,7 @@ import (
 
 	"herald/internal/event"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 // batchEvents returns n events of both kinds, each with its own ID.
@@ -95,7 +96,7 @@ func TestDeliverBatchFailureLeavesTheMailboxAsBefore(t *testing.T) {
 		breakIt func(*Target)
 	}{
 		{"write", func(tg *Target) {
-			tg.wrap = func(w io.Writer) io.Writer { return &failAfter{w: w, left: 100 << 10} }
+			tg.wrap = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, Left: 100 << 10} }
 		}},
 		{"fsync", func(tg *Target) {
 			tg.sync = func(*os.File) error { return errors.New("injected: fsync failed") }

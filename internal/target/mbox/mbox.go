@@ -213,13 +213,7 @@ func (t *Target) appendLocked(f *os.File, evs []*event.Event) (each []error, err
 	}
 	if err != nil {
 		// As local delivery agents do: leave the mailbox exactly as it was.
-		if terr := f.Truncate(size); terr != nil {
-			return nil, fmt.Errorf("%w (and truncating back to %d bytes failed: %v)", err, size, terr)
-		}
-		if serr := f.Sync(); serr != nil {
-			return nil, fmt.Errorf("%w (and fsync after truncating failed: %v)", err, serr)
-		}
-		return nil, err
+		return nil, safeio.CutBack(f, size, err)
 	}
 	return each, nil
 }

@@ -17,6 +17,7 @@ import (
 	"herald/internal/event"
 	"herald/internal/mailhdr"
 	"herald/internal/target"
+	"herald/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -351,7 +352,7 @@ func TestFailedWriteIsTruncated(t *testing.T) {
 	}
 	ev := mailEvent()
 	ev.Mail.Raw = bytes.Repeat([]byte("a long line of the message body\n"), 10000)
-	tg.wrap = func(w io.Writer) io.Writer { return &failAfter{w: w, left: 100 << 10} }
+	tg.wrap = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, Left: 100 << 10} }
 	err = tg.Deliver(t.Context(), ev)
 	if err == nil || !target.IsTemporary(err) {
 		t.Fatalf("Deliver with a failing write = %v, want a temporary error", err)
@@ -366,21 +367,6 @@ func TestFailedWriteIsTruncated(t *testing.T) {
 	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file left behind after a failure: %v", err)
 	}
-}
-
-type failAfter struct {
-	w    io.Writer
-	left int
-}
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) > f.left {
-		n, _ := f.w.Write(p[:f.left])
-		f.left = 0
-		return n, errors.New("injected: no space left on device")
-	}
-	f.left -= len(p)
-	return f.w.Write(p)
 }
 
 func TestSymlinkRefused(t *testing.T) {
