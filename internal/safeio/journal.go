@@ -14,18 +14,23 @@ package safeio
 //     their callers. Every file state on disk therefore has its record
 //     committed. An op that cannot be applied is cancelled by a record of
 //     its own before its caller hears of the failure.
-//   - A checkpoint closes a segment (by size or age), makes the file system
-//     durable with one syncfs(2) and deletes the segment. Segments are
-//     deleted strictly in order.
+//   - A held write (Op.Held, journal_held.go) is not applied at its commit:
+//     its content stays in memory, read through the journal, until a later
+//     op on the path replaces it or the segment closes.
+//   - A checkpoint closes a segment (by size or age), writes out the files
+//     held then, makes the file system durable with one syncfs(2) and
+//     deletes the segment. Segments are deleted strictly in order.
 //   - Opening the journal replays what is left: for every path, the last
 //     op the segments hold, in journal order (a write whose file already
 //     holds its content is skipped); a torn tail is cut off. The replayed
 //     segments are then checkpointed in the background like closed ones.
 //     The owners of the files read their directories only after the replay.
 //
-// The lock story: mu guards the queue of requests and closed; everything
-// else belongs to the committer goroutine (the segment, broken) or to the
-// checkpointer goroutine (the closed segments it holds).
+// The lock story: mu guards the queue of requests and closed; held has its
+// own mutex, and a lock per path stripe that keeps a write-out and a later
+// op on the same path apart (journal_held.go); everything else belongs to
+// the committer goroutine (the segment, broken) or to the checkpointer
+// goroutine (the closed segments it holds).
 
 import (
 	"errors"
@@ -50,6 +55,7 @@ const (
 	DefaultSegmentSize  = 8 << 20
 	DefaultSegmentAge   = 5 * time.Second
 	DefaultMaxJournaled = 256 << 10
+	DefaultMaxHeld      = 16 << 20
 	// maxRecord bounds a record's payload when reading a segment, so a
 	// damaged length cannot make replay allocate without limit. Writes
 	// above MaxJournaled never become records, so it only has to hold
@@ -92,7 +98,11 @@ type JournalOptions struct {
 	// installation under the final name is journaled, so a big mail is
 	// neither copied into the journal nor held in memory twice.
 	MaxJournaled int
-	Logger       *slog.Logger
+	// MaxHeld bounds the content of held files kept in memory (default
+	// DefaultMaxHeld); a held write beyond it is applied at once
+	// (journal_held.go).
+	MaxHeld int
+	Logger  *slog.Logger
 	// Fail, when set, is called before each step with the path of the op
 	// (StepWrite: appending its record; StepSync: the commit of its batch;
 	// StepApply: applying it); a non-nil error fails that step as a real
@@ -114,6 +124,7 @@ type Op struct {
 	data []byte
 	perm os.FileMode
 	tmp  *Temp // an install's open temporary file, closed once applied
+	held bool  // Op.Held: kept in memory until the checkpoint (journal_held.go)
 }
 
 // WriteOp replaces the file at path with data (mode perm), atomically:
@@ -157,6 +168,10 @@ type JournalStats struct {
 	Commits     uint64 // flushes of a segment that succeeded
 	Checkpoints uint64 // segments made durable and deleted
 	Replayed    uint64 // ops applied by replay (Open and repairs)
+	// Absorbed counts held writes replaced or removed before they reached
+	// the file system, WrittenOut those written out (journal_held.go).
+	Absorbed   uint64
+	WrittenOut uint64
 }
 
 // Journal makes small durable writes cheap: concurrent ops share one
@@ -176,23 +191,30 @@ type Journal struct {
 	done    chan struct{} // closed when the committer has stopped
 
 	// The committer's own.
-	seg      *os.File
-	segPath  string
-	segSeq   uint64
-	segSize  int64
-	segBorn  time.Time
-	segOps   int   // records in the current segment
-	broken   error // an applied op failed; see repair
-	triedFix time.Time
-	buf      []byte
-	closeErr error
-	ckpt     chan string // closed segments, in order, to the checkpointer
-	ckptDone chan struct{}
-	ckptErr  atomic.Pointer[error]
-	ops      atomic.Uint64
-	commits  atomic.Uint64
-	ckpts    atomic.Uint64
-	replayed atomic.Uint64
+	seg     *os.File
+	segPath string
+	segSeq  uint64
+	segSize int64
+	segBorn time.Time
+	segOps  int // records in the current segment, carried ones aside
+	// segCarried is the size of the records carried into the current
+	// segment, which do not count toward SegmentSize.
+	segCarried int64
+	broken     error // an applied op failed; see repair
+	triedFix   time.Time
+	buf        []byte
+	closeErr   error
+	ckpt       chan closedSegment // closed segments, in order, to the checkpointer
+	ckptDone   chan struct{}
+	ckptErr    atomic.Pointer[error]
+	ops        atomic.Uint64
+	commits    atomic.Uint64
+	ckpts      atomic.Uint64
+	replayed   atomic.Uint64
+	absorbed   atomic.Uint64
+	wroteOut   atomic.Uint64
+
+	held heldFiles // held writes not yet on the file system
 }
 
 // request is one Apply call waiting for its commit.
@@ -200,7 +222,9 @@ type request struct {
 	ops  []Op
 	rels []string
 	offs []int64 // where each op's record starts, in j.buf, then in the segment
-	done chan result
+	// writeOut: no ops, write the held files out (Journal.WriteOut).
+	writeOut bool
+	done     chan result
 }
 
 type result struct {
@@ -223,6 +247,9 @@ func OpenJournal(root string, opt JournalOptions) (*Journal, error) {
 	if opt.MaxJournaled <= 0 {
 		opt.MaxJournaled = DefaultMaxJournaled
 	}
+	if opt.MaxHeld <= 0 {
+		opt.MaxHeld = DefaultMaxHeld
+	}
 	if opt.MaxJournaled > maxRecord/2 {
 		opt.MaxJournaled = maxRecord / 2
 	}
@@ -242,7 +269,7 @@ func OpenJournal(root string, opt JournalOptions) (*Journal, error) {
 	j := &Journal{
 		root: root, dir: filepath.Join(root, JournalDirName), opt: opt, log: opt.Logger,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
-		ckpt: make(chan string, 64), ckptDone: make(chan struct{}),
+		ckpt: make(chan closedSegment, 64), ckptDone: make(chan struct{}),
 	}
 	if err := os.Mkdir(j.dir, 0o700); err == nil {
 		if err := SyncDir(root); err != nil {
@@ -267,7 +294,11 @@ func OpenJournal(root string, opt JournalOptions) (*Journal, error) {
 		seq, _ := segSeq(segs[len(segs)-1])
 		j.segSeq = seq
 	}
-	go j.checkpointer(segs)
+	replayed := make([]closedSegment, len(segs))
+	for i, s := range segs {
+		replayed[i].path = s
+	}
+	go j.checkpointer(replayed)
 	go j.committer()
 	return j, nil
 }
@@ -277,7 +308,10 @@ func (j *Journal) Root() string { return j.root }
 
 // Stats returns what the journal did so far.
 func (j *Journal) Stats() JournalStats {
-	return JournalStats{Ops: j.ops.Load(), Commits: j.commits.Load(), Checkpoints: j.ckpts.Load(), Replayed: j.replayed.Load()}
+	return JournalStats{
+		Ops: j.ops.Load(), Commits: j.commits.Load(), Checkpoints: j.ckpts.Load(), Replayed: j.replayed.Load(),
+		Absorbed: j.absorbed.Load(), WrittenOut: j.wroteOut.Load(),
+	}
 }
 
 // WriteFile replaces path with data durably: see Apply.
@@ -336,7 +370,7 @@ func (j *Journal) Apply(ops ...Op) error {
 				}
 				return &JournalError{Op: "write " + o.path, Err: err}
 			}
-			*o = Op{kind: opInstall, path: o.path, src: t.File.Name(), tmp: t}
+			*o = Op{kind: opInstall, path: o.path, src: t.File.Name(), tmp: t} // never held
 		}
 	}
 	res := j.submit(req)

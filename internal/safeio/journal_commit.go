@@ -70,6 +70,24 @@ func (j *Journal) commit(batch []*request) {
 		}
 		return
 	}
+	var outs []*request // WriteOut: answered once the batch is applied
+	batch = slices.DeleteFunc(batch, func(r *request) bool {
+		if r.writeOut {
+			outs = append(outs, r)
+		}
+		return r.writeOut
+	})
+	if len(outs) > 0 {
+		defer func() {
+			var res result
+			if err := j.writeOutHeld(); err != nil {
+				res.err = &JournalError{Op: "write out", Err: err}
+			}
+			for _, r := range outs {
+				r.done <- res
+			}
+		}()
+	}
 	// Append: each request's records, or its failure.
 	live := batch[:0:0]
 	j.buf = j.buf[:0]
@@ -216,7 +234,7 @@ func (j *Journal) applyGroup(live []*request, g []int, base int64, errs []error)
 		for i := range r.ops {
 			o := &r.ops[i]
 			if errs[ri] == nil && !failed[o.path] {
-				err := j.applyStep(o)
+				err := j.applyStep(o, r.rels[i])
 				if err == nil {
 					continue
 				}
@@ -335,9 +353,10 @@ func (j *Journal) newSegment() error {
 	return nil
 }
 
-// rotate closes the current segment and hands it to the checkpointer.
-// Every op in it is applied (or the journal is broken, and repair keeps
-// the segment current until it is).
+// rotate closes the current segment and hands it to the checkpointer,
+// with the files held at this moment, which it writes out before the
+// segment goes (journal_held.go). Every other op in it is applied (or the
+// journal is broken, and repair keeps the segment current until it is).
 func (j *Journal) rotate() {
 	if j.seg == nil || j.broken != nil {
 		return
@@ -345,8 +364,16 @@ func (j *Journal) rotate() {
 	if err := j.seg.Close(); err != nil {
 		j.log.Warn("journal: close segment", "segment", j.segPath, "err", err)
 	}
-	j.ckpt <- j.segPath
+	j.ckpt <- closedSegment{path: j.segPath, held: j.heldSnapshot()}
 	j.seg, j.segPath = nil, ""
+}
+
+// closedSegment is a segment handed to the checkpointer: held lists the
+// files held when it closed, some committed in it or before, to write out
+// before it goes.
+type closedSegment struct {
+	path string
+	held []heldFile
 }
 
 // repair applies the current segment again (every path's last op in it,
@@ -374,15 +401,25 @@ func (j *Journal) repair() bool {
 }
 
 // checkpointer makes closed segments durable in the file system and
-// deletes them, in order. A segment whose checkpoint fails is kept (and so
-// is every later one) and tried again with the next.
-func (j *Journal) checkpointer(held []string) {
+// deletes them, in order: the files held when a segment closed are written
+// out first (alongside the commits: callers do not wait for it), then one
+// syncfs covers every segment waiting. A segment whose checkpoint fails is
+// kept (and so is every later one) and tried again with the next.
+func (j *Journal) checkpointer(held []closedSegment) {
 	defer close(j.ckptDone)
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	try := func() {
 		if len(held) == 0 {
 			return
+		}
+		for _, c := range held {
+			if err := j.writeOut(c.held); err != nil {
+				j.log.Error("journal: cannot write held files out; the segments stay for replay", "segments", len(held), "err", err)
+				e := error(&JournalError{Op: "write out", Err: err})
+				j.ckptErr.Store(&e)
+				return
+			}
 		}
 		if err := j.opt.SyncFS(j.root); err != nil {
 			j.log.Error("journal: checkpoint failed; the segments stay for replay", "segments", len(held), "err", err)
@@ -391,8 +428,8 @@ func (j *Journal) checkpointer(held []string) {
 			return
 		}
 		for len(held) > 0 {
-			if err := os.Remove(held[0]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				j.log.Error("journal: cannot delete a checkpointed segment", "segment", held[0], "err", err)
+			if err := os.Remove(held[0].path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				j.log.Error("journal: cannot delete a checkpointed segment", "segment", held[0].path, "err", err)
 				e := error(&JournalError{Op: "checkpoint", Err: err})
 				j.ckptErr.Store(&e)
 				return
@@ -426,14 +463,28 @@ func (j *Journal) checkpointer(held []string) {
 	}
 }
 
-// applyStep applies one committed op (failure injection first).
-func (j *Journal) applyStep(o *Op) error {
+// applyStep applies one committed op (failure injection first): a held
+// write is kept in memory (journal_held.go), any other op changes the file
+// system and then replaces a held write of its path.
+func (j *Journal) applyStep(o *Op, rel string) error {
+	if o.held && j.hold(o, rel) {
+		return nil // StepApply comes when it is written out
+	}
 	if j.opt.Fail != nil {
 		if err := j.opt.Fail(StepApply, o.path); err != nil {
 			return fmt.Errorf("%s %s: %w", StepApply, o.path, err)
 		}
 	}
-	return applyOp(o.kind, o.path, o.src, o.data, o.perm, false)
+	// The checkpointer may be writing out a held file of this path: one
+	// or the other goes first, never both at once (journal_held.go).
+	mu := j.held.stripe(rel)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := applyOp(o.kind, o.path, o.src, o.data, o.perm, false); err != nil {
+		return err
+	}
+	j.unhold(rel)
+	return nil
 }
 
 // applyOp changes the file system as one record says. Idempotent, for
@@ -541,7 +592,7 @@ func syncFS(dir string) error {
 
 // takeWaiting appends to held the segments waiting in ch without blocking;
 // closed reports that ch was closed.
-func takeWaiting(ch <-chan string, held []string) (_ []string, closed bool) {
+func takeWaiting(ch <-chan closedSegment, held []closedSegment) (_ []closedSegment, closed bool) {
 	for {
 		select {
 		case s, ok := <-ch:
