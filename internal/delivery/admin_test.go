@@ -82,6 +82,7 @@ func TestReadOnlyView(t *testing.T) {
 		t.Error("Exists on an open queue")
 	}
 	want := h.list()
+	h.writeOut() // what a stopped daemon leaves
 	got, err := OpenReadOnly(dir).List()
 	if err != nil {
 		t.Fatal(err)

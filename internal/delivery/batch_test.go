@@ -212,6 +212,7 @@ func TestBatchesFormKeepOrderAndRecordEach(t *testing.T) {
 	if m := b.max.Load(); m != 1 {
 		t.Errorf("%d calls of the target at once, want 1", m)
 	}
+	h.writeOut()
 	for _, id := range ids {
 		r, err := readRecord(filepath.Join(h.dir, recordsDir, id+".f.json"), id+".f")
 		if err != nil {

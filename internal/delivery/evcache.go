@@ -1,21 +1,21 @@
 package delivery
 
 import (
-	"os"
 	"slices"
 	"sync"
-	"syscall"
 
 	"herald/internal/event"
+	"herald/internal/safeio"
 )
 
 // An event queued for several targets is read by each of their attempts.
 // eventCache keeps the events attempts read lately, decoded, so that the
 // attempts of one event read and decode its file once instead of once per
 // target (a quarter of the CPU an attempt costs on a fast disk). An entry
-// is trusted only while the event file is the one it was read from (same
-// inode, size and modification time: a rewrite is a rename, so a new
-// inode), and each attempt gets a copy of its own, since a target may
+// is trusted only while the event file is the one it was read from (the
+// journal's safeio.FileVersion: each write of a held file is a new
+// version, and a file on disk is known by inode, size and modification
+// time), and each attempt gets a copy of its own, since a target may
 // change the event it is handed. A raw mail is never kept unless it came
 // inside the event file (inline, up to inlineMax bytes, with the same
 // read): an attempt that needs a mail of its own file reads or maps it in
@@ -35,26 +35,9 @@ type eventCache struct {
 
 type cached struct {
 	ev   *event.Event // never handed out: copies are
-	file fileID
+	file safeio.FileVersion
 	size int
 	mail storedMail // where the event's mail is, as its file says
-}
-
-// fileID identifies one version of a file.
-type fileID struct {
-	ino, size, mtime int64
-}
-
-func statID(path string) (fileID, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileID{}, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{ino: int64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
 }
 
 // cachedEvent is readEvent(id, false) through the cache.
@@ -67,7 +50,7 @@ func (q *Queue) cachedEvent(id string) (*event.Event, error) {
 // is (its size, and the mail itself when its event file holds it), for
 // loading the mail.
 func (q *Queue) cachedEventSized(id string) (*event.Event, storedMail, error) {
-	file, ok := statID(q.eventPath(id))
+	file, ok := q.version(q.eventPath(id))
 	if !ok {
 		ev, _, sm, err := q.decodeEvent(id) // says what is wrong
 		return ev, sm, err
@@ -84,7 +67,7 @@ func (q *Queue) cachedEventSized(id string) (*event.Event, storedMail, error) {
 }
 
 // get returns a copy of the cached event and where its mail is, or nil.
-func (c *eventCache) get(id string, file fileID) (*event.Event, storedMail) {
+func (c *eventCache) get(id string, file safeio.FileVersion) (*event.Event, storedMail) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
@@ -96,7 +79,7 @@ func (c *eventCache) get(id string, file fileID) (*event.Event, storedMail) {
 
 // put caches ev, which has no raw mail (an inline mail's bytes come in
 // mail, and count against the bound).
-func (c *eventCache) put(id string, file fileID, ev *event.Event, mail storedMail) {
+func (c *eventCache) put(id string, file safeio.FileVersion, ev *event.Event, mail storedMail) {
 	size := len(ev.Title) + len(ev.Body) + len(mail.inline) + 256
 	for k, v := range ev.Fields {
 		size += len(k) + len(v)

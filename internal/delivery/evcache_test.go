@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"fmt"
+	"herald/internal/safeio"
 	"os"
 	"reflect"
 	"strings"
@@ -92,19 +93,19 @@ func TestEventCacheBounds(t *testing.T) {
 		id := fmt.Sprint("ev", i)
 		ev := newEvent(id)
 		ev.Body = body
-		c.put(id, fileID{ino: int64(i)}, ev, storedMail{size: -1})
+		c.put(id, safeio.FileVersion{Ino: int64(i)}, ev, storedMail{size: -1})
 		if len(c.m) > cacheEntries || c.bytes > cacheBytes || len(c.order) != len(c.m) {
 			t.Fatalf("after %d puts: %d entries, %d bytes, order %d", i+1, len(c.m), c.bytes, len(c.order))
 		}
 	}
 	last := fmt.Sprint("ev", 2*cacheEntries-1)
-	if ev, _ := c.get(last, fileID{ino: 2*cacheEntries - 1}); ev == nil {
+	if ev, _ := c.get(last, safeio.FileVersion{Ino: 2*cacheEntries - 1}); ev == nil {
 		t.Error("the newest entry was evicted")
 	}
-	if ev, _ := c.get(last, fileID{ino: 1}); ev != nil {
+	if ev, _ := c.get(last, safeio.FileVersion{Ino: 1}); ev != nil {
 		t.Error("an entry served a different version of its file")
 	}
-	if ev, _ := c.get("ev0", fileID{ino: 0}); ev != nil {
+	if ev, _ := c.get("ev0", safeio.FileVersion{Ino: 0}); ev != nil {
 		t.Error("the oldest entry was not evicted")
 	}
 }
@@ -122,6 +123,7 @@ func TestDeliverWithMailUsesTheCache(t *testing.T) {
 	if err := q.Enqueue(mailEvent("ev1", raw), []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
+	h.writeOut() // the event file on disk, to be changed there
 	if _, err := q.cachedEvent("ev1"); err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,7 @@ func TestEnqueueCopiesTheMailFromItsFile(t *testing.T) {
 			if err != nil || !bytes.Equal(got, msg) {
 				t.Fatalf("queued mail: %d bytes (%v), want the %d of the mail", len(got), err, len(msg))
 			}
+			h.writeOut()
 			if names := dirNames(t, filepath.Join(dir, eventsDir)); !slices.Equal(names, []string{"ev1.eml", "ev1.json"}) {
 				t.Errorf("events directory holds %v", names)
 			}

@@ -16,14 +16,15 @@ import (
 	"herald/internal/target"
 )
 
-// countRenames counts the durable writes (ops the journal applies) made
-// while fn runs, by file name.
-func countRenames(t *testing.T, h *harness, fn func()) map[string]int {
+// countWrites counts the durable writes (ops the journal applies) made
+// while fn runs, by file name: the journal's records, whether the file is
+// then applied or held (safeio.Op.Held).
+func countWrites(t *testing.T, h *harness, fn func()) map[string]int {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]int{}
 	h.setFail(func(s safeio.Step, path string) error {
-		if s == safeio.StepApply {
+		if s == safeio.StepWrite {
 			mu.Lock()
 			got[filepath.Base(path)]++
 			mu.Unlock()
@@ -63,7 +64,7 @@ func TestEnqueueIsOneDurableWrite(t *testing.T) {
 			q := h.open()
 			defer q.Close()
 			var err error
-			got := countRenames(t, h, func() { err = q.Enqueue(tc.ev, names) })
+			got := countWrites(t, h, func() { err = q.Enqueue(tc.ev, names) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +77,7 @@ func TestEnqueueIsOneDurableWrite(t *testing.T) {
 			if recs := dirNames(t, filepath.Join(dir, recordsDir)); len(recs) != 0 {
 				t.Errorf("record files before any attempt: %v", recs)
 			}
-			got = countRenames(t, h, func() { err = q.Enqueue(tc.ev, names[:3]) })
+			got = countWrites(t, h, func() { err = q.Enqueue(tc.ev, names[:3]) })
 			if err != nil || len(got) != 0 {
 				t.Errorf("Enqueue of deliveries already queued wrote %v (error %v), want nothing", got, err)
 			}
@@ -118,7 +119,7 @@ func TestEnqueueAddsTargetsLater(t *testing.T) {
 	again.Title = "changed"
 	again.Mail = &event.Mail{Raw: []byte("other bytes"), From: "x@y"}
 	var err error
-	got := countRenames(t, h, func() { err = q.Enqueue(again, []string{"c", "b"}) })
+	got := countWrites(t, h, func() { err = q.Enqueue(again, []string{"c", "b"}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +238,7 @@ func TestDropBeforeFirstAttemptSurvivesReopen(t *testing.T) {
 	if err := q.Drop("ev2.b"); err != nil {
 		t.Fatal(err)
 	}
+	h.writeOut()
 	if got := dirNames(t, filepath.Join(dir, eventsDir)); !slices.Equal(got, []string{"ev1.json"}) {
 		t.Errorf("events after dropping ev2's only delivery: %v", got)
 	}
@@ -244,6 +246,7 @@ func TestDropBeforeFirstAttemptSurvivesReopen(t *testing.T) {
 	if err := q.Drop("ev1.b"); err != nil {
 		t.Fatal(err)
 	}
+	h.writeOut()
 	if got := listedNames(t, dir, "ev1"); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("ev1 lists %v after dropping b", got)
 	}
@@ -360,6 +363,7 @@ func TestOldFormatEventFile(t *testing.T) {
 	if err := q.Enqueue(newEvent("old"), []string{"a", "b", "c"}); err != nil {
 		t.Fatal(err)
 	}
+	h.writeOut()
 	if got := listedNames(t, dir, "old"); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("old event file lists %v after adding c, want [c]", got)
 	}
@@ -424,6 +428,7 @@ func TestCollectionKeepsImpliedPending(t *testing.T) {
 	}
 	h2.clock.Advance(2 * time.Hour)
 	q2.gc()
+	h2.writeOut()
 	if got := dirNames(t, filepath.Join(dir, eventsDir)); !slices.Equal(got, []string{"ev1.json"}) {
 		t.Fatalf("events after collection: %v", got)
 	}

@@ -241,8 +241,8 @@ func (q *Queue) writeEvent(ev *event.Event, targets []listedTarget) error {
 	// can keep the mail without its event (removed at Open), never the
 	// reverse.
 	// The mail is written in place: nobody reads it before the event file
-	// that commits it exists.
-	if err := q.j.Apply(safeio.InPlaceOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), safeio.WriteOp(q.eventPath(ev.ID), b, fileMode)); err != nil {
+	// that commits it exists. The event file is held (eventFileOp).
+	if err := q.j.Apply(safeio.InPlaceOp(q.mailPath(ev.ID), ev.Mail.Raw, fileMode), eventFileOp(q.eventPath(ev.ID), b)); err != nil {
 		return fmt.Errorf("store event %s and its mail: %w", ev.ID, err)
 	}
 	return nil
@@ -272,13 +272,40 @@ func (q *Queue) writeMail(ev *event.Event) error {
 	return t.Commit()
 }
 
+// eventFileOp and recordOp write an event file and a delivery record.
+// Both are held by the journal until its next checkpoint
+// (safeio.Op.Held): while the daemon runs they are read only through it
+// (readFile, version), and an event delivered within seconds — most of
+// them — costs no file at all, its records neither.
+// They are written out in place: no reader looks at the directory for them
+// while the daemon runs.
+func eventFileOp(path string, b []byte) safeio.Op { return safeio.InPlaceOp(path, b, fileMode).Held() }
+func recordOp(path string, b []byte) safeio.Op    { return safeio.InPlaceOp(path, b, fileMode).Held() }
+
+// readFile reads a file of the queue as its journal left it (os.ReadFile
+// for the read-only view, which has none).
+func (q *Queue) readFile(path string) ([]byte, error) {
+	if q.j == nil {
+		return os.ReadFile(path)
+	}
+	return q.j.ReadFile(path)
+}
+
+// version identifies the current content of a file of the queue.
+func (q *Queue) version(path string) (safeio.FileVersion, bool) {
+	if q.j == nil {
+		return safeio.StatVersion(path)
+	}
+	return q.j.Version(path)
+}
+
 // storeEventFile writes events/ID.json durably and atomically.
 func (q *Queue) storeEventFile(id string, ef *eventFile) error {
 	b, err := json.Marshal(ef)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", id, err)
 	}
-	if err := q.j.WriteFile(q.eventPath(id), b, fileMode); err != nil {
+	if err := q.j.Apply(eventFileOp(q.eventPath(id), b)); err != nil {
 		return fmt.Errorf("store event %s: %w", id, err)
 	}
 	return nil
@@ -309,7 +336,7 @@ func (q *Queue) rewriteTargets(id string, add []listedTarget, drop []string) err
 
 // readEventFile loads and checks events/ID.json (not the mail).
 func (q *Queue) readEventFile(id string) (*eventFile, error) {
-	b, err := os.ReadFile(q.eventPath(id))
+	b, err := q.readFile(q.eventPath(id))
 	if err != nil {
 		return nil, err
 	}
@@ -427,10 +454,11 @@ func (q *Queue) writeRecord(r *record) error {
 		return err
 	}
 	id := deliveryID(r.EventID, r.Target)
-	// In place: a record is read only by Open (after the journal's replay)
-	// and by the offline view of a stopped daemon, never while it is being
-	// written, so an attempt's two writes cost no new file each.
-	if err := q.j.Apply(safeio.InPlaceOp(q.recordPath(id), b, fileMode)); err != nil {
+	// Held: a record is read only by Open (after the journal's replay)
+	// and by the offline view of a stopped daemon, so an attempt's two
+	// writes cost no file at all when the event is done and collected
+	// before the next checkpoint.
+	if err := q.j.Apply(recordOp(q.recordPath(id), b)); err != nil {
 		return fmt.Errorf("store delivery %s: %w", id, err)
 	}
 	return nil
