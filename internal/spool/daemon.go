@@ -311,6 +311,9 @@ func (s *Spool) Pending() ([]Entry, error) { return s.PendingExcept(nil) }
 // (entries the caller already has): their files are not even opened, so
 // listing again while a long backlog is processed stays cheap.
 func (s *Spool) PendingExcept(skip func(id string) bool) ([]Entry, error) {
+	if err := s.writeOut(); err != nil {
+		return nil, err
+	}
 	var all []Entry
 	for _, d := range s.entryDirs() {
 		names, err := readNames(d.path)
@@ -404,6 +407,9 @@ func (s *Spool) Remove(e Entry) error {
 // Quarantine moves e aside into quarantine/ and logs why; it is never
 // deleted.
 func (s *Spool) Quarantine(e Entry, reason error) error {
+	if err := s.writeOut(); err != nil {
+		return err
+	}
 	if err := s.quarantinePath(e.path, filepath.Base(filepath.Dir(e.path)), e.ID, reason); err != nil {
 		return err
 	}

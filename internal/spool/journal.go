@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"path/filepath"
 
 	"herald/internal/safeio"
+
+	"golang.org/x/sys/unix"
 )
 
 // The daemon's own writes (Submit into incoming/, Remove, and the removal
@@ -14,8 +17,10 @@ import (
 // (safeio.Journal, docs/durability.md): concurrent SMTP sessions and pick-ups
 // then share one fdatasync instead of paying a file and a directory fsync
 // each. An entry up to the journal's MaxJournaled is buffered in memory and
-// written as one journaled op; a bigger one spills to a temporary file
-// written the direct way, whose installation under its ID is journaled. The
+// written as one journaled op, held by the journal until it is listed or
+// checkpointed (so an entry picked up at once never becomes a file); a
+// bigger one spills to a temporary file written the direct way, whose
+// installation under its ID is journaled. The
 // submitters' maildrop writes (Drop, another process) stay direct: the
 // journal is the daemon's alone.
 
@@ -81,8 +86,20 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	if n <= limit {
 		b := buf.Bytes()
 		copy(b[sizeAt:], bodySize(n))
+		// A held entry touches nothing of incoming/ before it is picked
+		// up: ask the file system whether the directory is writable (a
+		// read-only mount answers EROFS), so that a spool that could not
+		// take the file still refuses the mail for now, as it did when
+		// every entry was a file at once.
+		if err := unix.Access(s.incoming, unix.W_OK); err != nil {
+			return "", &spoolError{op: "write entry", err: &fs.PathError{Op: "access", Path: s.incoming, Err: err}}
+		}
 		s.fresh.expect(id)
-		if err := s.j.WriteFile(dest, b, 0o600); err != nil {
+		// Held (safeio.Op.Held): most entries are picked up from memory
+		// (fresh.go) and removed within milliseconds, so the file need
+		// never exist; the listings ask the journal to write out what it
+		// holds first (PendingExcept), and a checkpoint writes out the rest.
+		if err := s.j.Apply(safeio.WriteOp(dest, b, 0o600).Held()); err != nil {
 			// Not committed, or committed but not applied: what the journal
 			// does later, the listing finds.
 			s.fresh.gone(id)
@@ -132,6 +149,18 @@ func bodyOrSpoolError(err error) error {
 func (s *Spool) removeJournaled(p string) error {
 	if err := s.j.Remove(p); err != nil {
 		return &spoolError{op: "remove entry", err: err}
+	}
+	return nil
+}
+
+// writeOut makes the directories show every entry the journal holds, for
+// a listing or a move.
+func (s *Spool) writeOut() error {
+	if s.j == nil {
+		return nil
+	}
+	if err := s.j.WriteOut(); err != nil {
+		return &spoolError{op: "write out held entries", err: err}
 	}
 	return nil
 }
