@@ -24,7 +24,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,6 +146,32 @@ func (j *Journal) WriteOut() error {
 	}
 	req := &request{writeOut: true, done: make(chan result, 1)}
 	return j.submit(req).err
+}
+
+// HeldIn returns the files held right now directly in dir (by name, with
+// their content, not to be changed): for a caller listing dir, which would
+// not see them yet.
+func (j *Journal) HeldIn(dir string) map[string][]byte {
+	rel, err := j.rel(filepath.Join(dir, "x"))
+	if err != nil {
+		return nil
+	}
+	prefix := strings.TrimSuffix(rel, "x")
+	h := &j.held
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out map[string][]byte
+	for r, f := range h.m {
+		name, ok := strings.CutPrefix(r, prefix)
+		if !ok || strings.Contains(name, "/") {
+			continue
+		}
+		if out == nil {
+			out = make(map[string][]byte)
+		}
+		out[name] = f.data
+	}
+	return out
 }
 
 // hold keeps a committed held write in memory instead of applying it,

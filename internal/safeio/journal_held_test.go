@@ -319,3 +319,31 @@ func TestJournalHeldMany(t *testing.T) {
 	}
 	assertNoTemps(t, root)
 }
+
+// HeldIn lists the files held directly in one directory, not below it.
+func TestJournalHeldIn(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a", "a/b"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := openJ(t, root, JournalOptions{SegmentAge: time.Hour})
+	if err := j.Apply(
+		WriteOp(filepath.Join(root, "a", "one"), []byte("1"), 0o600).Held(),
+		WriteOp(filepath.Join(root, "a", "b", "deeper"), []byte("2"), 0o600).Held(),
+		WriteOp(filepath.Join(root, "a", "plain"), []byte("3"), 0o600),
+	); err != nil {
+		t.Fatal(err)
+	}
+	got := j.HeldIn(filepath.Join(root, "a"))
+	if len(got) != 1 || string(got["one"]) != "1" {
+		t.Errorf("HeldIn(a) = %q, want only one", got)
+	}
+	if got := j.HeldIn(filepath.Join(root, "a", "b")); len(got) != 1 || string(got["deeper"]) != "2" {
+		t.Errorf("HeldIn(a/b) = %q", got)
+	}
+	if got := j.HeldIn(t.TempDir()); len(got) != 0 {
+		t.Errorf("HeldIn outside the tree = %q", got)
+	}
+}

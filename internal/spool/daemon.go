@@ -311,17 +311,29 @@ func (s *Spool) Pending() ([]Entry, error) { return s.PendingExcept(nil) }
 // (entries the caller already has): their files are not even opened, so
 // listing again while a long backlog is processed stays cheap.
 func (s *Spool) PendingExcept(skip func(id string) bool) ([]Entry, error) {
-	if err := s.writeOut(); err != nil {
-		return nil, err
-	}
 	var all []Entry
 	for _, d := range s.entryDirs() {
+		// The entries the journal holds are not files yet (journal.go):
+		// taken from memory, and before the listing, so that one written
+		// out meanwhile is seen either way.
+		held := s.heldIn(d.path)
+		for name, data := range held {
+			if !ValidID(name) || skip != nil && skip(name) {
+				continue
+			}
+			e, err := s.heldEntry(d.path, name, data)
+			if err != nil {
+				s.log.Error("spool: an entry the journal holds cannot be read; skipping it", "id", name, "err", err)
+				continue
+			}
+			all = append(all, e)
+		}
 		names, err := readNames(d.path)
 		if err != nil {
 			return nil, &spoolError{op: "list", err: err}
 		}
 		for _, name := range names {
-			if !ValidID(name) || skip != nil && skip(name) {
+			if _, ok := held[name]; ok || !ValidID(name) || skip != nil && skip(name) {
 				continue
 			}
 			p := filepath.Join(d.path, name)

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -17,8 +18,9 @@ import (
 // (safeio.Journal, docs/durability.md): concurrent SMTP sessions and pick-ups
 // then share one fdatasync instead of paying a file and a directory fsync
 // each. An entry up to the journal's MaxJournaled is buffered in memory and
-// written as one journaled op, held by the journal until it is listed or
-// checkpointed (so an entry picked up at once never becomes a file); a
+// written as one journaled op, held by the journal until its segment is
+// checkpointed (so an entry picked up at once never becomes a file; a
+// listing takes the held ones from the journal); a
 // bigger one spills to a temporary file written the direct way, whose
 // installation under its ID is journaled. The
 // submitters' maildrop writes (Drop, another process) stay direct: the
@@ -97,8 +99,8 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 		s.fresh.expect(id)
 		// Held (safeio.Op.Held): most entries are picked up from memory
 		// (fresh.go) and removed within milliseconds, so the file need
-		// never exist; the listings ask the journal to write out what it
-		// holds first (PendingExcept), and a checkpoint writes out the rest.
+		// never exist; the listings take what the journal holds from it
+		// (PendingExcept), and a checkpoint writes out the rest.
 		if err := s.j.Apply(safeio.WriteOp(dest, b, 0o600).Held()); err != nil {
 			// Not committed, or committed but not applied: what the journal
 			// does later, the listing finds.
@@ -151,6 +153,28 @@ func (s *Spool) removeJournaled(p string) error {
 		return &spoolError{op: "remove entry", err: err}
 	}
 	return nil
+}
+
+// heldIn returns the entries the journal holds in dir, by name.
+func (s *Spool) heldIn(dir string) map[string][]byte {
+	if s.j == nil {
+		return nil
+	}
+	return s.j.HeldIn(dir)
+}
+
+// heldEntry is openEntry for an entry the journal holds: data is the
+// whole file, which only the daemon writes (incoming/).
+func (s *Spool) heldEntry(dir, id string, data []byte) (Entry, error) {
+	env, off, bodySize, err := readHeader(bytes.NewReader(data))
+	if err != nil {
+		return Entry{}, err
+	}
+	if size := int64(len(data)) - off; bodySize >= 0 && size != bodySize {
+		return Entry{}, &formatError{fmt.Sprintf("message is %d bytes, its envelope says %d", size, bodySize)}
+	}
+	env.UID = s.uid
+	return Entry{ID: id, Env: env, Size: int64(len(data)) - off, path: filepath.Join(dir, id), off: off, data: data}, nil
 }
 
 // writeOut makes the directories show every entry the journal holds, for

@@ -59,6 +59,11 @@ func TestJournaledSubmitAndRemove(t *testing.T) {
 		if len(es) != len(want) {
 			t.Fatalf("%d entries pending, want %d", len(es), len(want))
 		}
+		// The entries the journal holds are listed from memory; written
+		// out, they are files of their own with the entry's mode.
+		if err := s.writeOut(); err != nil {
+			t.Fatal(err)
+		}
 		for _, e := range es {
 			got, err := s.ReadAll(e)
 			if err != nil || string(got) != want[e.ID] || e.Size != int64(len(want[e.ID])) {
@@ -193,5 +198,43 @@ func TestJournaledSubmitsShareCommits(t *testing.T) {
 	}
 	if got := syncs.Load(); got > n/4 {
 		t.Errorf("%d submissions cost %d flushes, want at most %d", n, got, n/4)
+	}
+}
+
+// An entry the journal holds is listed from memory, envelope and message,
+// and one removed before the journal's checkpoint never becomes a file in
+// incoming/.
+func TestHeldEntriesListedWithoutFiles(t *testing.T) {
+	state := t.TempDir()
+	s := journaled(t, state, safeio.JournalOptions{SegmentAge: time.Hour})
+	id, err := s.Submit(mailEnv("root@h", "root"), strings.NewReader("Subject: held\n\nbody\n"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, s.incoming); len(names) != 0 {
+		t.Fatalf("incoming/ holds %v before any checkpoint", names)
+	}
+	es, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].ID != id || es[0].Env.From != "root@h" || es[0].Env.UID != s.uid {
+		t.Fatalf("Pending = %+v, want the held entry %s", es, id)
+	}
+	got, err := s.ReadAll(es[0])
+	if err != nil || string(got) != "Subject: held\n\nbody\n" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	if names := dirNames(t, s.incoming); len(names) != 0 {
+		t.Fatalf("listing wrote %v", names)
+	}
+	if err := s.Remove(es[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, s.incoming); len(names) != 0 {
+		t.Fatalf("incoming/ after Close holds %v, want nothing: the entry was removed while held", names)
 	}
 }
