@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"sync"
 
 	"herald/internal/safeio"
 
@@ -67,6 +68,12 @@ func (s *Spool) maxJournaled() int {
 	return safeio.DefaultMaxJournaled
 }
 
+// entryBufs recycles the buffers submissions are read into (up to the
+// journal's MaxJournaled and a byte): most mail is a few KiB, and a
+// buffer allocated per mail at its largest useful size was most of what
+// the garbage collector had to do under a stream of SMTP sessions.
+var entryBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // submitJournaled is writeEntry through the journal.
 func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (string, error) {
 	id, head, sizeAt, err := newEntry(&env)
@@ -79,14 +86,18 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 	// ends before, it is one op; otherwise it spills.
 	lr := &limitReader{r: body, max: maxSize}
 	limit := max(int64(s.maxJournaled()-len(head)), -1)
-	buf := bytes.NewBuffer(make([]byte, 0, min(limit+1, 64<<10)+int64(len(head))))
+	buf := entryBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer entryBufs.Put(buf)
 	buf.Write(head)
 	n, err := buf.ReadFrom(io.LimitReader(lr, limit+1))
 	if err != nil {
 		return "", bodyOrSpoolError(err)
 	}
 	if n <= limit {
-		b := buf.Bytes()
+		// The entry keeps exactly its bytes (held by the journal, on the
+		// fresh list), not the buffer it was read into.
+		b := bytes.Clone(buf.Bytes())
 		copy(b[sizeAt:], bodySize(n))
 		// A held entry touches nothing of incoming/ before it is picked
 		// up: ask the file system whether the directory is writable (a

@@ -221,6 +221,9 @@ func TestHeldEntriesListedWithoutFiles(t *testing.T) {
 	if len(es) != 1 || es[0].ID != id || es[0].Env.From != "root@h" || es[0].Env.UID != s.uid {
 		t.Fatalf("Pending = %+v, want the held entry %s", es, id)
 	}
+	if d := es[0].data; cap(d) > len(d)+len(d)/4+64 { // a size class, not the read buffer
+		t.Errorf("the held entry keeps a buffer of %d bytes for its %d", cap(d), len(d))
+	}
 	got, err := s.ReadAll(es[0])
 	if err != nil || string(got) != "Subject: held\n\nbody\n" {
 		t.Fatalf("ReadAll = %q, %v", got, err)
