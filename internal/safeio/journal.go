@@ -191,28 +191,25 @@ type Journal struct {
 	done    chan struct{} // closed when the committer has stopped
 
 	// The committer's own.
-	seg     *os.File
-	segPath string
-	segSeq  uint64
-	segSize int64
-	segBorn time.Time
-	segOps  int // records in the current segment, carried ones aside
-	// segCarried is the size of the records carried into the current
-	// segment, which do not count toward SegmentSize.
-	segCarried int64
-	broken     error // an applied op failed; see repair
-	triedFix   time.Time
-	buf        []byte
-	closeErr   error
-	ckpt       chan closedSegment // closed segments, in order, to the checkpointer
-	ckptDone   chan struct{}
-	ckptErr    atomic.Pointer[error]
-	ops        atomic.Uint64
-	commits    atomic.Uint64
-	ckpts      atomic.Uint64
-	replayed   atomic.Uint64
-	absorbed   atomic.Uint64
-	wroteOut   atomic.Uint64
+	seg      *os.File
+	segPath  string
+	segSeq   uint64
+	segSize  int64
+	segBorn  time.Time
+	segOps   int   // records in the current segment
+	broken   error // an applied op failed; see repair
+	triedFix time.Time
+	buf      []byte
+	closeErr error
+	ckpt     chan closedSegment // closed segments, in order, to the checkpointer
+	ckptDone chan struct{}
+	ckptErr  atomic.Pointer[error]
+	ops      atomic.Uint64
+	commits  atomic.Uint64
+	ckpts    atomic.Uint64
+	replayed atomic.Uint64
+	absorbed atomic.Uint64
+	wroteOut atomic.Uint64
 
 	held heldFiles // held writes not yet on the file system
 }

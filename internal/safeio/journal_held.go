@@ -236,13 +236,6 @@ func (j *Journal) heldSnapshot() []heldFile {
 	return files
 }
 
-// heldBytes is the content the held files keep in memory.
-func (j *Journal) heldBytes() int {
-	j.held.mu.Lock()
-	defer j.held.mu.Unlock()
-	return j.held.bytes
-}
-
 // writeOut writes files (held ones) to the file system, in parallel, each
 // only if it is still held with the same content (a later op did not
 // replace or remove it), and forgets each once written.

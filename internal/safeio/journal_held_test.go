@@ -347,3 +347,10 @@ func TestJournalHeldIn(t *testing.T) {
 		t.Errorf("HeldIn outside the tree = %q", got)
 	}
 }
+
+// heldBytes is the content the held files keep in memory.
+func (j *Journal) heldBytes() int {
+	j.held.mu.Lock()
+	defer j.held.mu.Unlock()
+	return j.held.bytes
+}
