@@ -225,15 +225,21 @@ func TestJournalHeldWriteOutRetried(t *testing.T) {
 
 // A removal of a file that the checkpointer is writing out is never undone
 // by the write-out: whichever comes second wins, and the file stays
-// removed (run with -race).
+// removed. Each write rotates its segment, so the checkpointer writes the
+// file out while its removal is being committed; a pause at every apply
+// widens the window in which the two overlap.
 func TestJournalHeldWriteOutRacesRemoval(t *testing.T) {
 	root := t.TempDir()
-	j := openJ(t, root, JournalOptions{SegmentSize: 1 << 10, SegmentAge: time.Hour})
-	for round := range 50 {
-		p := filepath.Join(root, fmt.Sprintf("f%02d", round))
-		// Enough bytes to rotate now and then: write-outs run while the
-		// removals come.
-		if err := j.Apply(InPlaceOp(p, make([]byte, 300), 0o600).Held()); err != nil {
+	j := openJ(t, root, JournalOptions{SegmentSize: 64, SegmentAge: time.Hour, Fail: func(step Step, path string) error {
+		if step == StepApply {
+			time.Sleep(200 * time.Microsecond)
+		}
+		return nil
+	}})
+	const rounds = 100
+	for round := range rounds {
+		p := filepath.Join(root, fmt.Sprintf("f%03d", round))
+		if err := j.Apply(InPlaceOp(p, make([]byte, 100), 0o600).Held()); err != nil {
 			t.Fatal(err)
 		}
 		if err := j.Remove(p); err != nil {
@@ -243,9 +249,9 @@ func TestJournalHeldWriteOutRacesRemoval(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for round := range 50 {
-		if got := readOrAbsent(t, filepath.Join(root, fmt.Sprintf("f%02d", round))); got != "<absent>" {
-			t.Fatalf("f%02d came back after its removal", round)
+	for round := range rounds {
+		if got := readOrAbsent(t, filepath.Join(root, fmt.Sprintf("f%03d", round))); got != "<absent>" {
+			t.Fatalf("f%03d came back after its removal", round)
 		}
 	}
 }
