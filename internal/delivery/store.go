@@ -275,10 +275,11 @@ func (q *Queue) writeMail(ev *event.Event) error {
 // eventFileOp and recordOp write an event file and a delivery record.
 // Both are held by the journal until its next checkpoint
 // (safeio.Op.Held): while the daemon runs they are read only through it
-// (readFile, version), and an event delivered within seconds — most of
-// them — costs no file at all, its records neither.
-// They are written out in place: no reader looks at the directory for them
-// while the daemon runs.
+// (readFile, version), so an attempt's in-flight record and its outcome
+// make one file, and no attempt waits for a file to be created. (Done
+// deliveries and their events are kept for DoneRetention, so most are
+// still written out, at the checkpoint.) They are written out in place:
+// no reader looks at the directory for them while the daemon runs.
 func eventFileOp(path string, b []byte) safeio.Op { return safeio.InPlaceOp(path, b, fileMode).Held() }
 func recordOp(path string, b []byte) safeio.Op    { return safeio.InPlaceOp(path, b, fileMode).Held() }
 
@@ -454,10 +455,9 @@ func (q *Queue) writeRecord(r *record) error {
 		return err
 	}
 	id := deliveryID(r.EventID, r.Target)
-	// Held: a record is read only by Open (after the journal's replay)
-	// and by the offline view of a stopped daemon, so an attempt's two
-	// writes cost no file at all when the event is done and collected
-	// before the next checkpoint.
+	// Held (recordOp): a record is read only by Open (after the journal's
+	// replay) and by the offline view of a stopped daemon, so an
+	// attempt's two writes make one file, written at the checkpoint.
 	if err := q.j.Apply(recordOp(q.recordPath(id), b)); err != nil {
 		return fmt.Errorf("store delivery %s: %w", id, err)
 	}

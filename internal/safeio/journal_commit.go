@@ -93,12 +93,9 @@ func (j *Journal) commit(batch []*request) {
 	j.buf = j.buf[:0]
 	for _, r := range batch {
 		var ferr error
-		if j.opt.Fail != nil {
-			for _, o := range r.ops {
-				if err := j.opt.Fail(StepWrite, o.path); err != nil {
-					ferr = fmt.Errorf("%s %s: %w", StepWrite, o.path, err)
-					break
-				}
+		for _, o := range r.ops {
+			if ferr = j.inject(StepWrite, o.path); ferr != nil {
+				break
 			}
 		}
 		if ferr != nil {
@@ -133,22 +130,9 @@ func (j *Journal) commit(batch []*request) {
 	errs := make([]error, len(live))
 	groups := conflictGroups(live)
 	cancels := make([][]int64, len(groups))
-	if len(groups) == 1 {
-		cancels[0] = j.applyGroup(live, groups[0], base, errs)
-	} else {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, applyWorkers)
-		for gi, g := range groups {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				cancels[gi] = j.applyGroup(live, g, base, errs)
-				<-sem
-			}()
-		}
-		wg.Wait()
-	}
+	inParallel(len(groups), func(gi int) {
+		cancels[gi] = j.applyGroup(live, groups[gi], base, errs)
+	})
 	var cancel []int64
 	for _, c := range cancels {
 		cancel = append(cancel, c...)
@@ -178,8 +162,42 @@ func (j *Journal) commit(batch []*request) {
 	}
 }
 
-// applyWorkers bounds the goroutines applying one batch.
+// applyWorkers bounds the goroutines applying one batch, or writing out
+// held files.
 const applyWorkers = 8
+
+// inParallel runs fn(0..n-1), at most applyWorkers at once, and returns
+// when all are done; one call runs in the caller's goroutine.
+func inParallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, applyWorkers)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// inject is the failure injection before a step on path (JournalOptions.Fail):
+// the injected failure, named by step and path, or nil.
+func (j *Journal) inject(step Step, path string) error {
+	if j.opt.Fail == nil {
+		return nil
+	}
+	if err := j.opt.Fail(step, path); err != nil {
+		return fmt.Errorf("%s %s: %w", step, path, err)
+	}
+	return nil
+}
 
 // conflictGroups partitions a batch's requests (by index) into groups such
 // that two requests touching the same path are in the same group, each
@@ -288,12 +306,10 @@ func (j *Journal) flush(batch []*request) (int64, error) {
 		if _, err := j.seg.Write(j.buf); err != nil {
 			return fmt.Errorf("write %s: %w", j.segPath, err)
 		}
-		if j.opt.Fail != nil {
-			for _, r := range batch {
-				for _, o := range r.ops {
-					if err := j.opt.Fail(StepSync, o.path); err != nil {
-						return fmt.Errorf("%s %s: %w", StepSync, o.path, err)
-					}
+		for _, r := range batch {
+			for _, o := range r.ops {
+				if err := j.inject(StepSync, o.path); err != nil {
+					return err
 				}
 			}
 		}
@@ -470,10 +486,8 @@ func (j *Journal) applyStep(o *Op, rel string) error {
 	if o.held && j.hold(o, rel) {
 		return nil // StepApply comes when it is written out
 	}
-	if j.opt.Fail != nil {
-		if err := j.opt.Fail(StepApply, o.path); err != nil {
-			return fmt.Errorf("%s %s: %w", StepApply, o.path, err)
-		}
+	if err := j.inject(StepApply, o.path); err != nil {
+		return err
 	}
 	// The checkpointer may be writing out a held file of this path: one
 	// or the other goes first, never both at once (journal_held.go).

@@ -21,7 +21,6 @@ package safeio
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -244,23 +243,14 @@ func (j *Journal) writeOut(files []heldFile) error {
 		return nil
 	}
 	errs := make([]error, len(files))
-	var wg sync.WaitGroup
 	var n atomic.Uint64
-	sem := make(chan struct{}, applyWorkers)
-	for i, f := range files {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			written, err := j.writeOutOne(f)
-			if written {
-				n.Add(1)
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
+	inParallel(len(files), func(i int) {
+		written, err := j.writeOutOne(files[i])
+		if written {
+			n.Add(1)
+		}
+		errs[i] = err
+	})
 	j.wroteOut.Add(n.Load())
 	return errors.Join(errs...)
 }
@@ -278,10 +268,8 @@ func (j *Journal) writeOutOne(f heldFile) (written bool, err error) {
 	if !ok || cur.stamp != f.stamp {
 		return false, nil // replaced or removed since: nothing to write
 	}
-	if j.opt.Fail != nil {
-		if err := j.opt.Fail(StepApply, f.path); err != nil {
-			return false, fmt.Errorf("%s %s: %w", StepApply, f.path, err)
-		}
+	if err := j.inject(StepApply, f.path); err != nil {
+		return false, err
 	}
 	if err := applyOp(f.kind, f.path, "", f.data, f.perm, false); err != nil {
 		return false, err

@@ -58,12 +58,7 @@ func TestJournalHeldWrites(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readOrAbsent(t, kept); got != "two" {
-		t.Errorf("after Close: kept = %q", got)
-	}
-	if fi, err := os.Stat(kept); err != nil || fi.Mode().Perm() != 0o640 {
-		t.Errorf("kept: %v %v, want mode 0640", fi, err)
-	}
+	wantFile(t, kept, "two", 0o640)
 	if got := readOrAbsent(t, gone); got != "<absent>" {
 		t.Errorf("after Close: gone = %q", got)
 	}
@@ -101,12 +96,7 @@ func TestJournalHeldWrittenOut(t *testing.T) {
 	if err := j2.WriteOut(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readOrAbsent(t, q); got != "asked" {
-		t.Fatalf("after WriteOut: %q", got)
-	}
-	if fi, err := os.Stat(q); err != nil || fi.Mode().Perm() != 0o640 {
-		t.Errorf("g: %v %v, want mode 0640", fi, err)
-	}
+	wantFile(t, q, "asked", 0o640)
 	assertNoTemps(t, root2)
 	if err := j2.Remove(q); err != nil {
 		t.Fatal(err)
@@ -359,4 +349,15 @@ func (j *Journal) heldBytes() int {
 	j.held.mu.Lock()
 	defer j.held.mu.Unlock()
 	return j.held.bytes
+}
+
+// wantFile checks that the file p is on disk with content want and mode perm.
+func wantFile(t *testing.T, p, want string, perm os.FileMode) {
+	t.Helper()
+	if got := readOrAbsent(t, p); got != want {
+		t.Errorf("%s = %q, want %q", filepath.Base(p), got, want)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != perm {
+		t.Errorf("%s: %v %v, want mode %v", filepath.Base(p), fi, err, perm)
+	}
 }

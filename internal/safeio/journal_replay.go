@@ -73,10 +73,7 @@ func (j *Journal) replay(segs []string) (int, error) {
 		if r.kind == opInstall {
 			src = filepath.Join(j.root, r.src)
 		}
-		err := error(nil)
-		if j.opt.Fail != nil {
-			err = j.opt.Fail(StepApply, p)
-		}
+		err := j.inject(StepApply, p)
 		if err == nil {
 			err = applyOp(r.kind, p, src, r.data, r.perm, true)
 		}

@@ -3,7 +3,6 @@ package spool
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -181,8 +180,8 @@ func (s *Spool) heldEntry(dir, id string, data []byte) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if size := int64(len(data)) - off; bodySize >= 0 && size != bodySize {
-		return Entry{}, &formatError{fmt.Sprintf("message is %d bytes, its envelope says %d", size, bodySize)}
+	if err := checkBodySize(int64(len(data))-off, bodySize); err != nil {
+		return Entry{}, err
 	}
 	env.UID = s.uid
 	return Entry{ID: id, Env: env, Size: int64(len(data)) - off, path: filepath.Join(dir, id), off: off, data: data}, nil

@@ -329,6 +329,15 @@ func readHeader(r io.Reader) (env Envelope, off, bodySize int64, err error) {
 	return env, int64(len(magic) + len(line)), bodySize, nil
 }
 
+// checkBodySize checks an entry's message length against the body_size
+// its envelope records (-1: none recorded, from before the field).
+func checkBodySize(size, bodySize int64) error {
+	if bodySize >= 0 && size != bodySize {
+		return &formatError{fmt.Sprintf("message is %d bytes, its envelope says %d: truncated or damaged", size, bodySize)}
+	}
+	return nil
+}
+
 // openEntry opens and parses the entry file at path; ownerUID says whether
 // Env.UID comes from the file owner (maildrop) or is uid.
 func openEntry(path, id string, ownerUID bool, uid int) (*os.File, Entry, error) {
@@ -353,9 +362,9 @@ func openEntry(path, id string, ownerUID bool, uid int) (*os.File, Entry, error)
 		_ = f.Close()
 		return nil, Entry{}, err
 	}
-	if bodySize >= 0 && st.Size()-off != bodySize {
+	if err := checkBodySize(st.Size()-off, bodySize); err != nil {
 		_ = f.Close()
-		return nil, Entry{}, &formatError{fmt.Sprintf("message is %d bytes, its envelope says %d: truncated or damaged", st.Size()-off, bodySize)}
+		return nil, Entry{}, err
 	}
 	if ownerUID {
 		// A maildrop entry is written by a local user: only the sources
