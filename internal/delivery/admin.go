@@ -92,8 +92,9 @@ func OpenReadOnly(dir string) ReadOnly {
 	return ReadOnly{&Queue{dir: dir, log: slog.New(slog.DiscardHandler)}}
 }
 
-// List returns every delivery on disk, oldest first: recorded ones and
-// those an event file lists without a record (pending, never attempted).
+// List returns every delivery on disk, oldest first: recorded ones, those
+// an event file lists without a record (pending, never attempted), and the
+// delivered ones the done log keeps.
 func (r ReadOnly) List() ([]Delivery, error) {
 	q := r.q
 	evNames, err := readDirNames(filepath.Join(q.dir, eventsDir))
@@ -148,6 +149,18 @@ func (r ReadOnly) List() ([]Delivery, error) {
 			}
 		}
 	}
+	// Delivered events folded into the done log: what the files above do
+	// not hold (donelog.go).
+	folded, err := readDoneLog(q.dir)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	for id, rec := range folded {
+		if !seen[id] {
+			e := entry{id: id, rec: *rec}
+			out = append(out, e.delivery())
+		}
+	}
 	slices.SortFunc(out, func(a, b Delivery) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
@@ -172,6 +185,9 @@ func (r ReadOnly) Get(id string) (Delivery, *event.Event, error) {
 	for _, d := range ds {
 		if d.ID == id {
 			ev, err := r.q.readEvent(d.EventID, true)
+			if err != nil && d.State == StateDone && errors.Is(err, fs.ErrNotExist) {
+				ev, err = doneEvent(r.q.doneLogPath(), d.EventID)
+			}
 			if err != nil {
 				return d, nil, fmt.Errorf("delivery %s: %w", id, err)
 			}
@@ -222,6 +238,10 @@ func (q *Queue) Get(id string) (Delivery, *event.Event, error) {
 		return Delivery{}, nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
 	}
 	ev, err := q.readEvent(d.EventID, true)
+	if err != nil && d.State == StateDone && errors.Is(err, fs.ErrNotExist) {
+		// Folded (or being folded): the done log keeps the event.
+		ev, err = doneEvent(q.doneLogPath(), d.EventID)
+	}
 	if err != nil {
 		return d, nil, fmt.Errorf("delivery %s: %w", id, err)
 	}
@@ -285,11 +305,10 @@ func (q *Queue) Drop(id string) error {
 	// Removed from memory first (under mu) so the loop cannot dispatch it.
 	q.remove(e)
 	delete(q.entries, id)
-	q.byEvent[e.rec.EventID]--
-	lastRef := q.byEvent[e.rec.EventID] == 0
-	if lastRef {
-		delete(q.byEvent, e.rec.EventID)
-	}
+	q.unref(e)
+	// The event's files go with the last delivery they hold; folded
+	// ones (donelog.go) do not need them.
+	lastRef := q.filed(e.rec.EventID) == 0
 	rec, listed, onDisk := e.rec, e.listed, e.onDisk
 	q.mu.Unlock()
 	evDir, recDir := filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)

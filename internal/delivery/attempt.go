@@ -181,6 +181,8 @@ func (q *Queue) finish(e *entry, rec record, ev *event.Event, derr error, log *s
 		d = q.settle(e, rec)
 		if err := q.writeRecord(&rec); err != nil {
 			log.Error("cannot record delivery outcome", "state", rec.State, "err", err)
+		} else {
+			q.noteRecorded(e)
 		}
 	} else {
 		if err := q.writeRecord(&rec); err != nil {

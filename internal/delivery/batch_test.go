@@ -113,7 +113,7 @@ func waitInflight(t *testing.T, h *harness, tname string, ids []string) {
 	deadline := time.Now().Add(waitLimit)
 	for _, id := range ids {
 		for {
-			r, err := readRecord(filepath.Join(h.dir, recordsDir, id+"."+tname+".json"), id+"."+tname)
+			r, err := h.liveRecord(id + "." + tname)
 			if err == nil && r.State == StateInflight {
 				break
 			}
@@ -214,10 +214,7 @@ func TestBatchesFormKeepOrderAndRecordEach(t *testing.T) {
 	}
 	h.writeOut()
 	for _, id := range ids {
-		r, err := readRecord(filepath.Join(h.dir, recordsDir, id+".f.json"), id+".f")
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := readRecordFile(t, h.dir, id+".f")
 		if r.State != StateDone || r.Attempts != 1 || len(r.History) != 1 || r.History[0].Outcome != "delivered" {
 			t.Errorf("record of %s: %+v", id, r)
 		}

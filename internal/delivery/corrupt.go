@@ -141,8 +141,9 @@ func (q *Queue) deadLetterCorrupt(events map[string][]listedTarget, broken map[s
 		for _, t := range list {
 			r := byTarget[t.Name]
 			if r != nil && r.State == StateDone {
-				q.entries[deliveryID(evID, t.Name)] = &entry{id: deliveryID(evID, t.Name), rec: *r, idx: -1, onDisk: true}
-				q.byEvent[evID]++
+				e := &entry{id: deliveryID(evID, t.Name), rec: *r, idx: -1, onDisk: true, recorded: true}
+				q.entries[e.id] = e
+				q.ref(e)
 				continue
 			}
 			why, attempts := b.why, 0
@@ -169,11 +170,12 @@ func (q *Queue) addDead(evID, tg string, created time.Time, attempts int, why st
 		return false
 	}
 	id := deliveryID(evID, tg)
-	if _, ok := q.entries[id]; !ok {
-		q.byEvent[evID]++
+	if old, ok := q.entries[id]; ok {
+		q.unref(old)
 	}
 	e := &entry{id: id, rec: r, idx: -1, onDisk: true}
 	q.entries[id] = e
+	q.ref(e)
 	q.damaged = append(q.damaged, e)
 	q.log.Error("delivery dead: damaged queue file", "event_id", evID, "delivery_id", id, "target", tg, "reason", why)
 	return true

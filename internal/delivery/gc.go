@@ -28,6 +28,7 @@ func (q *Queue) gc() {
 		listed []string
 	}
 	byEv := map[string]*collect{}
+	folded := 0
 	for id, e := range q.entries {
 		if e.rec.State != StateDone {
 			continue
@@ -40,6 +41,12 @@ func (q *Queue) gc() {
 			continue
 		}
 		delete(q.entries, id)
+		q.unref(e)
+		if e.folded {
+			// In the done log alone: compactDone drops its line.
+			folded++
+			continue
+		}
 		c := byEv[e.rec.EventID]
 		if c == nil {
 			c = &collect{}
@@ -49,17 +56,17 @@ func (q *Queue) gc() {
 		if e.listed {
 			c.listed = append(c.listed, e.rec.Target)
 		}
-		if q.byEvent[e.rec.EventID]--; q.byEvent[e.rec.EventID] == 0 {
-			delete(q.byEvent, e.rec.EventID)
-		}
 	}
-	var whole []string // events with nothing left
+	var whole []string // events whose files hold nothing else
 	for evID := range byEv {
-		if q.byEvent[evID] == 0 {
+		if q.filed(evID) == 0 {
 			whole = append(whole, evID)
 		}
 	}
 	q.mu.Unlock()
+	if folded > 0 {
+		q.compactDone()
+	}
 	if len(byEv) == 0 {
 		return
 	}

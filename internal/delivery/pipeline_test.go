@@ -94,7 +94,7 @@ func testPipeline(t *testing.T, tg target.Target, g *gate, depth int, tweak func
 	deadline := time.Now().Add(waitLimit)
 	for i := 1; i < depth; i++ {
 		for {
-			r, err := readRecord(filepath.Join(h.dir, recordsDir, ids[i]+".p.json"), ids[i]+".p")
+			r, err := h.liveRecord(ids[i] + ".p")
 			if err == nil && r.State == StateInflight && r.Attempts == 1 {
 				break
 			}
@@ -207,7 +207,7 @@ func TestShutdownTakesBackAttemptsWaitingForTheirTurn(t *testing.T) {
 	<-g.entered
 	deadline := time.Now().Add(waitLimit)
 	for {
-		r, err := readRecord(filepath.Join(dir, recordsDir, "ev2.p.json"), "ev2.p")
+		r, err := h.liveRecord("ev2.p")
 		if err == nil && r.State == StateInflight {
 			break
 		}
@@ -267,7 +267,7 @@ func TestRawMailIsLoadedInTheAttemptsTurn(t *testing.T) {
 	<-m.entered
 	deadline := time.Now().Add(waitLimit)
 	for {
-		r, err := readRecord(filepath.Join(dir, recordsDir, "ev2.m.json"), "ev2.m")
+		r, err := h.liveRecord("ev2.m")
 		if err == nil && r.State == StateInflight {
 			break
 		}

@@ -173,8 +173,9 @@ type Queue struct {
 	eventMu eventLocks
 
 	mu      sync.Mutex
-	entries map[string]*entry   // by delivery ID
-	byEvent map[string]int      // deliveries (recorded or listed) per event ID
+	entries map[string]*entry // by delivery ID
+	// byEvent holds each event's deliveries (recorded, listed or folded).
+	byEvent map[string][]*entry
 	targets map[string]*targetQ // pending deliveries per target
 	// busy and busyLocal count the targets with attempts in flight, remote
 	// and local ones: the class bounds (Options.Concurrency and
@@ -187,6 +188,17 @@ type Queue struct {
 	// damaged are the dead letters Open made of damaged files (corrupt.go),
 	// reported through OnOutcome once Open is done.
 	damaged []*entry
+	// foldWant are the events whose deliveries are all done, durably, to
+	// be folded into the done log by Run's folder (donelog.go); foldKick
+	// wakes it.
+	foldWant map[string]struct{}
+	foldKick chan struct{}
+
+	// done is the done log (donelog.go). Appends (the folder, under
+	// fileMu's read lock) and its compaction (gc, under its write lock)
+	// are serialised by doneMu.
+	doneMu sync.Mutex
+	done   doneLog
 }
 
 // entry is one delivery in memory; rec mirrors its record file, or, before
@@ -201,6 +213,41 @@ type entry struct {
 	// onDisk: a record file may exist (one was written or is being
 	// written). False means there is certainly none.
 	onDisk bool
+	// recorded: its record says done, durably (done deliveries only).
+	recorded bool
+	// folded: the delivery is done and lives in the done log alone, its
+	// event file and record gone (donelog.go).
+	folded bool
+}
+
+// ref adds e to its event's deliveries. Caller holds mu (or owns q, in
+// Open).
+func (q *Queue) ref(e *entry) {
+	q.byEvent[e.rec.EventID] = append(q.byEvent[e.rec.EventID], e)
+}
+
+// unref takes e off its event's deliveries. Caller holds mu.
+func (q *Queue) unref(e *entry) {
+	id := e.rec.EventID
+	es := slices.DeleteFunc(q.byEvent[id], func(x *entry) bool { return x == e })
+	if len(es) == 0 {
+		delete(q.byEvent, id)
+		return
+	}
+	q.byEvent[id] = es
+}
+
+// filed counts the deliveries of event id that its files hold (those not
+// folded into the done log): while there are any, its event file exists.
+// Caller holds mu.
+func (q *Queue) filed(id string) int {
+	n := 0
+	for _, e := range q.byEvent[id] {
+		if !e.folded {
+			n++
+		}
+	}
+	return n
 }
 
 // targetQ holds one target's pending deliveries, earliest first, and its
@@ -272,14 +319,16 @@ func Open(opt Options) (*Queue, error) {
 		opt.Now = time.Now
 	}
 	q := &Queue{
-		opt:     opt,
-		dir:     opt.Dir,
-		log:     opt.Logger,
-		now:     opt.Now,
-		kick:    make(chan struct{}, 1),
-		entries: map[string]*entry{},
-		byEvent: map[string]int{},
-		targets: map[string]*targetQ{},
+		opt:      opt,
+		dir:      opt.Dir,
+		log:      opt.Logger,
+		now:      opt.Now,
+		kick:     make(chan struct{}, 1),
+		entries:  map[string]*entry{},
+		byEvent:  map[string][]*entry{},
+		foldWant: map[string]struct{}{},
+		foldKick: make(chan struct{}, 1),
+		targets:  map[string]*targetQ{},
 	}
 	for _, d := range []string{q.dir, filepath.Join(q.dir, eventsDir), filepath.Join(q.dir, recordsDir)} {
 		if err := mkdirDurable(d); err != nil {
@@ -300,7 +349,10 @@ func Open(opt Options) (*Queue, error) {
 	q.lock = lf
 	// The journal replays what a crash left before load reads the files;
 	// the lock makes this process its only writer.
-	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{Logger: q.log, Fail: opt.Fail, Sync: opt.journalSync})
+	j, err := safeio.OpenJournal(q.dir, safeio.JournalOptions{
+		Logger: q.log, Fail: opt.Fail, Sync: opt.journalSync,
+		SegmentSize: journalSegmentSize, SegmentAge: journalSegmentAge,
+	})
 	if err != nil {
 		_ = q.Close()
 		return nil, fmt.Errorf("delivery: %w", err)
@@ -333,10 +385,29 @@ func (q *Queue) Close() error {
 		// gets the journal's "closed" error, not a nil pointer.
 		jerr = q.j.Close()
 	}
+	q.doneMu.Lock()
+	if q.done.f != nil {
+		jerr = errors.Join(jerr, q.done.f.Close())
+		q.done = doneLog{}
+	}
+	q.doneMu.Unlock()
 	err := q.lock.Close()
 	q.lock = nil
 	return errors.Join(jerr, err)
 }
+
+// The queue's journal closes a segment at journalSegmentSize bytes or
+// journalSegmentAge, later than safeio's defaults: a checkpoint writes out
+// every file still held (safeio.Op.Held), and the longer a segment lives,
+// the more events of a backlog are delivered and folded into the done log
+// (donelog.go) before that, so that their files are never created. Replay
+// after a crash reads at most one such segment (and the one being
+// checkpointed); memory stays bounded by MaxHeld. docs/durability.md, "The
+// done log".
+const (
+	journalSegmentSize = 64 << 20
+	journalSegmentAge  = 30 * time.Second
+)
 
 // mkdirDurable creates dir (0700) when missing and makes its entry durable.
 func mkdirDurable(dir string) error {
@@ -376,7 +447,9 @@ func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 	defer q.fileMu.RUnlock()
 	defer q.eventMu.lock(ev.ID)()
 	q.mu.Lock()
-	haveEvent := q.byEvent[ev.ID] > 0
+	// Folded deliveries (donelog.go) have no event file left: a target
+	// added then gets a fresh one.
+	haveEvent := q.filed(ev.ID) > 0
 	var missing []listedTarget
 	now := q.now()
 	for _, n := range names {
@@ -403,7 +476,7 @@ func (q *Queue) Enqueue(ev *event.Event, targets []string) error {
 			EventID: ev.ID, Target: t.Name, State: StatePending, Created: t.Created, NextAttempt: t.Created,
 		}}
 		q.entries[e.id] = e
-		q.byEvent[ev.ID]++
+		q.ref(e)
 		q.push(e)
 	}
 	q.mu.Unlock()

@@ -133,9 +133,9 @@ func (q *Queue) load() error {
 			broken[r.EventID] = &brokenEvent{why: "its queued event file is missing", records: []*record{r}}
 			continue
 		}
-		e := &entry{id: id, rec: *r, idx: -1, onDisk: true}
+		e := &entry{id: id, rec: *r, idx: -1, onDisk: true, recorded: r.State == StateDone}
 		q.entries[id] = e
-		q.byEvent[r.EventID]++
+		q.ref(e)
 		if r.State == StateInflight {
 			inflight = append(inflight, e)
 		}
@@ -166,10 +166,11 @@ func (q *Queue) load() error {
 				e.listed = true
 				continue
 			}
-			q.entries[id] = &entry{id: id, idx: -1, listed: true, rec: record{
+			e := &entry{id: id, idx: -1, listed: true, rec: record{
 				EventID: evID, Target: t.Name, State: StatePending, Created: t.Created, NextAttempt: t.Created,
 			}}
-			q.byEvent[evID]++
+			q.entries[id] = e
+			q.ref(e)
 		}
 	}
 	// Temporary files of writes that never committed: their writer was this
@@ -192,7 +193,7 @@ func (q *Queue) load() error {
 	// collection or drop that a crash interrupted.
 	var orphans []string
 	for id := range events {
-		if q.byEvent[id] == 0 {
+		if len(q.byEvent[id]) == 0 {
 			orphans = append(orphans, q.eventPath(id), q.mailPath(id))
 		}
 	}
@@ -202,6 +203,9 @@ func (q *Queue) load() error {
 			q.log.Warn("cannot remove events without deliveries", "err", err)
 		}
 	}
+	// Delivered events folded into the done log, once the files have had
+	// their say (donelog.go).
+	q.loadDoneLog()
 	for _, e := range inflight {
 		q.recoverInflight(e)
 	}

@@ -94,6 +94,15 @@ func (q *Queue) Run(ctx context.Context) error {
 		q.notifyDead(e, d)
 	}
 
+	// The folder moves delivered events into the done log (donelog.go).
+	stopFolder := make(chan struct{})
+	var folderDone sync.WaitGroup
+	folderDone.Go(func() { q.folder(stopFolder) })
+	defer func() {
+		close(stopFolder)
+		folderDone.Wait()
+	}()
+
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	gc := time.NewTicker(gcInterval)

@@ -23,6 +23,8 @@ import (
 //	                        more than inlineMax bytes (a smaller one is inside
 //	                        the .json, "inline")
 //	deliveries/ID.TARGET.json  a delivery's record, from its first attempt on
+//	done.log                the events whose deliveries are all done, one line
+//	                        each, once their files are gone (donelog.go)
 //	quarantine/             unreadable files, moved aside with a log line;
 //	                        the deliveries they held become dead letters
 //	                        (corrupt.go)
@@ -470,6 +472,11 @@ func readRecord(path, id string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseRecord(b, id)
+}
+
+// parseRecord decodes and checks the record of delivery id.
+func parseRecord(b []byte, id string) (*record, error) {
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err

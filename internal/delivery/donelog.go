@@ -1,0 +1,462 @@
+package delivery
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	stdmaps "maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"herald/internal/event"
+	"herald/internal/safeio"
+)
+
+// This file holds the done log, Dir/done.log: once every delivery of an
+// event is done (its done record committed), the event is folded: one
+// line holding the event (without its mail) and its deliveries' records is
+// appended to the log and fdatasync'ed, and only then are the event's
+// files and records removed, with one journal commit. A backlog's events
+// are folded within moments of their last delivery, while their files are
+// still held by the journal (safeio.Op.Held), so a delivered event
+// usually never becomes a file at all: on ext4 creating an inode is the
+// dearest part of a delivery (docs/durability.md, "The done log").
+//
+// Folded deliveries stay in memory as done, so that Enqueue stays
+// idempotent and `herald queue list --all` shows them, until garbage
+// collection drops them after DoneRetention; gc compacts the log once
+// most of its lines are of events no longer kept.
+//
+// Order and crashes: a line is durable before the files it replaces are
+// removed, and the removal takes the event files before the records (one
+// journal commit, whose torn tail keeps a prefix). At Open, a delivery's
+// files win over the log (a crash after the append but before the removal
+// leaves both, saying the same), and a done record whose event file is
+// gone is a leftover that the log covers. A line's delivery whose files
+// exist again later (the event queued anew after gc forgot it) is
+// likewise decided by its files. A torn last line is cut off at Open.
+
+const doneLogName = "done.log"
+
+// doneLine is one line of the done log.
+type doneLine struct {
+	EventID string `json:"event_id"`
+	// Event is the event as its file held it (docs/interfaces.md §2
+	// form), for `herald queue show`; the mail itself is not kept.
+	Event   json.RawMessage `json:"event"`
+	Records []record        `json:"records"`
+}
+
+// doneLog is the append side of the done log. Guarded by Queue.doneMu.
+type doneLog struct {
+	f     *os.File // nil when it could not be opened: nothing is folded
+	size  int64
+	lines int // lines in the file, for compaction
+}
+
+func (q *Queue) doneLogPath() string { return filepath.Join(q.dir, doneLogName) }
+
+// loadDoneLog reads the done log at Open: the folded deliveries that the
+// queue's files do not hold become done entries in memory. A torn last
+// line is cut off. The log is then opened for appending; if it cannot be,
+// events are simply not folded (their files stay until gc).
+func (q *Queue) loadDoneLog() {
+	path := q.doneLogPath()
+	// A compaction's temporary file that a crash left behind.
+	if stale, _ := filepath.Glob(filepath.Join(q.dir, safeio.TempPrefix+doneLogName+"-*")); len(stale) > 0 {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
+	f, err := safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	if err != nil {
+		q.log.Error("cannot open the done log; delivered events keep their files until collected", "path", path, "err", err)
+		return
+	}
+	size, lines, recs, err := scanDoneLog(f, q.log.Warn)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil && st.Size() > size {
+			q.log.Warn("cutting a torn line off the done log", "path", path, "bytes", st.Size()-size)
+			err = safeio.CutBack(f, size, nil)
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		q.log.Error("cannot read the done log; delivered events keep their files until collected", "path", path, "err", err)
+		return
+	}
+	q.done = doneLog{f: f, size: size, lines: lines}
+	for _, id := range slices.Sorted(stdmaps.Keys(recs)) {
+		if _, ok := q.entries[id]; ok {
+			continue // its files decide
+		}
+		e := &entry{id: id, rec: *recs[id], idx: -1, recorded: true, folded: true}
+		q.entries[id] = e
+		q.ref(e)
+	}
+}
+
+// scanDoneLog reads a done log from its start: the bytes up to the end of
+// its last whole line, the lines, and the last record per delivery ID. A
+// line that cannot be read is reported through warn and skipped.
+func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, lines int, recs map[string]*record, err error) {
+	recs = map[string]*record{}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return size, lines, recs, nil // what is left is torn
+		}
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		size += int64(len(line))
+		lines++
+		var dl doneLine
+		if err := json.Unmarshal(line, &dl); err != nil {
+			warn("skipping an unreadable line of the done log", "line", lines, "err", err)
+			continue
+		}
+		for i := range dl.Records {
+			r := &dl.Records[i]
+			id := deliveryID(r.EventID, r.Target)
+			if r.EventID != dl.EventID || r.State != StateDone || validEventID(r.EventID) != nil || validTarget(r.Target) != nil {
+				warn("skipping a record of the done log", "line", lines, "delivery_id", id, "state", r.State)
+				continue
+			}
+			recs[id] = r
+		}
+	}
+}
+
+// noteRecorded marks e's done record as committed and, once every
+// delivery of its event is, queues the event for folding.
+func (q *Queue) noteRecorded(e *entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e.rec.State != StateDone || q.entries[e.id] != e {
+		return
+	}
+	e.recorded = true
+	if q.foldable(e.rec.EventID) {
+		q.foldWant[e.rec.EventID] = struct{}{}
+		select {
+		case q.foldKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// foldable reports whether every delivery of event id is done, durably,
+// and some are still in its files. Caller holds mu.
+func (q *Queue) foldable(id string) bool {
+	es := q.byEvent[id]
+	filed := false
+	for _, e := range es {
+		if e.rec.State != StateDone || !(e.recorded || e.folded) {
+			return false
+		}
+		filed = filed || !e.folded
+	}
+	return filed
+}
+
+// folder folds the events queued for it until stop is closed.
+func (q *Queue) folder(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-q.foldKick:
+			q.fold()
+		}
+	}
+}
+
+// fold folds the events queued for it (see the top of this file).
+func (q *Queue) fold() {
+	q.mu.Lock()
+	ids := slices.Collect(stdmaps.Keys(q.foldWant))
+	clear(q.foldWant)
+	q.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids) // the order the event locks are taken in
+	q.fileMu.RLock()
+	defer q.fileMu.RUnlock()
+	for _, id := range ids {
+		defer q.eventMu.lock(id)()
+	}
+
+	type folding struct {
+		id      string
+		entries []*entry
+		line    doneLine
+		records []string // record files to remove
+	}
+	var batch []*folding
+	q.mu.Lock()
+	for _, id := range ids {
+		if !q.foldable(id) {
+			continue // a target was added meanwhile, or gc took it
+		}
+		f := &folding{id: id, entries: slices.Clone(q.byEvent[id])}
+		slices.SortFunc(f.entries, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
+		for _, e := range f.entries {
+			f.line.Records = append(f.line.Records, e.rec)
+			if !e.folded && e.onDisk {
+				f.records = append(f.records, q.recordPath(e.id))
+			}
+		}
+		batch = append(batch, f)
+	}
+	q.mu.Unlock()
+
+	var buf bytes.Buffer
+	kept := batch[:0]
+	for _, f := range batch {
+		ef, err := q.readEventFile(f.id)
+		if err != nil {
+			q.log.Warn("cannot fold a delivered event; its files stay until collected", "event_id", f.id, "err", err)
+			continue
+		}
+		f.line.EventID, f.line.Event = f.id, ef.Event
+		b, err := json.Marshal(&f.line)
+		if err != nil {
+			q.log.Warn("cannot fold a delivered event; its files stay until collected", "event_id", f.id, "err", err)
+			continue
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+		kept = append(kept, f)
+	}
+	batch = kept
+	if len(batch) == 0 {
+		return
+	}
+	if err := q.appendDone(buf.Bytes(), len(batch)); err != nil {
+		q.log.Warn("cannot append to the done log; delivered events keep their files until collected", "events", len(batch), "err", err)
+		return
+	}
+	// The event files first, then the records: a torn commit may keep
+	// done records without their event (a leftover Open removes), never
+	// an event listing targets whose records are gone.
+	paths := make([]string, 0, 3*len(batch))
+	for _, f := range batch {
+		paths = append(paths, q.eventPath(f.id), q.mailPath(f.id))
+	}
+	for _, f := range batch {
+		paths = append(paths, f.records...)
+	}
+	if err := q.j.Remove(paths...); err != nil {
+		// Nothing was removed: the files and the log say the same.
+		q.log.Warn("cannot remove the files of folded events; they stay until collected", "events", len(batch), "err", err)
+		return
+	}
+	q.mu.Lock()
+	for _, f := range batch {
+		for _, e := range f.entries {
+			e.folded, e.listed, e.onDisk = true, false, false
+		}
+	}
+	q.mu.Unlock()
+	q.log.Debug("folded delivered events into the done log", "events", len(batch))
+}
+
+// appendDone appends lines (n of them) to the done log, durably; a failed
+// append is cut back, so that the log never keeps a torn line.
+func (q *Queue) appendDone(lines []byte, n int) error {
+	q.doneMu.Lock()
+	defer q.doneMu.Unlock()
+	d := &q.done
+	if d.f == nil {
+		return errors.New("the done log is not open")
+	}
+	if err := q.failAt(safeio.StepWrite, q.doneLogPath()); err != nil {
+		return err
+	}
+	_, err := d.f.Write(lines)
+	if err == nil {
+		err = q.failAt(safeio.StepSync, q.doneLogPath())
+	}
+	if err == nil {
+		err = unix.Fdatasync(int(d.f.Fd()))
+	}
+	if err != nil {
+		return safeio.CutBack(d.f, d.size, err)
+	}
+	d.size += int64(len(lines))
+	d.lines += n
+	return nil
+}
+
+// failAt injects a failure (Options.Fail; tests only).
+func (q *Queue) failAt(step safeio.Step, path string) error {
+	if q.opt.Fail == nil {
+		return nil
+	}
+	return q.opt.Fail(step, path)
+}
+
+// compactDone rewrites the done log with only the last line of each event
+// that still has folded deliveries in memory, once at least half of its
+// lines are of events no longer kept. Called by gc, under fileMu's write
+// lock: no fold runs meanwhile.
+func (q *Queue) compactDone() {
+	q.doneMu.Lock()
+	defer q.doneMu.Unlock()
+	d := &q.done
+	if d.f == nil {
+		return
+	}
+	q.mu.Lock()
+	live := map[string]bool{}
+	for id, es := range q.byEvent {
+		for _, e := range es {
+			if e.folded {
+				live[id] = true
+				break
+			}
+		}
+	}
+	q.mu.Unlock()
+	if d.lines < 2*len(live)+compactSlack {
+		return
+	}
+	n, size, err := rewriteDoneLog(q.doneLogPath(), d.size, live)
+	if err != nil {
+		q.log.Warn("cannot compact the done log", "err", err)
+		return
+	}
+	f, err := safeio.OpenAppend(q.doneLogPath(), os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	if err != nil {
+		// The new log is in place and durable; folding waits for the
+		// next start.
+		q.log.Error("cannot reopen the done log after compacting it; delivered events keep their files until collected", "err", err)
+		_ = d.f.Close()
+		*d = doneLog{}
+		return
+	}
+	_ = d.f.Close()
+	*d = doneLog{f: f, size: size, lines: n}
+	q.log.Debug("compacted the done log", "lines", n, "bytes", size)
+}
+
+// compactSlack keeps a small log from being rewritten at every gc.
+const compactSlack = 256
+
+// rewriteDoneLog replaces the log at path (its first size bytes) with the
+// last line of each event in live, atomically and durably.
+func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, newSize int64, err error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = src.Close() }()
+	type span struct{ off, n int64 }
+	last := map[string]span{}
+	var order []string
+	var off int64
+	br := bufio.NewReaderSize(io.NewSectionReader(src, 0, size), 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		var head struct {
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal(line, &head) == nil && live[head.EventID] {
+			if _, seen := last[head.EventID]; !seen {
+				order = append(order, head.EventID)
+			}
+			last[head.EventID] = span{off, int64(len(line))}
+		}
+		off += int64(len(line))
+	}
+	slices.SortFunc(order, func(a, b string) int { return int(last[a].off - last[b].off) })
+	t, err := safeio.Create(path, fileMode)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer t.Abort()
+	w := bufio.NewWriterSize(t, 64<<10)
+	for _, id := range order {
+		s := last[id]
+		if _, err := io.Copy(w, io.NewSectionReader(src, s.off, s.n)); err != nil {
+			return 0, 0, err
+		}
+		newSize += s.n
+	}
+	if err := w.Flush(); err != nil {
+		return 0, 0, err
+	}
+	if err := t.Commit(); err != nil {
+		return 0, 0, err
+	}
+	return len(order), newSize, nil
+}
+
+// doneEvent finds the event of a folded delivery in the done log at path
+// (its last line for the event), for `herald queue show`.
+func doneEvent(path, evID string) (*event.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var found json.RawMessage
+	br := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(line, []byte(evID)) {
+			continue
+		}
+		var dl doneLine
+		if json.Unmarshal(line, &dl) == nil && dl.EventID == evID {
+			found = dl.Event
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("event %s: %w", evID, fs.ErrNotExist)
+	}
+	ev := new(event.Event)
+	if err := json.Unmarshal(found, ev); err != nil {
+		return nil, fmt.Errorf("event %s in %s: %w", evID, path, err)
+	}
+	return ev, nil
+}
+
+// readDoneLog returns the folded deliveries of the done log in dir, for
+// the read-only view (nothing when there is none).
+func readDoneLog(dir string) (map[string]*record, error) {
+	f, err := os.Open(filepath.Join(dir, doneLogName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	_, _, recs, err := scanDoneLog(f, func(string, ...any) {})
+	return recs, err
+}
