@@ -203,6 +203,7 @@ func (q *Queue) fold() {
 		entries []*entry
 		line    doneLine
 		records []string // record files to remove
+		eml     bool     // the mail is in its own .eml
 	}
 	var batch []*folding
 	q.mu.Lock()
@@ -231,6 +232,7 @@ func (q *Queue) fold() {
 			continue
 		}
 		f.line.EventID, f.line.Event = f.id, ef.Event
+		f.eml = ef.Mail != nil && ef.Mail.Inline == nil && ef.Mail.Size > 0
 		b, err := json.Marshal(&f.line)
 		if err != nil {
 			q.log.Warn("cannot fold a delivered event; its files stay until collected", "event_id", f.id, "err", err)
@@ -253,7 +255,10 @@ func (q *Queue) fold() {
 	// an event listing targets whose records are gone.
 	paths := make([]string, 0, 3*len(batch))
 	for _, f := range batch {
-		paths = append(paths, q.eventPath(f.id), q.mailPath(f.id))
+		paths = append(paths, q.eventPath(f.id))
+		if f.eml {
+			paths = append(paths, q.mailPath(f.id))
+		}
 	}
 	for _, f := range batch {
 		paths = append(paths, f.records...)
