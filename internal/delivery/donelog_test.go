@@ -78,9 +78,13 @@ func TestDeliveredEventIsFolded(t *testing.T) {
 	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}
-	h.outcome()
-	h.outcome()
+	// A mail too big to be inline has an .eml of its own, which goes too.
+	if err := q.Enqueue(mailEvent("ev2", bigMail("ev2")), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	h.outcomesByEvent(3)
 	waitFolded(t, q, "ev1")
+	waitFolded(t, q, "ev2")
 	h.stop() // Close writes out whatever the journal still holds
 	for _, sub := range []string{eventsDir, recordsDir} {
 		if got := dirNames(t, filepath.Join(dir, sub)); len(got) != 0 {
@@ -88,7 +92,9 @@ func TestDeliveredEventIsFolded(t *testing.T) {
 		}
 	}
 	lines := doneLines(t, dir)
-	if len(lines) != 1 || lines[0].EventID != "ev1" || !slices.Equal(recordTargets(lines[0]), []string{"a=done", "b=done"}) {
+	slices.SortFunc(lines, func(a, b doneLine) int { return strings.Compare(a.EventID, b.EventID) })
+	if len(lines) != 2 || lines[0].EventID != "ev1" || !slices.Equal(recordTargets(lines[0]), []string{"a=done", "b=done"}) ||
+		lines[1].EventID != "ev2" || bytes.Contains(lines[1].Event, []byte("xxxx")) {
 		t.Fatalf("done log: %+v", lines)
 	}
 	if !bytes.Contains(lines[0].Event, []byte(`"title":"backup failed"`)) {
@@ -100,7 +106,7 @@ func TestDeliveredEventIsFolded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(ds); !slices.Equal(got, []string{"ev1.a", "ev1.b"}) {
+	if got := ids(ds); !slices.Equal(got, []string{"ev1.a", "ev1.b", "ev2.a"}) {
 		t.Errorf("read-only view lists %v", got)
 	}
 	if d, ev, err := ro.Get("ev1.a"); err != nil || d.State != StateDone || ev.Title != "backup failed" {
@@ -121,8 +127,8 @@ func TestDeliveredEventIsFolded(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2.stop()
-	if calls, _ := f.stats(); calls != 2 {
-		t.Errorf("%d deliveries, want 2 (one per target)", calls)
+	if calls, _ := f.stats(); calls != 3 {
+		t.Errorf("%d deliveries, want 3 (one per event and target)", calls)
 	}
 	if got := dirNames(t, filepath.Join(dir, eventsDir)); len(got) != 0 {
 		t.Errorf("events after the repeated Enqueue: %v", got)
