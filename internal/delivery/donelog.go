@@ -81,7 +81,7 @@ func (q *Queue) loadDoneLog() {
 		q.log.Error("cannot open the done log; delivered events keep their files until collected", "path", path, "err", err)
 		return
 	}
-	size, lines, recs, err := scanDoneLog(f, q.log.Warn)
+	size, lines, bad, recs, err := scanDoneLog(f, q.log.Warn)
 	if err == nil {
 		var st os.FileInfo
 		if st, err = f.Stat(); err == nil && st.Size() > size {
@@ -89,8 +89,13 @@ func (q *Queue) loadDoneLog() {
 			err = safeio.CutBack(f, size, nil)
 		}
 	}
+	if err == nil && bad > 0 {
+		f, size, lines, err = q.setAsideDamagedLog(f, size, lines, recs)
+	}
 	if err != nil {
-		_ = f.Close()
+		if f != nil {
+			_ = f.Close()
+		}
 		q.log.Error("cannot read the done log; delivered events keep their files until collected", "path", path, "err", err)
 		return
 	}
@@ -105,25 +110,55 @@ func (q *Queue) loadDoneLog() {
 	}
 }
 
+// setAsideDamagedLog keeps the done log as it is in quarantine (a hard
+// link) and replaces it with its readable lines (the last of each event),
+// so that nothing is deleted and the log in use is clean. It returns the
+// new log, opened for appending.
+func (q *Queue) setAsideDamagedLog(f *os.File, size int64, lines int, recs map[string]*record) (*os.File, int64, int, error) {
+	path := q.doneLogPath()
+	dst, err := safeio.LinkAside(path, filepath.Join(q.dir, quarantineDir), doneLogName, dirMode)
+	if err != nil {
+		// Kept in place, unreadable lines and all: nothing is lost.
+		q.log.Error("cannot set the damaged done log aside; using its readable lines", "path", path, "err", err)
+		return f, size, lines, nil
+	}
+	live := map[string]bool{}
+	for _, r := range recs {
+		live[r.EventID] = true
+	}
+	n, newSize, err := rewriteDoneLog(path, size, live)
+	if err != nil {
+		return f, 0, 0, err
+	}
+	_ = f.Close()
+	nf, err := safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	q.log.Warn("set the damaged done log aside and kept its readable lines", "path", path, "to", dst, "lines", n)
+	return nf, newSize, n, nil
+}
+
 // scanDoneLog reads a done log from its start: the bytes up to the end of
-// its last whole line, the lines, and the last record per delivery ID. A
-// line that cannot be read is reported through warn and skipped.
-func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, lines int, recs map[string]*record, err error) {
+// its last whole line, the lines, how many of them could not be read
+// (reported through warn and skipped), and the last record per delivery ID.
+func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, lines, bad int, recs map[string]*record, err error) {
 	recs = map[string]*record{}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadBytes('\n')
 		if errors.Is(err, io.EOF) {
-			return size, lines, recs, nil // what is left is torn
+			return size, lines, bad, recs, nil // what is left is torn
 		}
 		if err != nil {
-			return 0, 0, nil, err
+			return 0, 0, 0, nil, err
 		}
 		size += int64(len(line))
 		lines++
 		var dl doneLine
 		if err := json.Unmarshal(line, &dl); err != nil {
 			warn("skipping an unreadable line of the done log", "line", lines, "err", err)
+			bad++
 			continue
 		}
 		for i := range dl.Records {
@@ -462,6 +497,6 @@ func readDoneLog(dir string) (map[string]*record, error) {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	_, _, recs, err := scanDoneLog(f, func(string, ...any) {})
+	_, _, _, recs, err := scanDoneLog(f, func(string, ...any) {})
 	return recs, err
 }

@@ -282,7 +282,7 @@ func TestFoldAppendFailureKeepsFiles(t *testing.T) {
 }
 
 // Open cuts off a torn last line and skips a line it cannot read,
-// keeping every other.
+// keeping every other; the damaged log is set aside in quarantine.
 func TestDoneLogTornAndDamagedLines(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, dir, map[string]target.Target{"a": &fake{}}, nil)
@@ -311,17 +311,40 @@ func TestDoneLogTornAndDamagedLines(t *testing.T) {
 	}
 	h2 := newHarness(t, dir, map[string]target.Target{"a": &fake{}}, nil)
 	q2 := h2.open()
-	defer q2.Close()
 	if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.a", "ev2.a"}) {
 		t.Errorf("loaded %v", got)
 	}
-	if st, err := os.Stat(filepath.Join(dir, doneLogName)); err != nil || st.Size() != int64(whole) {
-		t.Errorf("done log is %v (%v), want cut to %d bytes", st, err, whole)
+	if st, err := os.Stat(filepath.Join(dir, doneLogName)); err != nil || st.Size() != int64(whole-len("{not json\n")) {
+		t.Errorf("done log is %v (%v), want its %d bytes of whole readable lines", st, err, whole-len("{not json\n"))
 	}
-	for _, want := range []string{"skipping an unreadable line of the done log", "cutting a torn line off the done log"} {
+	for _, want := range []string{"skipping an unreadable line of the done log", "cutting a torn line off the done log",
+		"set the damaged done log aside"} {
 		if !strings.Contains(h2.logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, h2.logs)
 		}
+	}
+	// The damaged log is kept as it was (less the torn tail), and the log in
+	// use holds its readable lines only.
+	kept, err := os.ReadFile(filepath.Join(dir, quarantineDir, doneLogName))
+	if err != nil || !bytes.Equal(kept, log[:whole]) {
+		t.Errorf("quarantined log: %q, %v", kept, err)
+	}
+	var got []string
+	for _, l := range doneLines(t, dir) {
+		got = append(got, l.EventID)
+	}
+	if !slices.Equal(got, []string{"ev1", "ev2"}) {
+		t.Errorf("the log in use holds %v", got)
+	}
+	// Appending goes on into the new log.
+	h2.run()
+	if err := q2.Enqueue(newEvent("ev4"), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	h2.outcome()
+	waitFolded(t, q2, "ev4")
+	if n := len(doneLines(t, dir)); n != 3 {
+		t.Errorf("%d lines after one more fold, want 3", n)
 	}
 }
 
@@ -400,7 +423,7 @@ func FuzzScanDoneLog(f *testing.F) {
 	f.Add([]byte("{not json\n" + string(good) + "\n"))
 	f.Add([]byte(`{"event_id":"ev2","records":[{"event_id":"ev2","target":"a","state":"pending"}]}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		size, lines, recs, err := scanDoneLog(bytes.NewReader(data), func(string, ...any) {})
+		size, lines, _, recs, err := scanDoneLog(bytes.NewReader(data), func(string, ...any) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,7 +441,7 @@ func FuzzScanDoneLog(f *testing.F) {
 				t.Fatalf("kept invalid delivery id %q", id)
 			}
 		}
-		size2, _, recs2, err := scanDoneLog(bytes.NewReader(data[:size]), func(string, ...any) {})
+		size2, _, _, recs2, err := scanDoneLog(bytes.NewReader(data[:size]), func(string, ...any) {})
 		if err != nil || size2 != size || len(recs2) != len(recs) {
 			t.Fatalf("rescanning the kept part: %d bytes, %d records, %v", size2, len(recs2), err)
 		}

@@ -77,15 +77,9 @@ func isDir(dir string) (bool, error) {
 // fsynced, so the move is durable when it returns nil: the file is then in
 // dir and no longer at path. It returns where the file went.
 func MoveAside(path, dir, name string, dirPerm os.FileMode) (string, error) {
-	if err := MkdirAll(dir, dirPerm); err != nil {
+	dest, err := freeName(dir, name, dirPerm)
+	if err != nil {
 		return "", err
-	}
-	dest := filepath.Join(dir, name)
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		dest = filepath.Join(dir, fmt.Sprintf("%s.%d", name, i))
 	}
 	if err := os.Rename(path, dest); err != nil {
 		return "", err
@@ -97,6 +91,36 @@ func MoveAside(path, dir, name string, dirPerm os.FileMode) (string, error) {
 		return dest, err
 	}
 	return dest, nil
+}
+
+// LinkAside is MoveAside for a file that stays where it is: a hard link in
+// dir keeps its present content however the file at path is replaced
+// later (by a rename over it). dir must be on path's file system. The link
+// is durable when it returns nil.
+func LinkAside(path, dir, name string, dirPerm os.FileMode) (string, error) {
+	dest, err := freeName(dir, name, dirPerm)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Link(path, dest); err != nil {
+		return "", err
+	}
+	return dest, SyncDir(dir)
+}
+
+// freeName creates dir when missing and returns dir/name, or name.1,
+// name.2, ... when that is taken.
+func freeName(dir, name string, dirPerm os.FileMode) (string, error) {
+	if err := MkdirAll(dir, dirPerm); err != nil {
+		return "", err
+	}
+	dest := filepath.Join(dir, name)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+			return dest, nil
+		}
+		dest = filepath.Join(dir, fmt.Sprintf("%s.%d", name, i))
+	}
 }
 
 // OpenAppend opens path for appending (flag adds the access mode,

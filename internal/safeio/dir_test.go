@@ -165,6 +165,39 @@ func TestMoveAside(t *testing.T) {
 	}
 }
 
+// LinkAside keeps the content a file had, under a name of its own,
+// however the file is replaced later; nothing set aside is overwritten.
+func TestLinkAside(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "done.log")
+	q := filepath.Join(root, "quarantine")
+	var dests []string
+	for i, content := range []string{"first", "second"} {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		synced := recordSyncs(t)
+		dest, err := LinkAside(p, q, "done.log", 0o700)
+		if err != nil {
+			t.Fatalf("link %d: %v", i, err)
+		}
+		if got := synced(); !slices.Contains(got, q) {
+			t.Errorf("link %d: fsynced %q, not the quarantine", i, got)
+		}
+		// The file is replaced the way a compaction replaces it.
+		if err := WriteFile(p, []byte("replaced"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(dest); err != nil || string(got) != content {
+			t.Fatalf("link %d: %s holds %q, %v", i, dest, got, err)
+		}
+		dests = append(dests, filepath.Base(dest))
+	}
+	if want := []string{"done.log", "done.log.1"}; !slices.Equal(dests, want) {
+		t.Fatalf("set aside as %q, want %q", dests, want)
+	}
+}
+
 func TestOpenAppend(t *testing.T) {
 	root := t.TempDir()
 	p := filepath.Join(root, "events.jsonl")
