@@ -3,6 +3,7 @@ package delivery
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,10 +72,9 @@ func (q *Queue) doneLogPath() string { return filepath.Join(q.dir, doneLogName) 
 func (q *Queue) loadDoneLog() {
 	path := q.doneLogPath()
 	// A compaction's temporary file that a crash left behind.
-	if stale, _ := filepath.Glob(filepath.Join(q.dir, safeio.TempPrefix+doneLogName+"-*")); len(stale) > 0 {
-		for _, p := range stale {
-			_ = os.Remove(p)
-		}
+	stale, _ := filepath.Glob(filepath.Join(q.dir, safeio.TempPrefix+doneLogName+"-*"))
+	for _, p := range stale {
+		_ = os.Remove(p)
 	}
 	f, err := safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, fileMode)
 	if err != nil {
@@ -427,7 +427,7 @@ func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, n
 		}
 		off += int64(len(line))
 	}
-	slices.SortFunc(order, func(a, b string) int { return int(last[a].off - last[b].off) })
+	slices.SortFunc(order, func(a, b string) int { return cmp.Compare(last[a].off, last[b].off) })
 	t, err := safeio.Create(path, fileMode)
 	if err != nil {
 		return 0, 0, err

@@ -394,6 +394,11 @@ func TestDoneLogCompaction(t *testing.T) {
 	h.outcome()
 	waitFolded(t, q, "ev999")
 	h.stop()
+	// A compaction that a crash interrupted leaves its temporary file.
+	stale := filepath.Join(dir, safeio.TempPrefix+doneLogName+"-123")
+	if err := os.WriteFile(stale, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	h2 := newHarness(t, dir, targets, nil)
 	h2.clock.Set(h.clock.Now())
 	h2.open()
