@@ -33,8 +33,9 @@ import (
 //
 // Folded deliveries stay in memory as done, so that Enqueue stays
 // idempotent and `herald queue list --all` shows them, until garbage
-// collection drops them after DoneRetention; gc compacts the log once
-// most of its lines are of events no longer kept.
+// collection drops them after DoneRetention and appends a "forget" line
+// naming them, so that a restart does not bring them back; gc compacts
+// the log once most of its lines are of deliveries no longer kept.
 //
 // Order and crashes: a line is durable before the files it replaces are
 // removed, and the removal takes the event files before the records (one
@@ -47,13 +48,17 @@ import (
 
 const doneLogName = "done.log"
 
-// doneLine is one line of the done log.
+// doneLine is one line of the done log: a folded event, or the
+// deliveries gc forgot.
 type doneLine struct {
-	EventID string `json:"event_id"`
+	EventID string `json:"event_id,omitempty"`
 	// Event is the event as its file held it (docs/interfaces.md §2
 	// form), for `herald queue show`; the mail itself is not kept.
-	Event   json.RawMessage `json:"event"`
-	Records []record        `json:"records"`
+	Event   json.RawMessage `json:"event,omitempty"`
+	Records []record        `json:"records,omitempty"`
+	// Forget names deliveries gc collected after the retention: the
+	// lines before it no longer speak for them (a line of its own).
+	Forget []string `json:"forget,omitempty"`
 }
 
 // doneLog is the append side of the done log. Guarded by Queue.doneMu.
@@ -123,8 +128,8 @@ func (q *Queue) setAsideDamagedLog(f *os.File, size int64, lines int, recs map[s
 		return f, size, lines, nil
 	}
 	live := map[string]bool{}
-	for _, r := range recs {
-		live[r.EventID] = true
+	for id := range recs {
+		live[id] = true
 	}
 	n, newSize, err := rewriteDoneLog(path, size, live)
 	if err != nil {
@@ -160,6 +165,9 @@ func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, l
 			warn("skipping an unreadable line of the done log", "line", lines, "err", err)
 			bad++
 			continue
+		}
+		for _, id := range dl.Forget {
+			delete(recs, id)
 		}
 		for i := range dl.Records {
 			r := &dl.Records[i]
@@ -318,6 +326,11 @@ func (q *Queue) fold() {
 func (q *Queue) appendDone(lines []byte, n int) error {
 	q.doneMu.Lock()
 	defer q.doneMu.Unlock()
+	return q.appendDoneLocked(lines, n)
+}
+
+// appendDoneLocked is appendDone; the caller holds doneMu.
+func (q *Queue) appendDoneLocked(lines []byte, n int) error {
 	d := &q.done
 	if d.f == nil {
 		return errors.New("the done log is not open")
@@ -348,11 +361,14 @@ func (q *Queue) failAt(step safeio.Step, path string) error {
 	return q.opt.Fail(step, path)
 }
 
-// compactDone rewrites the done log with only the last line of each event
-// that still has folded deliveries in memory, once at least half of its
-// lines are of events no longer kept. Called by gc, under fileMu's write
-// lock: no fold runs meanwhile.
-func (q *Queue) compactDone() {
+// forgetDone makes the done log forget the folded deliveries gc collected
+// (ids), so that a restart does not bring them back: the log is compacted
+// when at least half of its lines are of deliveries no longer kept, and a
+// "forget" line naming them is appended otherwise (or if compacting
+// fails). Called by gc, under fileMu's write lock: no fold runs
+// meanwhile. If neither works the deliveries come back at the next start,
+// done, for another retention: nothing is delivered twice.
+func (q *Queue) forgetDone(ids []string) {
 	q.doneMu.Lock()
 	defer q.doneMu.Unlock()
 	d := &q.done
@@ -361,22 +377,45 @@ func (q *Queue) compactDone() {
 	}
 	q.mu.Lock()
 	live := map[string]bool{}
-	for id, es := range q.byEvent {
+	events := 0
+	for _, es := range q.byEvent {
+		kept := false
 		for _, e := range es {
 			if e.folded {
-				live[id] = true
-				break
+				live[e.id] = true
+				kept = true
 			}
+		}
+		if kept {
+			events++
 		}
 	}
 	q.mu.Unlock()
-	if d.lines < 2*len(live)+compactSlack {
-		return
+	if d.lines >= 2*events+compactSlack {
+		err := q.compactDone(live)
+		if err == nil {
+			return
+		}
+		q.log.Warn("cannot compact the done log; recording the collected deliveries instead", "err", err)
 	}
+	slices.Sort(ids)
+	b, err := json.Marshal(&doneLine{Forget: ids})
+	if err == nil {
+		err = q.appendDoneLocked(append(b, '\n'), 1)
+	}
+	if err != nil {
+		q.log.Warn("cannot record collected deliveries in the done log; they come back, done, after a restart", "deliveries", len(ids), "err", err)
+	}
+}
+
+// compactDone rewrites the done log with the last line of each event that
+// still has folded deliveries in memory (live), keeping those deliveries
+// alone. Caller holds doneMu.
+func (q *Queue) compactDone(live map[string]bool) error {
+	d := &q.done
 	n, size, err := rewriteDoneLog(q.doneLogPath(), d.size, live)
 	if err != nil {
-		q.log.Warn("cannot compact the done log", "err", err)
-		return
+		return err
 	}
 	f, err := safeio.OpenAppend(q.doneLogPath(), os.O_RDWR|unix.O_NOFOLLOW, fileMode)
 	if err != nil {
@@ -385,18 +424,20 @@ func (q *Queue) compactDone() {
 		q.log.Error("cannot reopen the done log after compacting it; delivered events keep their files until collected", "err", err)
 		_ = d.f.Close()
 		*d = doneLog{}
-		return
+		return nil
 	}
 	_ = d.f.Close()
 	*d = doneLog{f: f, size: size, lines: n}
 	q.log.Debug("compacted the done log", "lines", n, "bytes", size)
+	return nil
 }
 
 // compactSlack keeps a small log from being rewritten at every gc.
 const compactSlack = 256
 
 // rewriteDoneLog replaces the log at path (its first size bytes) with the
-// last line of each event in live, atomically and durably.
+// last line of each event that has deliveries in live, holding those
+// deliveries alone, atomically and durably.
 func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, newSize int64, err error) {
 	src, err := os.Open(path)
 	if err != nil {
@@ -416,14 +457,14 @@ func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, n
 		if err != nil {
 			return 0, 0, err
 		}
-		var head struct {
-			EventID string `json:"event_id"`
-		}
-		if json.Unmarshal(line, &head) == nil && live[head.EventID] {
-			if _, seen := last[head.EventID]; !seen {
-				order = append(order, head.EventID)
+		var dl doneLine
+		if json.Unmarshal(line, &dl) == nil && slices.ContainsFunc(dl.Records, func(r record) bool {
+			return live[deliveryID(r.EventID, r.Target)]
+		}) {
+			if _, seen := last[dl.EventID]; !seen {
+				order = append(order, dl.EventID)
 			}
-			last[head.EventID] = span{off, int64(len(line))}
+			last[dl.EventID] = span{off, int64(len(line))}
 		}
 		off += int64(len(line))
 	}
@@ -436,10 +477,29 @@ func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, n
 	w := bufio.NewWriterSize(t, 64<<10)
 	for _, id := range order {
 		s := last[id]
-		if _, err := io.Copy(w, io.NewSectionReader(src, s.off, s.n)); err != nil {
+		line := make([]byte, s.n)
+		if _, err := src.ReadAt(line, s.off); err != nil {
 			return 0, 0, err
 		}
-		newSize += s.n
+		var dl doneLine
+		if err := json.Unmarshal(line, &dl); err != nil {
+			return 0, 0, err
+		}
+		n := len(dl.Records)
+		dl.Records = slices.DeleteFunc(dl.Records, func(r record) bool { return !live[deliveryID(r.EventID, r.Target)] })
+		if len(dl.Records) < n {
+			// Some of the event's deliveries were collected: the line
+			// keeps the others only.
+			b, err := json.Marshal(&dl)
+			if err != nil {
+				return 0, 0, err
+			}
+			line = append(b, '\n')
+		}
+		if _, err := w.Write(line); err != nil {
+			return 0, 0, err
+		}
+		newSize += int64(len(line))
 	}
 	if err := w.Flush(); err != nil {
 		return 0, 0, err

@@ -370,7 +370,17 @@ func TestDoneLogCompaction(t *testing.T) {
 		h.outcome()
 		waitFolded(t, q, id)
 	}
-	if n := len(doneLines(t, dir)); n != old+young {
+	// ev000 gets a second target now: its first delivery goes with the
+	// old ones, the second stays.
+	h.tmu.Lock()
+	targets["b"] = f
+	h.tmu.Unlock()
+	if err := q.Enqueue(newEvent("ev000"), []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	h.outcome()
+	waitFolded(t, q, "ev000")
+	if n := len(doneLines(t, dir)); n != old+young+1 {
 		t.Fatalf("%d lines before compaction", n)
 	}
 	h.clock.Advance(30 * time.Minute) // the old ones are past the hour
@@ -380,11 +390,14 @@ func TestDoneLogCompaction(t *testing.T) {
 	for _, l := range lines {
 		got = append(got, l.EventID)
 	}
-	want := []string{"ev276", "ev277", "ev278", "ev279", "ev280"}
+	want := []string{"ev276", "ev277", "ev278", "ev279", "ev280", "ev000"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("after compaction the log holds %v, want %v", got, want)
 	}
-	if len(h.list()) != young {
+	if got := recordTargets(lines[len(lines)-1]); !slices.Equal(got, []string{"b=done"}) {
+		t.Errorf("ev000's line keeps %v, want its delivery still kept alone", got)
+	}
+	if len(h.list()) != young+1 {
 		t.Errorf("List = %v", ids(h.list()))
 	}
 	// Appending goes on after the compaction.
@@ -403,8 +416,8 @@ func TestDoneLogCompaction(t *testing.T) {
 	h2.clock.Set(h.clock.Now())
 	h2.open()
 	defer h2.q.Close()
-	var wantIDs []string
-	for _, id := range append(want, "ev999") {
+	wantIDs := []string{"ev000.b"}
+	for _, id := range append(want[:young], "ev999") {
 		wantIDs = append(wantIDs, id+".a")
 	}
 	if got := ids(h2.list()); !slices.Equal(got, wantIDs) {
@@ -451,4 +464,47 @@ func FuzzScanDoneLog(f *testing.F) {
 			t.Fatalf("rescanning the kept part: %d bytes, %d records, %v", size2, len(recs2), err)
 		}
 	})
+}
+
+// Deliveries gc collected stay forgotten across a restart although the
+// log is not compacted: a "forget" line names them.
+func TestCollectedFoldedDeliveriesStayForgotten(t *testing.T) {
+	dir := t.TempDir()
+	f := &fake{}
+	targets := map[string]target.Target{"a": f, "b": f}
+	h := newHarness(t, dir, targets, nil)
+	q := h.open()
+	h.run()
+	if err := q.Enqueue(newEvent("ev1"), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	h.outcome()
+	waitFolded(t, q, "ev1")
+	h.clock.Advance(40 * time.Minute)
+	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	h.outcome()
+	waitFolded(t, q, "ev1")
+	h.clock.Advance(30 * time.Minute) // ev1.a is past the hour, ev1.b not
+	q.gc()
+	if got := ids(h.list()); !slices.Equal(got, []string{"ev1.b"}) {
+		t.Fatalf("after gc: %v", got)
+	}
+	h.stop()
+	lines := doneLines(t, dir)
+	if len(lines) != 3 || !slices.Equal(lines[2].Forget, []string{"ev1.a"}) {
+		t.Fatalf("done log: %+v", lines)
+	}
+	h2 := newHarness(t, dir, targets, nil)
+	h2.clock.Set(h.clock.Now())
+	h2.open()
+	defer h2.q.Close()
+	if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.b"}) {
+		t.Errorf("after a restart: %v (a collected delivery came back?)", got)
+	}
+	ro, err := OpenReadOnly(dir).List()
+	if err != nil || !slices.Equal(ids(ro), []string{"ev1.b"}) {
+		t.Errorf("read-only view: %v, %v", ids(ro), err)
+	}
 }

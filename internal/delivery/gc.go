@@ -28,7 +28,7 @@ func (q *Queue) gc() {
 		listed []string
 	}
 	byEv := map[string]*collect{}
-	folded := 0
+	var forgotten []string
 	for id, e := range q.entries {
 		if e.rec.State != StateDone {
 			continue
@@ -43,8 +43,8 @@ func (q *Queue) gc() {
 		delete(q.entries, id)
 		q.unref(e)
 		if e.folded {
-			// In the done log alone: compactDone drops its line.
-			folded++
+			// In the done log alone: forgetDone makes it forget.
+			forgotten = append(forgotten, id)
 			continue
 		}
 		c := byEv[e.rec.EventID]
@@ -64,8 +64,8 @@ func (q *Queue) gc() {
 		}
 	}
 	q.mu.Unlock()
-	if folded > 0 {
-		q.compactDone()
+	if len(forgotten) > 0 {
+		q.forgetDone(forgotten)
 	}
 	if len(byEv) == 0 {
 		return
