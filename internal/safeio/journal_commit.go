@@ -483,8 +483,18 @@ func (j *Journal) checkpointer(held []closedSegment) {
 // write is kept in memory (journal_held.go), any other op changes the file
 // system and then replaces a held write of its path.
 func (j *Journal) applyStep(o *Op, rel string) error {
-	if o.held && j.hold(o, rel) {
-		return nil // StepApply comes when it is written out
+	if o.held {
+		// A held write touches nothing at its commit: ask the file system
+		// whether its directory takes a write at all (a read-only mount
+		// answers EROFS, a missing directory ENOENT), so that it fails now,
+		// and is cancelled, as applying it would have.
+		dir := filepath.Dir(o.path)
+		if err := unix.Access(dir, unix.W_OK); err != nil {
+			return &fs.PathError{Op: "access", Path: dir, Err: err}
+		}
+		if j.hold(o, rel) {
+			return nil // StepApply comes when it is written out
+		}
 	}
 	if err := j.inject(StepApply, o.path); err != nil {
 		return err

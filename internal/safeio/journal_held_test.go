@@ -361,3 +361,36 @@ func wantFile(t *testing.T, p, want string, perm os.FileMode) {
 		t.Errorf("%s: %v %v, want mode %v", filepath.Base(p), fi, err, perm)
 	}
 }
+
+// A held write whose directory takes no write fails at its commit and is
+// cancelled, as applying it would have (a read-only mount answers EROFS;
+// here the directory is missing, ENOENT): it is never served, written out
+// or replayed.
+func TestJournalHeldWriteIntoUnwritableDirectory(t *testing.T) {
+	root := t.TempDir()
+	j, err := OpenJournal(root, JournalOptions{SegmentAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, "missing", "entry")
+	if err := j.Apply(WriteOp(p, []byte("mail"), 0o600).Held()); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Apply = %v, want ENOENT from the directory check", err)
+	}
+	if _, err := j.ReadFile(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadFile after the failed commit: %v", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "missing"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := OpenJournal(root, JournalOptions{SegmentAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if got := readOrAbsent(t, p); got != "<absent>" {
+		t.Errorf("replay brought the cancelled write back: %q", got)
+	}
+}

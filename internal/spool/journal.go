@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"sync"
 
 	"herald/internal/safeio"
-
-	"golang.org/x/sys/unix"
 )
 
 // The daemon's own writes (Submit into incoming/, Remove, and the removal
@@ -98,19 +95,13 @@ func (s *Spool) submitJournaled(env Envelope, body io.Reader, maxSize int64) (st
 		// fresh list), not the buffer it was read into.
 		b := bytes.Clone(buf.Bytes())
 		copy(b[sizeAt:], bodySize(n))
-		// A held entry touches nothing of incoming/ before it is picked
-		// up: ask the file system whether the directory is writable (a
-		// read-only mount answers EROFS), so that a spool that could not
-		// take the file still refuses the mail for now, as it did when
-		// every entry was a file at once.
-		if err := unix.Access(s.incoming, unix.W_OK); err != nil {
-			return "", &spoolError{op: "write entry", err: &fs.PathError{Op: "access", Path: s.incoming, Err: err}}
-		}
 		s.fresh.expect(id)
 		// Held (safeio.Op.Held): most entries are picked up from memory
 		// (fresh.go) and removed within milliseconds, so the file need
 		// never exist; the listings take what the journal holds from it
-		// (PendingExcept), and a checkpoint writes out the rest.
+		// (PendingExcept), and a checkpoint writes out the rest. A
+		// read-only spool still refuses it now: the journal asks whether
+		// incoming/ takes a write before holding one.
 		if err := s.j.Apply(safeio.WriteOp(dest, b, 0o600).Held()); err != nil {
 			// Not committed, or committed but not applied: what the journal
 			// does later, the listing finds.
