@@ -184,10 +184,7 @@ func (r ReadOnly) Get(id string) (Delivery, *event.Event, error) {
 	}
 	for _, d := range ds {
 		if d.ID == id {
-			ev, err := r.q.readEvent(d.EventID, true)
-			if err != nil && d.State == StateDone && errors.Is(err, fs.ErrNotExist) {
-				ev, err = doneEvent(r.q.doneLogPath(), d.EventID)
-			}
+			ev, err := r.q.shownEvent(d)
 			if err != nil {
 				return d, nil, fmt.Errorf("delivery %s: %w", id, err)
 			}
@@ -237,15 +234,22 @@ func (q *Queue) Get(id string) (Delivery, *event.Event, error) {
 	if !ok {
 		return Delivery{}, nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
 	}
-	ev, err := q.readEvent(d.EventID, true)
-	if err != nil && d.State == StateDone && errors.Is(err, fs.ErrNotExist) {
-		// Folded (or being folded): the done log keeps the event.
-		ev, err = doneEvent(q.doneLogPath(), d.EventID)
-	}
+	ev, err := q.shownEvent(d)
 	if err != nil {
 		return d, nil, fmt.Errorf("delivery %s: %w", id, err)
 	}
 	return d, ev, nil
+}
+
+// shownEvent loads the event of d, with its mail, for `herald queue show`:
+// from its files or, once d is folded (or being folded), from the done
+// log, which keeps the event without its mail.
+func (q *Queue) shownEvent(d Delivery) (*event.Event, error) {
+	ev, err := q.readEvent(d.EventID, true)
+	if err != nil && d.State == StateDone && errors.Is(err, fs.ErrNotExist) {
+		return doneEvent(q.doneLogPath(), d.EventID)
+	}
+	return ev, err
 }
 
 // Retry makes a dead or pending delivery due now and kicks the scheduler.

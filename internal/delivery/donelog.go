@@ -61,6 +61,17 @@ type doneLine struct {
 	Forget []string `json:"forget,omitempty"`
 }
 
+// foldView is what a fold needs of an event file: the event as the file
+// has it, and whether the mail has a file of its own. An inline mail's
+// bytes are skipped, not decoded (eventFile's Inline is []byte).
+type foldView struct {
+	Event json.RawMessage `json:"event"`
+	Mail  *struct {
+		Size   int             `json:"size"`
+		Inline json.RawMessage `json:"inline"`
+	} `json:"mail"`
+}
+
 // doneLog is the append side of the done log. Guarded by Queue.doneMu.
 type doneLog struct {
 	f     *os.File // nil when it could not be opened: nothing is folded
@@ -69,6 +80,32 @@ type doneLog struct {
 }
 
 func (q *Queue) doneLogPath() string { return filepath.Join(q.dir, doneLogName) }
+
+// openDoneLog opens the done log for reading and appending, creating it
+// (durably) when missing.
+func (q *Queue) openDoneLog() (*os.File, error) {
+	return safeio.OpenAppend(q.doneLogPath(), os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+}
+
+// eachLine calls fn with every whole line of r (its offset and bytes, the
+// newline included) and returns the bytes up to the end of the last one:
+// what follows it is a torn line. fn's error stops the reading.
+func eachLine(r io.Reader, fn func(off int64, line []byte) error) (size int64, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return size, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := fn(size, line); err != nil {
+			return 0, err
+		}
+		size += int64(len(line))
+	}
+}
 
 // loadDoneLog reads the done log at Open: the folded deliveries that the
 // queue's files do not hold become done entries in memory. A torn last
@@ -81,7 +118,7 @@ func (q *Queue) loadDoneLog() {
 	for _, p := range stale {
 		_ = os.Remove(p)
 	}
-	f, err := safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	f, err := q.openDoneLog()
 	if err != nil {
 		q.log.Error("cannot open the done log; delivered events keep their files until collected", "path", path, "err", err)
 		return
@@ -136,7 +173,7 @@ func (q *Queue) setAsideDamagedLog(f *os.File, size int64, lines int, recs map[s
 		return f, 0, 0, err
 	}
 	_ = f.Close()
-	nf, err := safeio.OpenAppend(path, os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	nf, err := q.openDoneLog()
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -149,22 +186,13 @@ func (q *Queue) setAsideDamagedLog(f *os.File, size int64, lines int, recs map[s
 // (reported through warn and skipped), and the last record per delivery ID.
 func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, lines, bad int, recs map[string]*record, err error) {
 	recs = map[string]*record{}
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return size, lines, bad, recs, nil // what is left is torn
-		}
-		if err != nil {
-			return 0, 0, 0, nil, err
-		}
-		size += int64(len(line))
+	size, err = eachLine(r, func(_ int64, line []byte) error {
 		lines++
 		var dl doneLine
 		if err := json.Unmarshal(line, &dl); err != nil {
 			warn("skipping an unreadable line of the done log", "line", lines, "err", err)
 			bad++
-			continue
+			return nil
 		}
 		for _, id := range dl.Forget {
 			delete(recs, id)
@@ -178,7 +206,12 @@ func scanDoneLog(r io.Reader, warn func(msg string, args ...any)) (size int64, l
 			}
 			recs[id] = r
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, nil, err
 	}
+	return size, lines, bad, recs, nil
 }
 
 // noteRecorded marks e's done record as committed and, once every
@@ -269,14 +302,21 @@ func (q *Queue) fold() {
 	var buf bytes.Buffer
 	kept := batch[:0]
 	for _, f := range batch {
-		ef, err := q.readEventFile(f.id)
+		var ef foldView
+		b, err := q.readFile(q.eventPath(f.id))
+		if err == nil {
+			err = json.Unmarshal(b, &ef)
+		}
+		if err == nil && ef.Event == nil {
+			err = errors.New("no event in its file")
+		}
 		if err != nil {
 			q.log.Warn("cannot fold a delivered event; its files stay until collected", "event_id", f.id, "err", err)
 			continue
 		}
 		f.line.EventID, f.line.Event = f.id, ef.Event
 		f.eml = ef.Mail != nil && ef.Mail.Inline == nil && ef.Mail.Size > 0
-		b, err := json.Marshal(&f.line)
+		b, err = json.Marshal(&f.line)
 		if err != nil {
 			q.log.Warn("cannot fold a delivered event; its files stay until collected", "event_id", f.id, "err", err)
 			continue
@@ -417,7 +457,7 @@ func (q *Queue) compactDone(live map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	f, err := safeio.OpenAppend(q.doneLogPath(), os.O_RDWR|unix.O_NOFOLLOW, fileMode)
+	f, err := q.openDoneLog()
 	if err != nil {
 		// The new log is in place and durable; folding waits for the
 		// next start.
@@ -447,16 +487,7 @@ func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, n
 	type span struct{ off, n int64 }
 	last := map[string]span{}
 	var order []string
-	var off int64
-	br := bufio.NewReaderSize(io.NewSectionReader(src, 0, size), 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return 0, 0, err
-		}
+	if _, err := eachLine(io.NewSectionReader(src, 0, size), func(off int64, line []byte) error {
 		var dl doneLine
 		if json.Unmarshal(line, &dl) == nil && slices.ContainsFunc(dl.Records, func(r record) bool {
 			return live[deliveryID(r.EventID, r.Target)]
@@ -466,7 +497,9 @@ func rewriteDoneLog(path string, size int64, live map[string]bool) (lines int, n
 			}
 			last[dl.EventID] = span{off, int64(len(line))}
 		}
-		off += int64(len(line))
+		return nil
+	}); err != nil {
+		return 0, 0, err
 	}
 	slices.SortFunc(order, func(a, b string) int { return cmp.Compare(last[a].off, last[b].off) })
 	t, err := safeio.Create(path, fileMode)
@@ -519,22 +552,14 @@ func doneEvent(path, evID string) (*event.Event, error) {
 	}
 	defer func() { _ = f.Close() }()
 	var found json.RawMessage
-	br := bufio.NewReaderSize(f, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.Contains(line, []byte(evID)) {
-			continue
-		}
+	if _, err := eachLine(f, func(_ int64, line []byte) error {
 		var dl doneLine
-		if json.Unmarshal(line, &dl) == nil && dl.EventID == evID {
+		if bytes.Contains(line, []byte(evID)) && json.Unmarshal(line, &dl) == nil && dl.EventID == evID && dl.Event != nil {
 			found = dl.Event
 		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if found == nil {
 		return nil, fmt.Errorf("event %s: %w", evID, fs.ErrNotExist)

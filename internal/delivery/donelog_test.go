@@ -36,6 +36,22 @@ func waitFolded(t *testing.T, q *Queue, id string) {
 	}
 }
 
+// deliverFolded queues event id for targets, waits for the n attempts
+// that makes (a target already queued makes none) and then for the event
+// to be folded, and returns the last outcome.
+func (h *harness) deliverFolded(id string, targets []string, n int) Delivery {
+	h.t.Helper()
+	if err := h.q.Enqueue(newEvent(id), targets); err != nil {
+		h.t.Fatal(err)
+	}
+	var d Delivery
+	for range n {
+		d = h.outcome()
+	}
+	waitFolded(h.t, h.q, id)
+	return d
+}
+
 // doneLines reads the done log in dir.
 func doneLines(t *testing.T, dir string) []doneLine {
 	t.Helper()
@@ -142,20 +158,12 @@ func TestFoldedEventGetsAnotherTarget(t *testing.T) {
 	f := &fake{}
 	targets := map[string]target.Target{"a": f, "b": f}
 	h := newHarness(t, dir, targets, nil)
-	q := h.open()
+	h.open()
 	h.run()
-	if err := q.Enqueue(newEvent("ev1"), []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	h.outcome()
-	waitFolded(t, q, "ev1")
-	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	if d := h.outcome(); d.ID != "ev1.b" || d.State != StateDone {
+	h.deliverFolded("ev1", []string{"a"}, 1)
+	if d := h.deliverFolded("ev1", []string{"a", "b"}, 1); d.ID != "ev1.b" || d.State != StateDone {
 		t.Fatalf("%+v", d)
 	}
-	waitFolded(t, q, "ev1")
 	h.stop()
 	lines := doneLines(t, dir)
 	if len(lines) != 2 || !slices.Equal(recordTargets(lines[1]), []string{"a=done", "b=done"}) {
@@ -310,7 +318,7 @@ func TestDoneLogTornAndDamagedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2 := newHarness(t, dir, map[string]target.Target{"a": &fake{}}, nil)
-	q2 := h2.open()
+	h2.open()
 	if got := ids(h2.list()); !slices.Equal(got, []string{"ev1.a", "ev2.a"}) {
 		t.Errorf("loaded %v", got)
 	}
@@ -338,11 +346,7 @@ func TestDoneLogTornAndDamagedLines(t *testing.T) {
 	}
 	// Appending goes on into the new log.
 	h2.run()
-	if err := q2.Enqueue(newEvent("ev4"), []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	h2.outcome()
-	waitFolded(t, q2, "ev4")
+	h2.deliverFolded("ev4", []string{"a"}, 1)
 	if n := len(doneLines(t, dir)); n != 3 {
 		t.Errorf("%d lines after one more fold, want 3", n)
 	}
@@ -364,22 +368,14 @@ func TestDoneLogCompaction(t *testing.T) {
 			h.clock.Advance(40 * time.Minute)
 		}
 		id := fmt.Sprintf("ev%03d", i)
-		if err := q.Enqueue(newEvent(id), []string{"a"}); err != nil {
-			t.Fatal(err)
-		}
-		h.outcome()
-		waitFolded(t, q, id)
+		h.deliverFolded(id, []string{"a"}, 1)
 	}
 	// ev000 gets a second target now: its first delivery goes with the
 	// old ones, the second stays.
 	h.tmu.Lock()
 	targets["b"] = f
 	h.tmu.Unlock()
-	if err := q.Enqueue(newEvent("ev000"), []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	h.outcome()
-	waitFolded(t, q, "ev000")
+	h.deliverFolded("ev000", []string{"a", "b"}, 1)
 	if n := len(doneLines(t, dir)); n != old+young+1 {
 		t.Fatalf("%d lines before compaction", n)
 	}
@@ -401,11 +397,7 @@ func TestDoneLogCompaction(t *testing.T) {
 		t.Errorf("List = %v", ids(h.list()))
 	}
 	// Appending goes on after the compaction.
-	if err := q.Enqueue(newEvent("ev999"), []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	h.outcome()
-	waitFolded(t, q, "ev999")
+	h.deliverFolded("ev999", []string{"a"}, 1)
 	h.stop()
 	// A compaction that a crash interrupted leaves its temporary file.
 	stale := filepath.Join(dir, safeio.TempPrefix+doneLogName+"-123")
@@ -475,17 +467,9 @@ func TestCollectedFoldedDeliveriesStayForgotten(t *testing.T) {
 	h := newHarness(t, dir, targets, nil)
 	q := h.open()
 	h.run()
-	if err := q.Enqueue(newEvent("ev1"), []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	h.outcome()
-	waitFolded(t, q, "ev1")
+	h.deliverFolded("ev1", []string{"a"}, 1)
 	h.clock.Advance(40 * time.Minute)
-	if err := q.Enqueue(newEvent("ev1"), []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	h.outcome()
-	waitFolded(t, q, "ev1")
+	h.deliverFolded("ev1", []string{"a", "b"}, 1)
 	h.clock.Advance(30 * time.Minute) // ev1.a is past the hour, ev1.b not
 	q.gc()
 	if got := ids(h.list()); !slices.Equal(got, []string{"ev1.b"}) {
